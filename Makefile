@@ -1,0 +1,26 @@
+# lossatlas: `make reproduce` runs the default config end to end, `make test` runs the test suite.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+CORES ?= all
+
+.PHONY: reproduce test venv smoke clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: envs/requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r envs/requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+reproduce: venv
+	$(BIN)/snakemake --cores $(CORES) --profile workflow/profiles/default
+	$(BIN)/snakemake --cores $(CORES) --profile workflow/profiles/default --report results/report.html
+
+test: venv
+	$(BIN)/python -m pytest -ra
+
+clean:
+	rm -rf results/runs results/figures results/measurements results/report.html .snakemake

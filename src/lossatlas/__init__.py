@@ -1,0 +1,1 @@
+"""lossatlas: batched loss-landscape measurements of neural networks (engine, no Snakemake inside)."""

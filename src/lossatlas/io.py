@@ -1,0 +1,104 @@
+"""File formats in one place: atomic writes, checkpoints (state dicts), HDF5 and CSV outputs.
+
+Every writer goes through ``atomic_path``: the data is written to a temporary file next to the
+target and renamed over it, so a crash never leaves a half-written output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import torch
+
+
+class CorruptFileError(RuntimeError):
+    """A checkpoint, archive or data file that exists but cannot be read."""
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success rename it onto ``path``, on error
+    delete it."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def save_torch(obj: object, path: str | os.PathLike) -> None:
+    """Atomically ``torch.save`` an object made of tensors, numbers, strings, lists and dicts."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def load_torch(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> object:
+    """``torch.load`` with ``weights_only=True``; a missing or unreadable file raises an error
+    naming it."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises several types for truncated or foreign files
+        raise CorruptFileError(f"cannot read checkpoint {path}: {exc}") from exc
+
+
+def save_state_dict(state: Mapping[str, torch.Tensor], path: str | os.PathLike) -> None:
+    """Save a model state dict (tensors moved to CPU) atomically."""
+    save_torch({k: v.detach().cpu() for k, v in state.items()}, path)
+
+
+def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Load a model state dict saved by ``save_state_dict``."""
+    state = load_torch(path)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CorruptFileError(f"{path} is not a state dict of tensors")
+    return state
+
+
+def _attr_value(value: object) -> object:
+    if value is None:
+        return "none"
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value)
+    return value
+
+
+def write_h5(path: str | os.PathLike, arrays: Mapping[str, np.ndarray | torch.Tensor],
+             attrs: Mapping[str, object]) -> None:
+    """Atomically write arrays as datasets and ``attrs`` as file attributes (dicts and lists as
+    JSON strings, ``None`` as ``"none"``)."""
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            for name, array in arrays.items():
+                if isinstance(array, torch.Tensor):
+                    array = array.detach().cpu().numpy()
+                f.create_dataset(name, data=array)
+            for key, value in attrs.items():
+                f.attrs[key] = _attr_value(value)
+
+
+def write_csv(table: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Atomically write a tidy table as CSV."""
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
+
+
+def write_json(obj: object, path: str | os.PathLike) -> None:
+    """Atomically write JSON."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,40 @@
+"""Reading finished training runs back: settings, status and models at saved checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from torch import nn
+
+from . import io
+from .models import build_model
+
+STATUSES = ("ok", "diverged")
+
+
+def build_run_model(model_name: str, model_knobs: dict, data) -> nn.Module:
+    """The registry model of a run, shaped for ``data`` (a ``DatasetTensors``)."""
+    return build_model(model_name, data.input_shape, data.num_classes, **model_knobs)
+
+
+def load_run_model(model_name: str, model_knobs: dict, data, checkpoint: str | os.PathLike) -> nn.Module:
+    """The model of a run with the state dict of ``checkpoint`` loaded (a corrupted or mismatched
+    checkpoint raises an error naming the file)."""
+    model = build_run_model(model_name, model_knobs, data)
+    state = io.load_state_dict(checkpoint)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise io.CorruptFileError(f"checkpoint {checkpoint} does not fit model {model_name} "
+                                  f"{model_knobs}: {exc}") from exc
+    return model
+
+
+def read_status(path: str | os.PathLike) -> dict:
+    """The ``status.json`` of a run: ``{"status": "ok"|"diverged", ...}``."""
+    status = json.loads(Path(path).read_text())
+    if status.get("status") not in STATUSES:
+        raise ValueError(f"{path}: unknown run status {status.get('status')!r}")
+    return status

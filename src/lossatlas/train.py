@@ -1,0 +1,213 @@
+"""Training of one run: seeded, checkpointed along the trajectory, resumable, divergence-aware.
+
+A run is fully described by ``TrainSettings`` and its seed. The seed fixes the initialization
+(``torch.manual_seed(seed)`` before the model is built, so runs that share a seed share θ₀) and the
+order of the minibatches (a ``torch.Generator`` seeded with ``seed``). At the end of every epoch the
+whole training state (model, optimizer, schedule, generator, history, trajectory checkpoints) is
+written atomically to a resume file; a rerun after a kill continues from it and, on CPU, ends with
+the same final state as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from . import io
+from .evaluate import evaluate_points
+from .params import flat_params_from_state, get_flat_params, param_layout
+
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("constant", "cosine")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Knobs of one training run. ``lr`` is the peak learning rate; ``steps`` (if set) stops the run
+    after that many optimizer steps, before ``epochs`` is reached. ``checkpoint_epochs`` lists the
+    epochs after which θ is saved (0 = init); ``checkpoint_step_range`` = [start, stop) saves θ after
+    each of those global steps (for walks between consecutive iterates)."""
+
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    batch_size: int = 64
+    epochs: int = 10
+    steps: int | None = None
+    schedule: str = "constant"
+    checkpoint_epochs: tuple[int, ...] = (0,)
+    checkpoint_step_range: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
+        if self.batch_size < 1 or self.epochs < 1 or self.lr <= 0:
+            raise ValueError(f"need batch_size >= 1, epochs >= 1 and lr > 0, got {self}")
+
+    def fingerprint(self, seed: int) -> str:
+        """Hash of the settings and seed; a resume file is only used by the run that wrote it."""
+        text = json.dumps({**dataclasses.asdict(self), "seed": seed}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class TrainResult:
+    """Outcome of a run: ``status`` is ``"ok"`` or ``"diverged"``; ``history`` one row per epoch;
+    ``trajectory`` maps a label (``epoch-3``, ``step-120``) to a saved state dict."""
+
+    status: str
+    final_state: dict[str, torch.Tensor]
+    init_state: dict[str, torch.Tensor]
+    history: list[dict]
+    trajectory: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    steps: int = 0
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} requested but no CUDA GPU is available")
+    return torch.device(device)
+
+
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def _make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
+    if settings.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
+                               weight_decay=settings.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+
+
+def _lr_factor(settings: TrainSettings, total_steps: int) -> Callable[[int], float]:
+    if settings.schedule == "constant":
+        return lambda step: 1.0
+    return lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
+
+
+def train_run(model: nn.Module, data, settings: TrainSettings, seed: int, *,
+              resume_path: str | Path | None = None, device: torch.device | str = "cpu",
+              progress_file=None) -> TrainResult:
+    """Train ``model`` (already initialized, e.g. by ``init_model``) on ``data`` (a
+    ``DatasetTensors``). Losses are mean cross-entropy in nats, accuracies fractions in [0, 1].
+
+    With ``resume_path``, the training state is saved there after every epoch and resumed from it
+    when it exists and was written by the same settings and seed.
+    """
+    device = torch.device(device)
+    model = model.to(device)
+    x_train, y_train = data.x_train.to(device), data.y_train.to(device)
+    x_test, y_test = data.x_test.to(device), data.y_test.to(device)
+    n_train = x_train.shape[0]
+    batches_per_epoch = math.ceil(n_train / settings.batch_size)
+    total_steps = settings.epochs * batches_per_epoch
+    if settings.steps is not None:
+        total_steps = min(total_steps, settings.steps)
+    optimizer = _make_optimizer(model, settings)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(settings, total_steps))
+    generator = torch.Generator().manual_seed(seed)
+    fingerprint = settings.fingerprint(seed)
+
+    init_state = _cpu_state(model)
+    theta0 = get_flat_params(model)
+    history: list[dict] = []
+    trajectory: dict[str, dict[str, torch.Tensor]] = {}
+    epoch, step, elapsed, status = 0, 0, 0.0, "ok"
+
+    resume = Path(resume_path) if resume_path is not None else None
+    if resume is not None and resume.exists():
+        saved = io.load_torch(resume)
+        if saved.get("fingerprint") == fingerprint:
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            generator.set_state(saved["generator"])
+            init_state, history, trajectory = saved["init"], saved["history"], saved["trajectory"]
+            epoch, step, elapsed = saved["epoch"], saved["step"], saved["elapsed"]
+            theta0 = flat_params_from_state(init_state, param_layout(model))
+    theta0 = theta0.to(device)
+
+    def record(epoch_index: int, grad_norm: float) -> dict:
+        theta = get_flat_params(model).to(device)
+        metrics = evaluate_points(model, theta[None], x_train, y_train)
+        test = evaluate_points(model, theta[None], x_test, y_test)
+        return {"epoch": epoch_index, "step": step,
+                "train_loss": float(metrics.loss[0]), "train_acc": float(metrics.accuracy[0]),
+                "test_loss": float(test.loss[0]), "test_acc": float(test.accuracy[0]),
+                "param_norm": float(theta.norm()), "dist_from_init": float((theta - theta0).norm()),
+                "grad_norm": grad_norm, "lr": optimizer.param_groups[0]["lr"],
+                "wall_time_s": elapsed}
+
+    if epoch == 0 and not history:
+        history.append(record(0, float("nan")))
+        if 0 in settings.checkpoint_epochs:
+            trajectory["epoch-0"] = _cpu_state(model)
+
+    start_range, stop_range = settings.checkpoint_step_range or (0, 0)
+    bar = tqdm(total=settings.epochs, initial=epoch, desc="epochs", file=progress_file,
+               mininterval=1.0, disable=progress_file is None)
+    while epoch < settings.epochs and step < total_steps and status == "ok":
+        started = time.perf_counter()
+        model.train()
+        order = torch.randperm(n_train, generator=generator).to(device)
+        grad_norms = []
+        for batch in range(batches_per_epoch):
+            if step >= total_steps:
+                break
+            index = order[batch * settings.batch_size:(batch + 1) * settings.batch_size]
+            optimizer.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(x_train[index]), y_train[index])
+            if not torch.isfinite(loss):
+                status = "diverged"
+                break
+            loss.backward()
+            grad_norms.append(float(torch.cat([p.grad.reshape(-1) for p in model.parameters()
+                                               if p.grad is not None]).norm()))
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            if start_range <= step < stop_range:
+                trajectory[f"step-{step}"] = _cpu_state(model)
+        epoch += 1
+        elapsed += time.perf_counter() - started
+        row = record(epoch, sum(grad_norms) / max(len(grad_norms), 1))
+        history.append(row)
+        if not all(math.isfinite(row[k]) for k in ("train_loss", "param_norm")):
+            status = "diverged"
+        if epoch in settings.checkpoint_epochs:
+            trajectory[f"epoch-{epoch}"] = _cpu_state(model)
+        bar.update(1)
+        bar.set_postfix(train_loss=f"{row['train_loss']:.4f}", test_acc=f"{row['test_acc']:.3f}")
+        if resume is not None:
+            io.save_torch({"fingerprint": fingerprint, "model": _cpu_state(model),
+                           "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                           "generator": generator.get_state(), "init": init_state,
+                           "history": history, "trajectory": trajectory, "epoch": epoch,
+                           "step": step, "elapsed": elapsed}, resume)
+    bar.close()
+    return TrainResult(status=status, final_state=_cpu_state(model), init_state=init_state,
+                       history=history, trajectory=trajectory, steps=step)
+
+
+def init_model(build: Callable[[], nn.Module], seed: int) -> nn.Module:
+    """Build a model with its initialization fixed by ``seed`` (same seed => same θ₀)."""
+    torch.manual_seed(seed)
+    return build()

@@ -1,0 +1,131 @@
+"""Training: determinism, resume after SIGKILL, divergence, checkpoints along the trajectory."""
+
+import json
+import math
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from lossatlas import io
+from lossatlas.data import DatasetTensors
+from lossatlas.models import build_model
+from lossatlas.train import TrainSettings, init_model, train_run
+
+
+def synthetic_data(n_train=256, n_test=64, seed=0):
+    """Four Gaussian blobs in 40 dims, shaped like MNIST-1D samples (1, 40)."""
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randn(4, 1, 40, generator=g) * 2
+    y_train = torch.randint(0, 4, (n_train,), generator=g)
+    y_test = torch.randint(0, 4, (n_test,), generator=g)
+    x_train = centers[y_train] + torch.randn(n_train, 1, 40, generator=g)
+    x_test = centers[y_test] + torch.randn(n_test, 1, 40, generator=g)
+    return DatasetTensors("blobs", x_train, y_train, x_test, y_test, ["a", "b", "c", "d"])
+
+
+def make_model(seed, norm="none"):
+    return init_model(lambda: build_model("mlp", (1, 40), 4, width=16, depth=1, norm=norm), seed)
+
+
+def states_equal(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("norm", ["none", "batch"])
+def test_same_seed_same_checkpoint(norm):
+    data = synthetic_data()
+    settings = TrainSettings(epochs=2, batch_size=32, checkpoint_epochs=(0, 1, 2))
+    first = train_run(make_model(0, norm), data, settings, seed=0)
+    second = train_run(make_model(0, norm), data, settings, seed=0)
+    other = train_run(make_model(1, norm), data, settings, seed=1)
+    assert states_equal(first.final_state, second.final_state)
+    assert not states_equal(first.final_state, other.final_state)
+    assert first.status == "ok" and [row["epoch"] for row in first.history] == [0, 1, 2]
+    assert set(first.trajectory) == {"epoch-0", "epoch-1", "epoch-2"}
+    assert states_equal(first.trajectory["epoch-0"], first.init_state)
+    assert states_equal(first.trajectory["epoch-2"], first.final_state)
+
+
+def test_learns_and_records_metrics():
+    data = synthetic_data()
+    result = train_run(make_model(0), data, TrainSettings(epochs=3, batch_size=16), seed=0)
+    first, last = result.history[0], result.history[-1]
+    assert last["train_loss"] < first["train_loss"]
+    assert last["test_acc"] > 0.9
+    assert first["dist_from_init"] == 0.0 and last["dist_from_init"] > 0
+    assert math.isnan(first["grad_norm"]) and last["grad_norm"] > 0
+    assert last["step"] == 3 * 16  # 256 samples / 16 per batch, 3 epochs
+
+
+def test_steps_and_step_checkpoints():
+    data = synthetic_data()
+    settings = TrainSettings(epochs=5, batch_size=32, steps=10, checkpoint_step_range=(3, 6))
+    result = train_run(make_model(0), data, settings, seed=0)
+    assert result.steps == 10
+    assert sorted(result.trajectory) == ["epoch-0", "step-3", "step-4", "step-5"]
+
+
+def test_divergence_stops_and_is_recorded():
+    data = synthetic_data()
+    result = train_run(make_model(0), data, TrainSettings(epochs=20, batch_size=16, lr=1e12,
+                                                          momentum=0.9), seed=0)
+    assert result.status == "diverged"
+    assert len(result.history) < 21
+
+
+def test_bad_settings_name_the_knob():
+    with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
+        TrainSettings(optimizer="rmsprop")
+    with pytest.raises(ValueError, match="unknown schedule"):
+        TrainSettings(schedule="step")
+
+
+TRAIN_SCRIPT = textwrap.dedent("""
+    import sys
+    import torch
+    sys.path.insert(0, {tests!r})
+    from test_train import make_model, synthetic_data
+    from lossatlas import io
+    from lossatlas.train import TrainSettings, train_run
+    torch.set_num_threads(1)
+    data = synthetic_data(n_train=3000)
+    settings = TrainSettings(epochs=8, batch_size=4, schedule="cosine", optimizer="sgd")
+    result = train_run(make_model(0), data, settings, seed=0, resume_path=sys.argv[1])
+    io.save_state_dict(result.final_state, sys.argv[2])
+    io.write_json(result.history, sys.argv[3])
+""")
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
+    script = tmp_path / "train_script.py"
+    script.write_text(TRAIN_SCRIPT.format(tests=str(Path(__file__).parent)))
+    python = sys.executable
+
+    subprocess.run([python, script, tmp_path / "ref_resume.pt", tmp_path / "ref.pt",
+                    tmp_path / "ref.json"], check=True)
+
+    resume = tmp_path / "resume.pt"
+    process = subprocess.Popen([python, script, resume, tmp_path / "final.pt",
+                                tmp_path / "history.json"])
+    deadline = time.time() + 120
+    while not resume.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    saved = io.load_torch(resume)
+    assert 1 <= saved["epoch"] < 8
+    assert not (tmp_path / "final.pt").exists()
+
+    subprocess.run([python, script, resume, tmp_path / "final.pt", tmp_path / "history.json"],
+                   check=True)
+    assert states_equal(io.load_state_dict(tmp_path / "final.pt"), io.load_state_dict(tmp_path / "ref.pt"))
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert [row["epoch"] for row in history] == list(range(9))

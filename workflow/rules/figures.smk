@@ -1,0 +1,65 @@
+_check_figure_runs(
+    "lb_sb_interpolation", ["small_batch_run", "large_batch_run", "continuation_run"]
+)
+LB_SB = config["figures"]["lb_sb_interpolation"]
+LB_SB_RUNS = [
+    run
+    for key in ("large_batch_run", "small_batch_run", "continuation_run")
+    if LB_SB[key] is not None
+    for run in run_ids(LB_SB[key])
+]
+
+
+rule measure_lb_sb_interpolation:
+    input:
+        data=f"resources/data/{DATASET}.h5",
+        finals=expand(f"{RUN_ROOT}/{{run}}/final.pt", run=LB_SB_RUNS),
+        statuses=expand(f"{RUN_ROOT}/{{run}}/status.json", run=LB_SB_RUNS),
+    output:
+        f"{MEASURE_ROOT}/lb_sb_interpolation.csv",
+    params:
+        model=MODEL,
+        runs={run: RUNS[run] for run in LB_SB_RUNS},
+        run_root=RUN_ROOT,
+        large_batch=run_ids(LB_SB["large_batch_run"]),
+        small_batch=run_ids(LB_SB["small_batch_run"]),
+        continuation=(
+            run_ids(LB_SB["continuation_run"]) if LB_SB["continuation_run"] else []
+        ),
+        alpha_min=LB_SB["alpha_min"],
+        alpha_max=LB_SB["alpha_max"],
+        points=LB_SB["points"],
+        device=config["device"],
+    log:
+        f"results/logs/measure/{DATASET}/{MODEL}/lb_sb_interpolation.log",
+    threads: 2
+    resources:
+        gpu=1 if config["device"] != "cpu" else 0,
+    conda:
+        "../../envs/lossatlas.yaml"
+    script:
+        "../scripts/measure_lb_sb_interpolation.py"
+
+
+rule plot_lb_sb_interpolation:
+    input:
+        f"{MEASURE_ROOT}/lb_sb_interpolation.csv",
+    output:
+        pdf="results/figures/lb_sb_interpolation.pdf",
+        png=report(
+            "results/figures/lb_sb_interpolation.png",
+            caption="../report/lb_sb_interpolation.rst",
+            category="Large vs small batch",
+        ),
+    log:
+        "results/logs/figures/lb_sb_interpolation.log",
+    conda:
+        "../../envs/lossatlas.yaml"
+    script:
+        "../scripts/plot_lb_sb_interpolation.py"
+
+
+rule lb_sb_interpolation:
+    input:
+        "results/figures/lb_sb_interpolation.pdf",
+        "results/figures/lb_sb_interpolation.png",

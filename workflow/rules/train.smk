@@ -1,0 +1,24 @@
+rule train:
+    input:
+        data=f"resources/data/{DATASET}.h5",
+        init=init_checkpoint,
+    output:
+        final=f"{RUN_ROOT}/{{run}}/final.pt",
+        init=f"{RUN_ROOT}/{{run}}/init.pt",
+        trajectory=f"{RUN_ROOT}/{{run}}/trajectory.pt",
+        metrics=f"{RUN_ROOT}/{{run}}/metrics.csv",
+        status=f"{RUN_ROOT}/{{run}}/status.json",
+    params:
+        settings=run_settings_json,
+        model=MODEL,
+        device=config["device"],
+        resume=lambda wildcards: f"{run_dir(wildcards.run)}/resume.pt",
+    log:
+        f"results/logs/train/{DATASET}/{MODEL}/{{run}}.log",
+    threads: 2
+    resources:
+        gpu=1 if config["device"] != "cpu" else 0,
+    conda:
+        "../../envs/lossatlas.yaml"
+    script:
+        "../scripts/train.py"

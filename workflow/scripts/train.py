@@ -1,0 +1,42 @@
+"""Train one run of the sweep: writes init, trajectory, final checkpoints, metrics and status."""
+
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from lossatlas import io
+from lossatlas.data import load_dataset
+from lossatlas.runs import build_run_model
+from lossatlas.train import TrainSettings, init_model, resolve_device, train_run
+
+smk = snakemake  # noqa: F821
+torch.set_num_threads(smk.threads)
+settings = json.loads(smk.params.settings)
+with open(smk.log[0], "w") as log:
+    logging.basicConfig(stream=log, level=logging.INFO, force=True)
+    logging.info("run %s settings %s", smk.wildcards.run, settings)
+    device = resolve_device(smk.params.device)
+    data = load_dataset(smk.input.data, train_fraction=settings["train_fraction"],
+                        label_noise=settings["label_noise"], seed=settings["seed"])
+    model = init_model(lambda: build_run_model(smk.params.model, settings["model"], data),
+                       settings["seed"])
+    if smk.input.init:
+        model.load_state_dict(io.load_state_dict(smk.input.init[0]))
+        logging.info("initialized from %s", smk.input.init[0])
+    train_settings = TrainSettings(
+        **{k: settings[k] for k in TrainSettings.__dataclass_fields__ if k in settings})
+    result = train_run(model, data, train_settings, settings["seed"], resume_path=smk.params.resume,
+                       device=device, progress_file=log)
+    io.save_state_dict(result.init_state, smk.output.init)
+    io.save_torch(result.trajectory, smk.output.trajectory)
+    io.write_csv(pd.DataFrame(result.history), smk.output.metrics)
+    io.save_state_dict(result.final_state, smk.output.final)
+    last = result.history[-1]
+    io.write_json({"status": result.status, "steps": result.steps, "epochs": last["epoch"],
+                   "train_loss": last["train_loss"], "test_acc": last["test_acc"]},
+                  smk.output.status)
+    logging.info("finished with status %s after %d steps", result.status, result.steps)
+    Path(smk.params.resume).unlink(missing_ok=True)
