@@ -41,7 +41,9 @@ def _run_table():
             settings["model"] = {
                 k: config["model"][k] for k in MODEL_KNOBS if k in config["model"]
             }
-            settings["model"].update({k: overrides[k] for k in MODEL_KNOBS if k in overrides})
+            settings["model"].update(
+                {k: overrides[k] for k in MODEL_KNOBS if k in overrides}
+            )
             for key in MODEL_KNOBS:
                 settings.pop(key, None)
             if init_from is not None:

@@ -17,6 +17,13 @@ rule measure_lb_sb_interpolation:
         statuses=expand(f"{RUN_ROOT}/{{run}}/status.json", run=LB_SB_RUNS),
     output:
         f"{MEASURE_ROOT}/lb_sb_interpolation.csv",
+    log:
+        f"results/logs/measure/{DATASET}/{MODEL}/lb_sb_interpolation.log",
+    conda:
+        "../../envs/lossatlas.yaml"
+    threads: 2
+    resources:
+        gpu=1 if config["device"] != "cpu" else 0,
     params:
         model=MODEL,
         runs={run: RUNS[run] for run in LB_SB_RUNS},
@@ -30,13 +37,6 @@ rule measure_lb_sb_interpolation:
         alpha_max=LB_SB["alpha_max"],
         points=LB_SB["points"],
         device=config["device"],
-    log:
-        f"results/logs/measure/{DATASET}/{MODEL}/lb_sb_interpolation.log",
-    threads: 2
-    resources:
-        gpu=1 if config["device"] != "cpu" else 0,
-    conda:
-        "../../envs/lossatlas.yaml"
     script:
         "../scripts/measure_lb_sb_interpolation.py"
 

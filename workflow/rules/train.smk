@@ -8,17 +8,17 @@ rule train:
         trajectory=f"{RUN_ROOT}/{{run}}/trajectory.pt",
         metrics=f"{RUN_ROOT}/{{run}}/metrics.csv",
         status=f"{RUN_ROOT}/{{run}}/status.json",
+    log:
+        f"results/logs/train/{DATASET}/{MODEL}/{{run}}.log",
+    conda:
+        "../../envs/lossatlas.yaml"
+    threads: 2
+    resources:
+        gpu=1 if config["device"] != "cpu" else 0,
     params:
         settings=run_settings_json,
         model=MODEL,
         device=config["device"],
         resume=lambda wildcards: f"{run_dir(wildcards.run)}/resume.pt",
-    log:
-        f"results/logs/train/{DATASET}/{MODEL}/{{run}}.log",
-    threads: 2
-    resources:
-        gpu=1 if config["device"] != "cpu" else 0,
-    conda:
-        "../../envs/lossatlas.yaml"
     script:
         "../scripts/train.py"

@@ -1,0 +1,128 @@
+"""The Snakemake workflow: config validation at parse time, lint, formatting, and the smoke config
+run end to end (a copy of the workflow in a temporary directory, so results/ is untouched)."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SNAKEMAKE = str(BIN / "snakemake")
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """A copy of the workflow (Snakefile, workflow/, config/) to run in."""
+    work = tmp_path_factory.mktemp("workflow")
+    shutil.copy(ROOT / "Snakefile", work / "Snakefile")
+    shutil.copytree(ROOT / "workflow", work / "workflow")
+    shutil.copytree(ROOT / "config", work / "config")
+    shutil.copytree(ROOT / "envs", work / "envs")
+    return work
+
+
+def snakemake(workdir, *args, check=True):
+    result = subprocess.run([SNAKEMAKE, "--cores", "2", *args], cwd=workdir, capture_output=True,
+                            text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def write_config(workdir, name, overrides):
+    config = yaml.safe_load((workdir / "config/smoke.yaml").read_text())
+    for key, value in overrides.items():
+        section = config
+        *parents, last = key.split(".")
+        for parent in parents:
+            section = section.setdefault(parent, {})
+        section[last] = value
+    path = workdir / "config" / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return f"config/{name}.yaml"
+
+
+@pytest.mark.parametrize("override, culprit", [
+    ({"training.lr_decay": 0.1}, "lr_decay"),
+    ({"training.batch_size": "big"}, "big"),
+    ({"model.name": "vgg"}, "vgg"),
+    ({"dataset.name": "imagenet"}, "imagenet"),
+    ({"runs.sb.optimiser": "adam"}, "optimiser"),
+    ({"runs.sb.init_from": "nope"}, "runs.sb.init_from"),
+    ({"model.name": "cnn1d", "model.depth": 3}, "model.depth"),
+    ({"figures.lb_sb_interpolation.small_batch_run": "tiny"}, "small_batch_run"),
+])
+def test_bad_config_stops_before_any_job(workdir, override, culprit):
+    configfile = write_config(workdir, "bad", override)
+    result = snakemake(workdir, "-n", "--configfile", configfile, check=False)
+    assert result.returncode != 0
+    assert culprit in result.stdout + result.stderr
+    assert not (workdir / "results").exists()
+
+
+def test_lint_and_format():
+    lint = subprocess.run([SNAKEMAKE, "--lint", "--configfile", "config/smoke.yaml"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    fmt = subprocess.run([str(BIN / "snakefmt"), "--check", "Snakefile", "workflow"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+
+
+def planned_rules(dry_run_output):
+    """Rule names of the jobs a dry run plans (from its job-stats table)."""
+    rules, in_table = set(), False
+    for line in dry_run_output.splitlines():
+        if line.startswith("job ") and "count" in line:
+            in_table = True
+            continue
+        if in_table:
+            parts = line.split()
+            if not parts or parts[0] == "total":
+                break
+            if not set(parts[0]) <= set("-"):
+                rules.add(parts[0])
+    return rules
+
+
+def test_one_figure_plans_only_what_it_needs(workdir):
+    result = snakemake(workdir, "-n", "--configfile", "config/smoke.yaml", "lb_sb_interpolation")
+    assert planned_rules(result.stdout) == {"prepare_dataset", "train",
+                                            "measure_lb_sb_interpolation",
+                                            "plot_lb_sb_interpolation", "lb_sb_interpolation"}
+
+
+@pytest.mark.workflow
+def test_smoke_run_end_to_end(workdir):
+    snakemake(workdir, "--profile", "workflow/profiles/ci")
+    figures = workdir / "results/figures"
+    for name in ("lb_sb_interpolation.pdf", "lb_sb_interpolation.png"):
+        assert (figures / name).stat().st_size > 1000
+    runs = workdir / "results/runs/mnist1d/mlp"
+    assert sorted(p.name for p in runs.iterdir()) == ["lb-s0", "lb_then_sb-s0", "sb-s0"]
+    for run in runs.iterdir():
+        assert json.loads((run / "status.json").read_text())["status"] == "ok"
+        assert not (run / "resume.pt").exists()
+    table = pd.read_csv(workdir / "results/measurements/mnist1d/mlp/lb_sb_interpolation.csv")
+    assert set(table["line"]) == {"lb_to_sb", "lb_to_continuation"}
+    assert (table["status"] == "ok").all()
+    assert set(table["split"]) == {"train", "test"}
+    snakemake(workdir, "--profile", "workflow/profiles/ci", "--report", "results/report.html")
+    assert "lb_sb_interpolation" in (workdir / "results/report.html").read_text(errors="ignore")
+
+
+@pytest.mark.workflow
+def test_diverged_run_is_skipped_visibly(workdir):
+    configfile = write_config(workdir, "diverge", {"runs.lb.lr": 1.0e9, "runs.lb.momentum": 0.99})
+    snakemake(workdir, "--configfile", configfile, "--forcerun", "train", "lb_sb_interpolation")
+    status = json.loads((workdir / "results/runs/mnist1d/mlp/lb-s0/status.json").read_text())
+    assert status["status"] == "diverged"
+    table = pd.read_csv(workdir / "results/measurements/mnist1d/mlp/lb_sb_interpolation.csv")
+    assert table["status"].str.startswith("skipped: lb-s0").all()
+    assert (workdir / "results/figures/lb_sb_interpolation.png").exists()
