@@ -38,3 +38,19 @@ def read_status(path: str | os.PathLike) -> dict:
     if status.get("status") not in STATUSES:
         raise ValueError(f"{path}: unknown run status {status.get('status')!r}")
     return status
+
+
+def load_trajectory(path: str | os.PathLike, kind: str = "epoch") -> list[tuple[int, dict]]:
+    """Checkpoints of ``trajectory.pt`` of one kind (``epoch`` or ``step``) as
+    ``[(index, state_dict), ...]`` sorted by index."""
+    if kind not in ("epoch", "step"):
+        raise ValueError(f"unknown checkpoint kind {kind!r}; valid: epoch, step")
+    trajectory = io.load_torch(path)
+    if not isinstance(trajectory, dict):
+        raise io.CorruptFileError(f"{path} is not a trajectory file (label -> state dict)")
+    points = []
+    for label, state in trajectory.items():
+        label_kind, _, index = label.partition("-")
+        if label_kind == kind:
+            points.append((int(index), state))
+    return sorted(points, key=lambda item: item[0])

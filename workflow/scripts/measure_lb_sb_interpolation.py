@@ -8,8 +8,9 @@ import torch
 
 from lossatlas import io
 from lossatlas.data import load_dataset
-from lossatlas.measure import lb_sb_line_table
-from lossatlas.runs import read_status
+from lossatlas.landscape import surface_1d, surface_1d_table
+from lossatlas.params import get_flat_params
+from lossatlas.runs import load_run_model, read_status
 from lossatlas.train import resolve_device
 
 smk = snakemake  # noqa: F821
@@ -18,23 +19,28 @@ with open(smk.log[0], "w") as log:
     logging.basicConfig(stream=log, level=logging.INFO, force=True)
     device = resolve_device(smk.params.device)
     data = load_dataset(smk.input.data).to(device)
+    arrays = (data.x_train, data.y_train, data.x_test, data.y_test)
     alphas = np.linspace(smk.params.alpha_min, smk.params.alpha_max, smk.params.points)
-    pairs = [("lb_to_sb", lb, sb) for lb, sb in zip(smk.params.large_batch, smk.params.small_batch)]
-    pairs += [("lb_to_continuation", lb, c)
+    lines = [("lb_to_sb", lb, sb) for lb, sb in zip(smk.params.large_batch, smk.params.small_batch)]
+    lines += [("lb_to_continuation", lb, c)
               for lb, c in zip(smk.params.large_batch, smk.params.continuation)]
     tables = []
-    for line, start, end in pairs:
+    for line, start, end in lines:
+        runs = (start, end)
         statuses = {run: read_status(f"{smk.params.run_root}/{run}/status.json")["status"]
-                    for run in (start, end)}
-        diverged = [run for run, status in statuses.items() if status != "ok"]
+                    for run in runs}
+        diverged = [run for run in runs if statuses[run] != "ok"]
+        labels = {"line": line, "start_run": start, "end_run": end}
         if diverged:
-            logging.warning("skipping line %s %s -> %s: run(s) %s diverged", line, start, end, diverged)
-            tables.append(pd.DataFrame([{"line": line, "start_run": start, "end_run": end,
-                                         "status": f"skipped: {', '.join(diverged)} diverged"}]))
+            logging.warning("skipping line %s %s -> %s: %s diverged", line, start, end, diverged)
+            tables.append(pd.DataFrame([{**labels, "status": f"skipped: {', '.join(diverged)} diverged"}]))
             continue
+        model_a, model_b = (
+            load_run_model(smk.params.model, smk.params.runs[run]["model"], data,
+                           f"{smk.params.run_root}/{run}/final.pt") for run in runs)
+        theta_a, theta_b = get_flat_params(model_a).to(device), get_flat_params(model_b).to(device)
         logging.info("line %s: %s -> %s at %d points", line, start, end, len(alphas))
-        tables.append(lb_sb_line_table(
-            smk.params.model, smk.params.runs[start]["model"], data,
-            f"{smk.params.run_root}/{start}/final.pt", f"{smk.params.run_root}/{end}/final.pt",
-            alphas, line=line, start_run=start, end_run=end, progress_file=log))
+        surface = surface_1d(model_a, theta_a, theta_b - theta_a, alphas, arrays,
+                             bn_policy="recompute", progress_file=log)
+        tables.append(surface_1d_table(surface).assign(**labels, status="ok"))
     io.write_csv(pd.concat(tables, ignore_index=True), smk.output[0])

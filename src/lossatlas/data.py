@@ -1,0 +1,336 @@
+"""Datasets -> one HDF5 file each -> normalized tensors.
+
+``prepare_dataset`` writes ``x_train, y_train, x_test, y_test`` once per dataset: MNIST-1D
+(Greydanus 2020) is generated offline by the ``mnist1d`` package with its default arguments and
+seed (4000 train / 1000 test signals of length 40, float32 (N, 1, 40)); MNIST, Fashion-MNIST,
+CIFAR-10 and CIFAR-100 are downloaded with torchvision's utilities, md5-verified against
+``CHECKSUMS`` and stored as raw uint8 pixels (N, C, H, W). ``load_dataset`` reads that file,
+standardizes every channel with the train-set mean/std stored next to the arrays, and optionally
+subsamples the training set and corrupts a fixed number of its labels (Zhang et al. 2017 style
+label noise).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import http.client
+import importlib.metadata
+import json
+import logging
+import math
+import os
+import pickle
+import random
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from mnist1d.data import get_dataset_args, make_dataset
+from torchvision.datasets.mnist import read_image_file, read_label_file
+from torchvision.datasets.utils import calculate_md5, check_integrity, download_url, extract_archive
+
+from . import io
+
+logger = logging.getLogger("lossatlas.data")
+
+DATASETS = ("mnist1d", "mnist", "fashion_mnist", "cifar10", "cifar100")
+
+DEFAULT_URL_BASES = {
+    "mnist": "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "fashion_mnist": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    "cifar10": "https://www.cs.toronto.edu/~kriz/",
+    "cifar100": "https://www.cs.toronto.edu/~kriz/",
+}
+
+# The one table of expected md5 sums: dataset -> {archive file name: md5 of the whole file}.
+CHECKSUMS = {
+    "mnist": {
+        "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+        "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+        "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+    },
+    "fashion_mnist": {
+        "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+        "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+    },
+    "cifar10": {"cifar-10-python.tar.gz": "c58f30108f718f92721af3b95e74349a"},
+    "cifar100": {"cifar-100-python.tar.gz": "eb9058c3a382ffc7106e4002c42a8d85"},
+}
+
+IDX_CLASSES = {
+    "mnist": [str(digit) for digit in range(10)],
+    "fashion_mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                      "Sneaker", "Bag", "Ankle boot"],
+}
+
+INPUT_SHAPES = {
+    "mnist1d": (1, 40),
+    "mnist": (1, 28, 28),
+    "fashion_mnist": (1, 28, 28),
+    "cifar10": (3, 32, 32),
+    "cifar100": (3, 32, 32),
+}
+
+
+class DatasetDownloadError(RuntimeError):
+    """An archive that could not be fetched from its URL (unreachable mirror, HTTP error)."""
+
+
+@dataclass
+class DatasetTensors:
+    """A dataset in memory: ``x_*`` float32 (N, *input_shape), standardized per channel with the
+    train-set statistics; ``y_*`` int64 (N,) class indices into ``classes``."""
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    classes: list[str]
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one sample, e.g. (1, 40) or (3, 32, 32)."""
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def to(self, device: str | torch.device) -> DatasetTensors:
+        """The same dataset with every tensor on ``device``."""
+        return dataclasses.replace(
+            self, x_train=self.x_train.to(device), y_train=self.y_train.to(device),
+            x_test=self.x_test.to(device), y_test=self.y_test.to(device))
+
+
+def _check_name(name: str) -> None:
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
+
+
+def prepare_dataset(name: str, out_path: str | os.PathLike, *, download_dir: str | os.PathLike,
+                    mirror: str | None = None) -> None:
+    """Write dataset ``name`` to the HDF5 file ``out_path`` (atomically).
+
+    Datasets ``x_train, y_train, x_test, y_test`` (y int64); attributes ``name``, ``classes``,
+    ``input_shape``, ``mean``, ``std`` (JSON lists, one entry per channel, in the units of the
+    stored x: 0-255 pixel values for images) and ``source``. Archives are kept, verified, under
+    ``download_dir/<name>/``; ``mirror`` replaces the official URL base (file names unchanged).
+    """
+    _check_name(name)
+    if name == "mnist1d":
+        arrays, classes, source = _generate_mnist1d()
+    else:
+        url_base = mirror if mirror is not None else DEFAULT_URL_BASES[name]
+        arrays, classes = _download_and_read(name, url_base, Path(download_dir) / name)
+        source = f"{url_base} (md5-verified)"
+    _check_arrays(name, arrays, len(classes))
+    mean, std = _channel_stats(arrays["x_train"])
+    io.write_h5(out_path, arrays, {"name": name, "classes": classes,
+                                   "input_shape": list(INPUT_SHAPES[name]), "mean": mean,
+                                   "std": std, "source": source})
+    logger.info("wrote %s: %d train / %d test samples, per-channel mean %s std %s", out_path,
+                len(arrays["y_train"]), len(arrays["y_test"]), mean, std)
+
+
+def _generate_mnist1d() -> tuple[dict[str, np.ndarray], list[str], str]:
+    """MNIST-1D from ``mnist1d.data.make_dataset`` with the package defaults (seed 42), never
+    touching the network or a pickle cache; the global ``random``/``numpy`` RNG states it reseeds
+    are restored afterwards."""
+    args = get_dataset_args()
+    numpy_state, python_state = np.random.get_state(), random.getstate()
+    try:
+        generated = make_dataset(args)
+    finally:
+        np.random.set_state(numpy_state)
+        random.setstate(python_state)
+    arrays = {
+        "x_train": generated["x"].astype(np.float32)[:, None, :],
+        "y_train": generated["y"].astype(np.int64),
+        "x_test": generated["x_test"].astype(np.float32)[:, None, :],
+        "y_test": generated["y_test"].astype(np.int64),
+    }
+    version = importlib.metadata.version("mnist1d")
+    source = f"generated by mnist1d {version} make_dataset (default arguments, seed {args.seed})"
+    return arrays, [str(digit) for digit in range(10)], source
+
+
+def _download_and_read(name: str, url_base: str, archive_dir: Path
+                       ) -> tuple[dict[str, np.ndarray], list[str]]:
+    archives = {filename: _fetch(name, url_base, filename, md5, archive_dir)
+                for filename, md5 in CHECKSUMS[name].items()}
+    with tempfile.TemporaryDirectory(prefix=".extract-", dir=archive_dir) as scratch:
+        if name in IDX_CLASSES:
+            return _read_idx(name, archives, Path(scratch)), IDX_CLASSES[name]
+        return _read_cifar(name, next(iter(archives.values())), Path(scratch))
+
+
+def _fetch(name: str, url_base: str, filename: str, md5: str, archive_dir: Path) -> Path:
+    """Path of ``archive_dir/filename`` with md5 ``md5``, downloading it from ``url_base`` unless a
+    verified copy is there. A failed or mismatching download is deleted before raising."""
+    path = archive_dir / filename
+    if check_integrity(path, md5):
+        logger.info("%s: using verified %s", name, path)
+        return path
+    path.unlink(missing_ok=True)
+    url = f"{url_base.rstrip('/')}/{filename}"
+    logger.info("%s: downloading %s", name, url)
+    try:
+        download_url(url, archive_dir, filename)
+    except (OSError, ValueError, http.client.HTTPException) as exc:
+        path.unlink(missing_ok=True)
+        raise DatasetDownloadError(f"dataset {name}: cannot download {url}: {exc}") from exc
+    actual = calculate_md5(path)
+    if actual != md5:
+        path.unlink()
+        raise io.CorruptFileError(
+            f"dataset {name}: {filename} from {url} has md5 {actual}, expected {md5} (truncated or "
+            f"wrong file); deleted it")
+    return path
+
+
+@contextlib.contextmanager
+def _reading(name: str, archive: Path) -> Iterator[None]:
+    """Turn any failure to extract or parse ``archive`` into a ``CorruptFileError`` naming it, and
+    delete the archive so that a rerun downloads it again."""
+    try:
+        yield
+    except Exception as exc:  # extraction and parsing raise many types for a damaged archive
+        archive.unlink(missing_ok=True)
+        raise io.CorruptFileError(
+            f"dataset {name}: cannot read archive {archive} ({type(exc).__name__}: {exc}); "
+            f"deleted it") from exc
+
+
+def _read_idx(name: str, archives: dict[str, Path], scratch: Path) -> dict[str, np.ndarray]:
+    """MNIST/Fashion-MNIST gzipped idx files -> uint8 images (N, 1, 28, 28), int64 labels (N,)."""
+    def read(filename: str, parse) -> np.ndarray:
+        with _reading(name, archives[filename]):
+            return parse(extract_archive(str(archives[filename]), str(scratch))).numpy()
+
+    return {
+        "x_train": read("train-images-idx3-ubyte.gz", read_image_file)[:, None],
+        "y_train": read("train-labels-idx1-ubyte.gz", read_label_file),
+        "x_test": read("t10k-images-idx3-ubyte.gz", read_image_file)[:, None],
+        "y_test": read("t10k-labels-idx1-ubyte.gz", read_label_file),
+    }
+
+
+def _read_cifar(name: str, archive: Path, scratch: Path
+                ) -> tuple[dict[str, np.ndarray], list[str]]:
+    """CIFAR-10/100 python-pickle tarball -> uint8 images (N, 3, 32, 32), int64 labels (N,) and
+    class names (CIFAR-100: the 100 fine labels)."""
+    if name == "cifar10":
+        folder, train_files, test_file = "cifar-10-batches-py", [
+            f"data_batch_{i}" for i in range(1, 6)], "test_batch"
+        meta_file, label_key, names_key = "batches.meta", "labels", "label_names"
+    else:
+        folder, train_files, test_file = "cifar-100-python", ["train"], "test"
+        meta_file, label_key, names_key = "meta", "fine_labels", "fine_label_names"
+
+    def unpickle(filename: str) -> dict:
+        with open(scratch / folder / filename, "rb") as f:
+            return pickle.load(f, encoding="latin1")
+
+    def images_and_labels(filenames: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        batches = [unpickle(filename) for filename in filenames]
+        images = np.concatenate([np.asarray(b["data"], dtype=np.uint8) for b in batches])
+        labels = np.concatenate([np.asarray(b[label_key], dtype=np.int64) for b in batches])
+        return images.reshape(-1, 3, 32, 32), labels
+
+    with _reading(name, archive):
+        extract_archive(str(archive), str(scratch))
+        x_train, y_train = images_and_labels(train_files)
+        x_test, y_test = images_and_labels([test_file])
+        classes = [str(c) for c in unpickle(meta_file)[names_key]]
+    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}, classes
+
+
+def _check_arrays(name: str, arrays: dict[str, np.ndarray], num_classes: int) -> None:
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if x.shape[1:] != INPUT_SHAPES[name] or y.shape != (len(x),):
+            raise io.CorruptFileError(
+                f"dataset {name}: {split} images {x.shape} / labels {y.shape} do not match the "
+                f"expected (N, {', '.join(map(str, INPUT_SHAPES[name]))}) / (N,)")
+        if len(y) and (y.min() < 0 or y.max() >= num_classes):
+            raise io.CorruptFileError(
+                f"dataset {name}: {split} labels outside [0, {num_classes})")
+
+
+def _channel_stats(x: np.ndarray) -> tuple[list[float], list[float]]:
+    """Mean and (population) std of each channel of x (N, C, ...), in float64, one channel at a
+    time to bound memory."""
+    means, stds = [], []
+    for channel in range(x.shape[1]):
+        values = x[:, channel].astype(np.float64)
+        means.append(float(values.mean()))
+        stds.append(float(values.std()))
+    return means, stds
+
+
+def load_dataset(path: str | os.PathLike, *, train_fraction: float = 1.0,
+                 label_noise: float = 0.0, seed: int = 0,
+                 device: str | torch.device = "cpu") -> DatasetTensors:
+    """Read a file written by ``prepare_dataset`` as standardized float32 tensors.
+
+    ``train_fraction`` in (0, 1] keeps round(fraction * N) training samples drawn at random (in
+    their original order); ``label_noise`` in [0, 1) then gives exactly round(label_noise * n) of
+    the n kept training labels a different class, uniform over the other classes. Both draws come
+    from a ``torch.Generator`` seeded with ``seed``; the test set is never changed.
+    """
+    if not (isinstance(train_fraction, (int, float)) and 0 < train_fraction <= 1):
+        raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction!r}")
+    if not (isinstance(label_noise, (int, float)) and 0 <= label_noise < 1):
+        raise ValueError(f"label_noise must be in [0, 1), got {label_noise!r}")
+    arrays, attrs = _read_h5(Path(path))
+    mean = torch.tensor(attrs["mean"], dtype=torch.float32)
+    std = torch.tensor(attrs["std"], dtype=torch.float32)
+
+    def standardize(x: np.ndarray) -> torch.Tensor:
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        return (torch.from_numpy(x).float() - mean.view(shape)) / std.view(shape)
+
+    classes = attrs["classes"]
+    x_train, y_train = standardize(arrays["x_train"]), torch.from_numpy(arrays["y_train"]).long()
+    generator = torch.Generator().manual_seed(seed)
+    n_keep = round(train_fraction * len(y_train))
+    if n_keep < 1:
+        raise ValueError(f"train_fraction={train_fraction} keeps no sample of {len(y_train)}")
+    if n_keep < len(y_train):
+        kept = torch.randperm(len(y_train), generator=generator)[:n_keep].sort().values
+        x_train, y_train = x_train[kept], y_train[kept]
+    n_noisy = round(label_noise * n_keep)
+    if n_noisy:
+        noisy = torch.randperm(n_keep, generator=generator)[:n_noisy]
+        shift = torch.randint(1, len(classes), (n_noisy,), generator=generator)
+        y_train = y_train.clone()
+        y_train[noisy] = (y_train[noisy] + shift) % len(classes)
+        logger.info("label noise: %d of %d training labels changed", n_noisy, n_keep)
+    data = DatasetTensors(attrs["name"], x_train, y_train, standardize(arrays["x_test"]),
+                          torch.from_numpy(arrays["y_test"]).long(), classes)
+    return data.to(device)
+
+
+def _read_h5(path: Path) -> tuple[dict[str, np.ndarray], dict]:
+    if not path.exists():
+        raise FileNotFoundError(f"dataset file not found: {path} (run prepare_dataset first)")
+    try:
+        with h5py.File(path, "r") as f:
+            arrays = {key: f[key][()] for key in ("x_train", "y_train", "x_test", "y_test")}
+            attrs = {"name": str(f.attrs["name"]),
+                     **{key: json.loads(f.attrs[key]) for key in ("classes", "mean", "std")}}
+    except (OSError, KeyError, ValueError) as exc:
+        raise io.CorruptFileError(f"cannot read dataset file {path}: {exc}") from exc
+    if not all(math.isfinite(s) and s > 0 for s in attrs["std"]):
+        raise io.CorruptFileError(f"dataset file {path} has a non-positive std {attrs['std']}")
+    return arrays, attrs

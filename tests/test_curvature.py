@@ -1,0 +1,281 @@
+"""Curvature operators and algorithms against dense float64 matrices on tiny networks."""
+
+import math
+
+import pytest
+import torch
+from torch.autograd.functional import hessian, jacobian
+
+from lossatlas.curvature import (
+    GaussNewtonOperator,
+    HessianOperator,
+    MatrixOperator,
+    ResidualOperator,
+    gradient_overlap,
+    hutchinson_trace,
+    hutchpp_trace,
+    lanczos,
+    loss_gradient,
+    power_iteration,
+    seeded_subset,
+    spectral_density,
+    trace_to_frobenius_ratio,
+)
+from lossatlas.functional import FunctionalModel
+from lossatlas.models import build_model
+
+CASES = {
+    "mlp": dict(name="mlp", norm="none", bn_mode="eval"),
+    "mlp-bn-eval": dict(name="mlp", norm="batch", bn_mode="eval"),
+    "mlp-bn-batch": dict(name="mlp", norm="batch", bn_mode="batch"),
+    "cnn1d": dict(name="cnn1d", norm="none", bn_mode="eval"),
+}
+
+
+def tiny_problem(name="mlp", norm="none", bn_mode="eval", loss="cross_entropy", train_steps=0):
+    """A float64 network of ~130 parameters, 64 random samples with 4 classes, θ at init or after a
+    few full-batch Adam steps; BN running statistics taken from one pass over the data."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    if name == "mlp":
+        model = build_model("mlp", (10,), 4, width=8, depth=1, norm=norm)
+        x = torch.randn(64, 10, generator=g)
+    else:
+        model = build_model("cnn1d", (1, 16), 4, width=3, norm=norm)
+        x = torch.randn(64, 1, 16, generator=g)
+    y = torch.randint(0, 4, (64,), generator=g)
+    model, x = model.double(), x.double()
+    if norm == "batch":
+        model.train()
+        with torch.no_grad():
+            model(x)
+    fmodel = FunctionalModel(model, bn_mode=bn_mode, loss=loss)
+    theta = fmodel.theta0.clone().requires_grad_()
+    optimizer = torch.optim.Adam([theta], lr=0.05)
+    for _ in range(train_steps):
+        optimizer.zero_grad()
+        fmodel.loss(theta, x, y).backward()
+        optimizer.step()
+    return fmodel, theta.detach(), x, y
+
+
+def dense_hessian(fmodel, theta, x, y):
+    return hessian(lambda t: fmodel.loss(t, x, y), theta)
+
+
+def dense_of(operator):
+    """The operator's matrix, from its products with the standard basis."""
+    return operator(torch.eye(operator.dim, dtype=torch.float64))
+
+
+@pytest.fixture(scope="module")
+def trained_mlp():
+    fmodel, theta, x, y = tiny_problem(train_steps=200)
+    return fmodel, theta, x, y, dense_hessian(fmodel, theta, x, y)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_hessian_operator_equals_dense_hessian(case):
+    fmodel, theta, x, y = tiny_problem(**CASES[case])
+    h = dense_hessian(fmodel, theta, x, y)
+    vectors = torch.randn(5, fmodel.layout.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    operator = HessianOperator(fmodel, theta, x, y)
+    assert torch.allclose(operator(vectors), vectors @ h, rtol=0, atol=1e-10)
+    assert operator.products == 5
+    if CASES[case]["bn_mode"] != "batch":
+        chunked = HessianOperator(fmodel, theta, x, y, chunk_size=20)
+        assert torch.allclose(chunked(vectors), vectors @ h, rtol=0, atol=1e-10)
+
+
+def test_chunks_are_batch_norm_batches_in_batch_mode():
+    fmodel, theta, x, y = tiny_problem("mlp", "batch", "batch")
+    chunk_weighted = sum(dense_hessian(fmodel, theta, x[i:i + 16], y[i:i + 16]) for i in range(0, 64, 16)) / 4
+    vectors = torch.randn(3, fmodel.layout.dim, dtype=torch.float64)
+    chunked = HessianOperator(fmodel, theta, x, y, chunk_size=16)
+    assert torch.allclose(chunked(vectors), vectors @ chunk_weighted, rtol=0, atol=1e-10)
+    assert not torch.allclose(chunk_weighted, dense_hessian(fmodel, theta, x, y), atol=1e-3)
+
+
+def test_loss_gradient_chunked_equals_full_gradient():
+    fmodel, theta, x, y = tiny_problem()
+    full = torch.func.grad(fmodel.loss)(theta, x, y)
+    assert torch.allclose(loss_gradient(fmodel, theta, x, y, chunk_size=7), full, rtol=0, atol=1e-14)
+
+
+def test_seeded_subset_is_reproducible_and_ordered():
+    x = torch.arange(100.0)[:, None]
+    y = torch.arange(100)
+    sub_x, sub_y = seeded_subset(x, y, 10, seed=3)
+    again_x, _ = seeded_subset(x, y, 10, seed=3)
+    assert torch.equal(sub_x, again_x) and torch.equal(sub_x[:, 0].long(), sub_y)
+    assert len(set(sub_y.tolist())) == 10 and torch.equal(sub_y, sub_y.sort().values)
+    assert not torch.equal(seeded_subset(x, y, 10, seed=4)[1], sub_y)
+    with pytest.raises(ValueError, match="subset size n=101"):
+        seeded_subset(x, y, 101, seed=0)
+
+
+def test_operator_rejects_wrong_shapes():
+    fmodel, theta, x, y = tiny_problem()
+    operator = HessianOperator(fmodel, theta, x, y)
+    with pytest.raises(ValueError, match=r"shape \(k, 124\)"):
+        operator(torch.zeros(124, dtype=torch.float64))
+    with pytest.raises(ValueError, match="theta has shape"):
+        HessianOperator(fmodel, theta[:-1], x, y)
+    with pytest.raises(ValueError, match="k=125"):
+        lanczos(operator, 125)
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
+@pytest.mark.parametrize("case", ["mlp", "mlp-bn-batch"])
+def test_gauss_newton_split(case, loss):
+    fmodel, theta, x, y = tiny_problem(**CASES[case], loss=loss, train_steps=20)
+    h = dense_hessian(fmodel, theta, x, y)
+    g = dense_of(GaussNewtonOperator(fmodel, theta, x, y))
+    r = dense_of(ResidualOperator(fmodel, theta, x, y))
+    jac = jacobian(lambda t: fmodel.logits(t, x), theta, strategy="forward-mode", vectorize=True)  # (N, C, D)
+    if loss == "cross_entropy":
+        p = torch.softmax(fmodel.logits(theta, x), -1)
+        loss_hessian = torch.diag_embed(p) - p[:, :, None] * p[:, None, :]
+    else:
+        loss_hessian = 2 * torch.eye(4, dtype=torch.float64).expand(64, 4, 4)
+    expected = torch.einsum("ncd,nce,nef->df", jac, loss_hessian, jac) / 64
+    assert torch.allclose(g, expected, rtol=0, atol=1e-12)
+    assert torch.allclose(g + r, h, rtol=0, atol=1e-10)
+    assert torch.allclose(g, g.T, rtol=0, atol=1e-12)
+    assert torch.linalg.eigvalsh(g).min() > -1e-12 * torch.linalg.matrix_norm(g, 2)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_lanczos_extreme_eigenvalues(case):
+    fmodel, theta, x, y = tiny_problem(**CASES[case])
+    eigenvalues = torch.linalg.eigvalsh(dense_hessian(fmodel, theta, x, y))
+    operator = HessianOperator(fmodel, theta, x, y)
+    top = lanczos(operator, 3, "largest", tol=1e-6, max_iter=100)
+    bottom = lanczos(operator, 3, "smallest", tol=1e-6, max_iter=100)
+    assert top.converged and bottom.converged
+    assert top.products < fmodel.layout.dim and bottom.products < fmodel.layout.dim
+    assert torch.allclose(top.eigenvalues, eigenvalues[-3:].flip(0), rtol=1e-4, atol=0)
+    assert torch.allclose(bottom.eigenvalues, eigenvalues[:3], rtol=1e-4, atol=0)
+    assert operator.products == top.products + bottom.products
+
+
+def test_lanczos_repeated_eigenvalues_need_restarts():
+    basis = torch.linalg.qr(torch.randn(30, 30, dtype=torch.float64,
+                                        generator=torch.Generator().manual_seed(0))).Q
+    spectrum = torch.tensor([5.0, 5.0, 5.0, 3.0] + [1.0] * 20 + [0.5 * i for i in range(6)], dtype=torch.float64)
+    operator = MatrixOperator(basis @ torch.diag(spectrum) @ basis.T)
+    # one Krylov space holds each distinct eigenvalue once: it converges to 5, 3, 2.5, 2
+    distinct = lanczos(operator, 4, "largest", tol=1e-10, eigenvectors=True)
+    assert torch.allclose(distinct.eigenvalues, torch.tensor([5.0, 3.0, 2.5, 2.0], dtype=torch.float64),
+                          rtol=1e-10, atol=0)
+    assert distinct.products == 9
+    residuals = operator(distinct.eigenvectors) - distinct.eigenvalues[:, None] * distinct.eigenvectors
+    assert residuals.norm(dim=1).max() < 1e-8
+    # run to the end, the restarts after each breakdown recover the multiplicities
+    full = lanczos(operator, 4, "largest", tol=0.0, max_iter=30)
+    assert torch.allclose(full.eigenvalues, torch.tensor([5.0, 5.0, 5.0, 3.0], dtype=torch.float64),
+                          rtol=1e-10, atol=0)
+
+
+def test_power_iteration_largest_magnitude(trained_mlp):
+    fmodel, theta, x, y, h = trained_mlp
+    eigenvalues = torch.linalg.eigvalsh(h)
+    by_magnitude = eigenvalues[eigenvalues.abs().argsort(descending=True)][:2]
+    result = power_iteration(HessianOperator(fmodel, theta, x, y), 2, tol=1e-10, max_iter=2000)
+    assert result.converged
+    assert torch.allclose(result.eigenvalues, by_magnitude, rtol=1e-4, atol=0)
+    dense_vectors = torch.linalg.eigh(h).eigenvectors[:, -2:].flip(1).T
+    assert torch.allclose((result.eigenvectors * dense_vectors).sum(1).abs(),
+                          torch.ones(2, dtype=torch.float64), atol=1e-4)
+
+
+def test_power_iteration_stops_on_relative_rayleigh_change():
+    operator = MatrixOperator(torch.diag(torch.tensor([2.0, 1.0, 0.0], dtype=torch.float64)))
+    start_only_top = power_iteration(operator, 1, tol=0.5, max_iter=50)
+    assert start_only_top.products < 10 and start_only_top.converged
+    capped = power_iteration(operator, 1, tol=1e-300, max_iter=7)
+    assert capped.products == 7 and not capped.converged
+
+
+def test_hutchinson_within_four_standard_errors(trained_mlp):
+    fmodel, theta, x, y, h = trained_mlp
+    exact = torch.trace(h).item()
+    # variance of vᵀHv for Rademacher v: 2 (‖H‖_F² − Σ H_ii²)
+    std_error = math.sqrt(2 * ((h ** 2).sum() - (torch.diagonal(h) ** 2).sum()).item() / 400)
+    estimate = hutchinson_trace(HessianOperator(fmodel, theta, x, y), 400, seed=0, batch_size=100)
+    assert estimate.products == 400
+    assert abs(estimate.estimate - exact) < 4 * std_error
+    # 120 products: a sketch of 40 < D directions, so Hutch++ is not exact here
+    plus = hutchpp_trace(HessianOperator(fmodel, theta, x, y), 120, seed=0, batch_size=100)
+    assert plus.products == 120
+    assert abs(plus.estimate - exact) < 4 * std_error
+
+
+def test_hutchpp_is_exact_at_full_rank_and_beats_hutchinson_on_low_rank():
+    g = torch.Generator().manual_seed(0)
+    basis = torch.linalg.qr(torch.randn(200, 200, dtype=torch.float64, generator=g)).Q
+    spectrum = torch.cat([100.0 / torch.arange(1, 11, dtype=torch.float64), torch.full((190,), 0.01,
+                                                                                        dtype=torch.float64)])
+    operator = MatrixOperator(basis @ torch.diag(spectrum) @ basis.T)
+    exact = spectrum.sum().item()
+    assert hutchpp_trace(operator, 600).estimate == pytest.approx(exact, rel=1e-12)
+    errors_hutchinson = [abs(hutchinson_trace(operator, 45, seed=s).estimate - exact) for s in range(10)]
+    errors_hutchpp = [abs(hutchpp_trace(operator, 45, seed=s).estimate - exact) for s in range(10)]
+    assert max(errors_hutchpp) < min(errors_hutchinson) or max(errors_hutchpp) < 1e-3 * exact
+    assert sum(errors_hutchpp) < 0.1 * sum(errors_hutchinson)
+
+
+def test_trace_to_frobenius_ratio(trained_mlp):
+    fmodel, theta, x, y, h = trained_mlp
+    result = trace_to_frobenius_ratio(HessianOperator(fmodel, theta, x, y), 400, seed=0, batch_size=100)
+    exact_trace, exact_frobenius = torch.trace(h).item(), torch.linalg.matrix_norm(h).item()
+    assert result.products == 400
+    assert result.frobenius == pytest.approx(exact_frobenius, rel=0.1)
+    assert result.ratio == pytest.approx(exact_trace / exact_frobenius, rel=0.1)
+    diagonal = MatrixOperator(torch.diag(torch.tensor([3.0, -1.0, 2.0], dtype=torch.float64)))
+    assert trace_to_frobenius_ratio(diagonal, 5).ratio == pytest.approx(4 / math.sqrt(14), rel=1e-12)
+
+
+def test_spectral_density_integrates_to_one_and_sits_on_the_spectrum(trained_mlp):
+    fmodel, theta, x, y, h = trained_mlp
+    eigenvalues = torch.linalg.eigvalsh(h)
+    operator = HessianOperator(fmodel, theta, x, y)
+    result = spectral_density(operator, num_vectors=8, steps=40, broadening=0.01, seed=0)
+    assert result.products == 8 * 40 and operator.products == 320
+    assert torch.trapezoid(result.density, result.grid).item() == pytest.approx(1.0, abs=1e-6)
+    assert torch.allclose(result.weights.sum(1), torch.ones(8, dtype=torch.float64), atol=1e-12)
+    assert result.nodes.max().item() == pytest.approx(eigenvalues[-1].item(), rel=1e-6)
+    # Ritz values interlace: every node lies inside the spectrum
+    assert eigenvalues[0] - 1e-12 <= result.nodes.min() and result.nodes.max() <= eigenvalues[-1] + 1e-12
+    # Gauss quadrature is exact for t ↦ t: the density's mean is the Hutchinson estimate of Tr(H)/D
+    # from the same Rademacher vectors; the mass above the 5th eigenvalue ≈ 5/D
+    mean = torch.trapezoid(result.density * result.grid, result.grid).item()
+    hutchinson = hutchinson_trace(HessianOperator(fmodel, theta, x, y), 8, seed=0).estimate
+    assert mean == pytest.approx(hutchinson / len(eigenvalues), rel=1e-6)
+    cut = (eigenvalues[-5] + eigenvalues[-6]).item() / 2
+    upper = result.grid >= cut
+    outlier_mass = torch.trapezoid(result.density[upper], result.grid[upper]).item()
+    # standard deviation of that mass over 8 Rademacher starts ≈ √(2·5)/D/√8 ≈ 0.009
+    assert outlier_mass == pytest.approx(5 / len(eigenvalues), abs=0.03)
+
+
+def test_spectral_density_full_krylov_space_is_exact_quadrature():
+    spectrum = torch.tensor([-1.0, 0.0, 0.5, 2.0, 4.0], dtype=torch.float64)
+    result = spectral_density(MatrixOperator(torch.diag(spectrum)), num_vectors=3, steps=5)
+    assert torch.allclose(result.nodes, spectrum.expand(3, 5), atol=1e-12)
+    # Rademacher starts on a diagonal matrix put weight 1/D on every eigenvalue
+    assert torch.allclose(result.weights, torch.full((3, 5), 0.2, dtype=torch.float64), atol=1e-12)
+
+
+def test_gradient_overlap(trained_mlp):
+    fmodel, theta, x, y, h = trained_mlp
+    gradient = loss_gradient(fmodel, theta, x, y)
+    vectors = torch.linalg.eigh(h).eigenvectors.flip(1).T
+    assert gradient_overlap(gradient, vectors) == pytest.approx(1.0, abs=1e-12)
+    top = vectors[:4]
+    expected = (top.T @ (top @ gradient)).norm().item() ** 2 / gradient.norm().item() ** 2
+    assert gradient_overlap(gradient, top) == pytest.approx(expected, rel=1e-12)
+    found = lanczos(HessianOperator(fmodel, theta, x, y), 4, tol=1e-10, eigenvectors=True)
+    assert gradient_overlap(gradient, found.eigenvectors) == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(ValueError, match="gradient is zero"):
+        gradient_overlap(torch.zeros_like(gradient), top)
