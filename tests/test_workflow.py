@@ -92,7 +92,7 @@ def planned_rules(dry_run_output):
 
 
 def test_one_figure_plans_only_what_it_needs(workdir):
-    result = snakemake(workdir, "-n", "--configfile", "config/smoke.yaml", "lb_sb_interpolation")
+    result = snakemake(workdir, "lb_sb_interpolation", "-n", "--configfile", "config/smoke.yaml")
     assert planned_rules(result.stdout) == {"prepare_dataset", "train",
                                             "measure_lb_sb_interpolation",
                                             "plot_lb_sb_interpolation", "lb_sb_interpolation"}
@@ -120,7 +120,7 @@ def test_smoke_run_end_to_end(workdir):
 @pytest.mark.workflow
 def test_diverged_run_is_skipped_visibly(workdir):
     configfile = write_config(workdir, "diverge", {"runs.lb.lr": 1.0e9, "runs.lb.momentum": 0.99})
-    snakemake(workdir, "--configfile", configfile, "--forcerun", "train", "lb_sb_interpolation")
+    snakemake(workdir, "lb_sb_interpolation", "--forcerun", "train", "--configfile", configfile)
     status = json.loads((workdir / "results/runs/mnist1d/mlp/lb-s0/status.json").read_text())
     assert status["status"] == "diverged"
     table = pd.read_csv(workdir / "results/measurements/mnist1d/mlp/lb_sb_interpolation.csv")

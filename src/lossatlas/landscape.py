@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import h5py
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -177,6 +178,16 @@ def surface_1d(model: nn.Module | FunctionalModel, theta: torch.Tensor, directio
     xs = np.asarray(torch.as_tensor(alphas).cpu(), dtype=np.float64)
     return Surface({"xcoordinates": xs, **arrays},
                    {"orientation": ORIENTATION_1D, "bn_policy": policy})
+
+
+def surface_1d_table(surface: Surface) -> pd.DataFrame:
+    """A 1D ``Surface`` as a tidy table: one row per (α, split) with columns ``alpha``, ``split``
+    (train/test), ``loss`` (nats), ``accuracy`` ([0, 1]) and ``bn_policy``."""
+    arrays = surface.arrays
+    return pd.DataFrame([
+        {"alpha": float(alpha), "split": split, "loss": float(arrays[f"{split}_loss"][i]),
+         "accuracy": float(arrays[f"{split}_acc"][i]), "bn_policy": surface.attrs["bn_policy"]}
+        for split in ("train", "test") for i, alpha in enumerate(arrays["xcoordinates"])])
 
 
 def surface_2d_part(model: nn.Module | FunctionalModel, theta: torch.Tensor, d1: torch.Tensor,

@@ -27,7 +27,7 @@ rule measure_lb_sb_interpolation:
     params:
         model=MODEL,
         runs={run: RUNS[run] for run in LB_SB_RUNS},
-        run_root=RUN_ROOT,
+        run_ids=LB_SB_RUNS,
         large_batch=run_ids(LB_SB["large_batch_run"]),
         small_batch=run_ids(LB_SB["small_batch_run"]),
         continuation=(

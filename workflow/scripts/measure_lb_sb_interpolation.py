@@ -24,10 +24,12 @@ with open(smk.log[0], "w") as log:
     lines = [("lb_to_sb", lb, sb) for lb, sb in zip(smk.params.large_batch, smk.params.small_batch)]
     lines += [("lb_to_continuation", lb, c)
               for lb, c in zip(smk.params.large_batch, smk.params.continuation)]
+    finals = dict(zip(smk.params.run_ids, smk.input.finals))
+    status_files = dict(zip(smk.params.run_ids, smk.input.statuses))
     tables = []
     for line, start, end in lines:
         runs = (start, end)
-        statuses = {run: read_status(f"{smk.params.run_root}/{run}/status.json")["status"]
+        statuses = {run: read_status(status_files[run])["status"]
                     for run in runs}
         diverged = [run for run in runs if statuses[run] != "ok"]
         labels = {"line": line, "start_run": start, "end_run": end}
@@ -37,7 +39,7 @@ with open(smk.log[0], "w") as log:
             continue
         model_a, model_b = (
             load_run_model(smk.params.model, smk.params.runs[run]["model"], data,
-                           f"{smk.params.run_root}/{run}/final.pt") for run in runs)
+                           finals[run]) for run in runs)
         theta_a, theta_b = get_flat_params(model_a).to(device), get_flat_params(model_b).to(device)
         logging.info("line %s: %s -> %s at %d points", line, start, end, len(alphas))
         surface = surface_1d(model_a, theta_a, theta_b - theta_a, alphas, arrays,
