@@ -2,16 +2,22 @@
 # `snakemake --cores all` builds every figure; `snakemake --cores all <figure>` builds one.
 
 
-configfile: "config/config.yaml"
+# The default config applies only when none is given: a --configfile replaces it instead of being
+# merged into it key by key (which would mix the default runs into another config's sweep).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
 
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
-include: "workflow/rules/figures.smk"
+include: "workflow/rules/lb_sb.smk"
+include: "workflow/rules/landscape.smk"
 
 
-FIGURES = ["lb_sb_interpolation"]
+FIGURES = ["lb_sb_interpolation", "surface_2d", "trajectory_pca", "mli", "sgd_walk"]
 
 
 wildcard_constraints:

@@ -184,7 +184,8 @@ class MatrixOperator:
 
 @dataclass
 class EigenResult:
-    """Eigenvalues ``(k,)`` (descending for ``largest``, ascending for ``smallest``), eigenvectors
+    """Eigenvalues ``(k,)`` float64 on the CPU (Lanczos: descending for ``largest``, ascending for
+    ``smallest``; power iteration: in the order found), eigenvectors
     ``(k, D)`` as unit rows (or None), operator products used, wall seconds, iterations run and
     whether every wanted pair met the tolerance."""
 
@@ -271,6 +272,8 @@ def lanczos(operator: LinearOperator, k: int, which: str = "largest", tol: float
     """
     _check_which(which)
     _check_count("k", k, operator.dim)
+    if max_iter < k:
+        raise ValueError(f"max_iter={max_iter} must be >= k={k}")
     start_time = time.perf_counter()
     generator = torch.Generator().manual_seed(seed)
     steps = min(max_iter, operator.dim)
@@ -327,6 +330,7 @@ def power_iteration(operator: LinearOperator, k: int, tol: float = 1e-3, max_ite
     eigenpair is accepted when the Rayleigh quotient changes by less than ``tol`` relative,
     |λ_t − λ_{t−1}| / (|λ_{t−1}| + 1e-6) < tol, or after ``max_iter`` products."""
     _check_count("k", k, operator.dim)
+    _check_count("max_iter", max_iter, 2**31)
     start_time = time.perf_counter()
     generator = torch.Generator().manual_seed(seed)
     found = torch.zeros(0, operator.dim, dtype=operator.dtype, device=operator.device)

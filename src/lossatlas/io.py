@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import TextIO
 
 import h5py
 import numpy as np
@@ -105,3 +107,33 @@ def write_json(obj: object, path: str | os.PathLike) -> None:
     """Atomically write JSON."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def read_h5(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, object]]:
+    """All datasets and file attributes of an HDF5 file written by ``write_h5`` (JSON attributes
+    stay strings); an unreadable file raises ``CorruptFileError`` naming it."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"HDF5 file not found: {path}")
+    try:
+        with h5py.File(path, "r") as f:
+            arrays = {name: f[name][()] for name in f.keys()}
+            attrs = {key: (value.decode() if isinstance(value, bytes) else value)
+                     for key, value in f.attrs.items()}
+    except OSError as exc:
+        raise CorruptFileError(f"cannot read HDF5 file {path}: {exc}") from exc
+    return arrays, attrs
+
+
+@contextlib.contextmanager
+def job_log(path: str | os.PathLike) -> Iterator[TextIO]:
+    """Open a job's log file, send ``logging`` (level INFO) to it, and record the traceback of an
+    exception that ends the job before re-raising it. Yields the stream (for progress bars)."""
+    with open(path, "w") as stream:
+        logging.basicConfig(stream=stream, level=logging.INFO, force=True,
+                            format="%(asctime)s %(levelname)s %(message)s")
+        try:
+            yield stream
+        except BaseException:
+            logging.exception("job failed")
+            raise

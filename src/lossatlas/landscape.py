@@ -14,7 +14,6 @@ import json
 import os
 from dataclasses import dataclass, field
 
-import h5py
 import numpy as np
 import pandas as pd
 import torch
@@ -22,7 +21,7 @@ from torch import nn
 
 from .evaluate import evaluate_train_test
 from .functional import FunctionalModel
-from .io import write_h5
+from .io import read_h5, write_h5
 from .params import ParamLayout, random_direction
 
 ORIENTATION_2D = "values[ix, iy] = f(theta + xcoordinates[ix] * d1 + ycoordinates[iy] * d2)"
@@ -87,7 +86,7 @@ def project_onto_plane(points: torch.Tensor, origin: torch.Tensor, d1: torch.Ten
     if torch.linalg.matrix_rank(gram) < 2:
         raise ValueError("plane directions are linearly dependent")
     rhs = (points.double() - origin.double()) @ basis
-    return torch.linalg.solve(gram, rhs.T).T.numpy()
+    return torch.linalg.solve(gram, rhs.T).T.cpu().numpy()
 
 
 def save_directions(path: str | os.PathLike, directions: torch.Tensor, layout: ParamLayout,
@@ -104,9 +103,8 @@ def save_directions(path: str | os.PathLike, directions: torch.Tensor, layout: P
 def load_directions(path: str | os.PathLike, layout: ParamLayout) -> tuple[torch.Tensor, dict]:
     """Directions ``(n, D)`` and attributes saved by ``save_directions``; the stored parameter
     names and shapes must match ``layout``."""
-    with h5py.File(path, "r") as f:
-        directions = torch.from_numpy(f["directions"][()])
-        attrs = dict(f.attrs)
+    arrays, attrs = read_h5(path)
+    directions = torch.from_numpy(arrays["directions"])
     names = json.loads(attrs["param_names"])
     shapes = [tuple(s) for s in json.loads(attrs["param_shapes"])]
     if names != list(layout.names) or shapes != [tuple(s) for s in layout.shapes]:
@@ -122,13 +120,20 @@ def line_points(theta: torch.Tensor, direction: torch.Tensor, alphas) -> torch.T
     return theta + alphas[:, None] * direction
 
 
+def plane_points_at(theta: torch.Tensor, d1: torch.Tensor, d2: torch.Tensor, x, y) -> torch.Tensor:
+    """Points θ + x_k d1 + y_k d2 for paired coordinates ``x``, ``y`` ``(K,)``: shape ``(K, D)``."""
+    x = torch.as_tensor(x, dtype=theta.dtype, device=theta.device).reshape(-1, 1)
+    y = torch.as_tensor(y, dtype=theta.dtype, device=theta.device).reshape(-1, 1)
+    return theta + x * d1 + y * d2
+
+
 def plane_points(theta: torch.Tensor, d1: torch.Tensor, d2: torch.Tensor, xs, ys) -> torch.Tensor:
     """Points θ + x d1 + y d2 on the grid xs × ys, shape ``(len(xs) * len(ys), D)``; row
     ``ix * len(ys) + iy`` holds (xs[ix], ys[iy]), so values reshape to ``(len(xs), len(ys))``."""
     xs = torch.as_tensor(xs, dtype=theta.dtype, device=theta.device)
     ys = torch.as_tensor(ys, dtype=theta.dtype, device=theta.device)
     gx, gy = torch.meshgrid(xs, ys, indexing="ij")
-    return theta + gx.reshape(-1, 1) * d1 + gy.reshape(-1, 1) * d2
+    return plane_points_at(theta, d1, d2, gx.reshape(-1), gy.reshape(-1))
 
 
 # --- surfaces -------------------------------------------------------------------------------
@@ -198,7 +203,8 @@ def surface_2d_part(model: nn.Module | FunctionalModel, theta: torch.Tensor, d1:
     xs_np = np.asarray(torch.as_tensor(xs).cpu(), dtype=np.float64)
     ys_np = np.asarray(torch.as_tensor(ys).cpu(), dtype=np.float64)
     start, stop = grid_part(len(xs_np) * len(ys_np), part, n_parts)
-    points = plane_points(theta, d1, d2, xs_np, ys_np)[start:stop]
+    ix, iy = np.divmod(np.arange(start, stop), len(ys_np))
+    points = plane_points_at(theta, d1, d2, xs_np[ix], ys_np[iy])
     metrics, policy = _evaluate(model, points, data, options)
     return SurfacePart(start, stop, xs_np, ys_np, metrics, {"bn_policy": policy})
 
@@ -223,6 +229,20 @@ def merge_surface_parts(parts: list[SurfacePart]) -> Surface:
               for name in parts[0].metrics}
     return Surface({"xcoordinates": xs, "ycoordinates": ys, **arrays},
                    {**parts[0].attrs, "orientation": ORIENTATION_2D})
+
+
+def save_surface_part(path: str | os.PathLike, part: SurfacePart) -> None:
+    """Write a ``SurfacePart`` to HDF5 (its grid, metrics, range and attributes)."""
+    write_h5(path, {"xcoordinates": part.xcoordinates, "ycoordinates": part.ycoordinates,
+                    **part.metrics}, {**part.attrs, "start": part.start, "stop": part.stop})
+
+
+def load_surface_part(path: str | os.PathLike) -> SurfacePart:
+    """Read a ``SurfacePart`` written by ``save_surface_part``."""
+    arrays, attrs = read_h5(path)
+    start, stop = int(attrs.pop("start")), int(attrs.pop("stop"))
+    xs, ys = arrays.pop("xcoordinates"), arrays.pop("ycoordinates")
+    return SurfacePart(start, stop, xs, ys, arrays, attrs)
 
 
 def surface_2d(model: nn.Module | FunctionalModel, theta: torch.Tensor, d1: torch.Tensor,

@@ -6,10 +6,12 @@ import json
 import os
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from . import io
 from .models import build_model
+from .params import flat_params_from_state
 
 STATUSES = ("ok", "diverged")
 
@@ -54,3 +56,15 @@ def load_trajectory(path: str | os.PathLike, kind: str = "epoch") -> list[tuple[
         if label_kind == kind:
             points.append((int(index), state))
     return sorted(points, key=lambda item: item[0])
+
+
+def skip_reason(status_path: str | os.PathLike, run: str) -> str | None:
+    """``None`` for a run that finished, else the visible reason a measurement skips it
+    (``"skipped: RUN diverged"``)."""
+    status = read_status(status_path)["status"]
+    return None if status == "ok" else f"skipped: {run} {status}"
+
+
+def flat_checkpoints(points: list[tuple[int, dict]], layout) -> torch.Tensor:
+    """θ ``(T, D)`` of ``load_trajectory`` checkpoints in ``layout`` order."""
+    return torch.stack([flat_params_from_state(state, layout) for _, state in points])

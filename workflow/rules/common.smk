@@ -55,15 +55,19 @@ def _run_table():
 RUNS = _run_table()
 
 
-def _check_figure_runs(figure, keys):
-    settings = config["figures"][figure]
-    for key in keys:
-        name = settings.get(key)
-        if name is not None and name not in config["runs"]:
+def check_run_groups(key, groups):
+    """Stop with an error naming config key ``key`` if it names a run group the config lacks."""
+    for name in groups:
+        if name not in config["runs"]:
             raise ValueError(
-                f"config figures.{figure}.{key}: unknown run {name!r}; "
+                f"config {key}: unknown run {name!r}; "
                 f"runs are {', '.join(sorted(config['runs']))}"
             )
+
+
+def first_run(group):
+    """The run of group ``group`` with the first seed (figures that show one solution)."""
+    return f"{group}-s{config['seeds'][0]}"
 
 
 def run_dir(run):

@@ -15,8 +15,7 @@ from lossatlas.train import resolve_device
 
 smk = snakemake  # noqa: F821
 torch.set_num_threads(smk.threads)
-with open(smk.log[0], "w") as log:
-    logging.basicConfig(stream=log, level=logging.INFO, force=True)
+with io.job_log(smk.log[0]) as log:
     device = resolve_device(smk.params.device)
     data = load_dataset(smk.input.data).to(device)
     arrays = (data.x_train, data.y_train, data.x_test, data.y_test)

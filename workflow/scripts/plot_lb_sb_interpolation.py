@@ -4,12 +4,12 @@ import logging
 
 import pandas as pd
 
+from lossatlas import io
 from lossatlas.plots import save_figure
 from lossatlas.plots.lines import plot_lb_sb_interpolation
 
 smk = snakemake  # noqa: F821
-with open(smk.log[0], "w") as log:
-    logging.basicConfig(stream=log, level=logging.INFO, force=True)
+with io.job_log(smk.log[0]) as log:
     table = pd.read_csv(smk.input[0])
     save_figure(plot_lb_sb_interpolation(table), smk.output.pdf, smk.output.png)
     logging.info("wrote %s and %s", smk.output.pdf, smk.output.png)

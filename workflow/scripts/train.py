@@ -15,8 +15,7 @@ from lossatlas.train import TrainSettings, init_model, resolve_device, train_run
 smk = snakemake  # noqa: F821
 torch.set_num_threads(smk.threads)
 settings = json.loads(smk.params.settings)
-with open(smk.log[0], "w") as log:
-    logging.basicConfig(stream=log, level=logging.INFO, force=True)
+with io.job_log(smk.log[0]) as log:
     logging.info("run %s settings %s", smk.wildcards.run, settings)
     device = resolve_device(smk.params.device)
     data = load_dataset(smk.input.data, train_fraction=settings["train_fraction"],

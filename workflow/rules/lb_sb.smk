@@ -1,7 +1,7 @@
-_check_figure_runs(
-    "lb_sb_interpolation", ["small_batch_run", "large_batch_run", "continuation_run"]
-)
 LB_SB = config["figures"]["lb_sb_interpolation"]
+for _key in ("small_batch_run", "large_batch_run", "continuation_run"):
+    if LB_SB[_key] is not None:
+        check_run_groups(f"figures.lb_sb_interpolation.{_key}", [LB_SB[_key]])
 LB_SB_RUNS = [
     run
     for key in ("large_batch_run", "small_batch_run", "continuation_run")

@@ -1,0 +1,277 @@
+# Li et al. 2018 surfaces, trajectory PCA, MLI (Goodfellow et al. 2015; Lucas et al. 2021) and the
+# SGD walk (Xing et al. 2018): each a measurement through the batched engine, then a figure.
+SURFACE = config["figures"]["surface_2d"]
+TRAJECTORY = config["figures"]["trajectory_pca"]
+MLI = config["figures"]["mli"]
+WALK = config["figures"]["sgd_walk"]
+MLI["runs"] = MLI["runs"] or list(config["runs"])
+for _key, _groups in (
+    ("surface_2d.runs", SURFACE["runs"]),
+    ("trajectory_pca.run", [TRAJECTORY["run"]]),
+    ("mli.runs", MLI["runs"]),
+    ("sgd_walk.run", [WALK["run"]]),
+):
+    check_run_groups(f"figures.{_key}", _groups)
+if RUNS[first_run(WALK["run"])]["checkpoint_step_range"] is None:
+    raise ValueError(
+        f"config figures.sgd_walk.run: run {WALK['run']!r} saves no step checkpoints; "
+        "set runs.{WALK['run']}.checkpoint_step_range"
+    )
+if SURFACE["roughness_points"] % 2 == 0:
+    raise ValueError(
+        "config figures.surface_2d.roughness_points must be odd, so that the profiles "
+        f"contain α = 0; got {SURFACE['roughness_points']}"
+    )
+SURFACE_RUNS = [first_run(group) for group in SURFACE["runs"]]
+MLI_RUNS = [run for group in MLI["runs"] for run in run_ids(group)]
+
+
+rule surface_directions:
+    input:
+        data=f"resources/data/{DATASET}.h5",
+    output:
+        f"{MEASURE_ROOT}/surface_2d/directions.h5",
+    log:
+        f"results/logs/measure/{DATASET}/{MODEL}/surface_directions.log",
+    conda:
+        "../../envs/lossatlas.yaml"
+    params:
+        model=MODEL,
+        model_knobs=RUNS[SURFACE_RUNS[0]]["model"],
+        seed=SURFACE["direction_seed"],
+        roughness_directions=SURFACE["roughness_directions"],
+    script:
+        "../scripts/surface_directions.py"
+
+
+rule measure_surface_2d_part:
+    input:
+        data=f"resources/data/{DATASET}.h5",
+        final=f"{RUN_ROOT}/{{run}}/final.pt",
+        status=f"{RUN_ROOT}/{{run}}/status.json",
+        directions=rules.surface_directions.output[0],
+    output:
+        temp(f"{MEASURE_ROOT}/surface_2d/{{run}}.part{{part}}.h5"),
+    log:
+        f"results/logs/measure/{DATASET}/{MODEL}/surface_2d/{{run}}.part{{part}}.log",
+    conda:
+        "../../envs/lossatlas.yaml"
+    threads: 2
+    resources:
+        gpu=1 if config["device"] != "cpu" else 0,
+    params:
+        model=MODEL,
+        model_knobs=lambda wildcards: RUNS[wildcards.run]["model"],
+        settings=SURFACE,
+        device=config["device"],
+    script:
+        "../scripts/surface_2d_part.py"
+
+
+rule merge_surface_2d:
+    input:
+        expand(
+            f"{MEASURE_ROOT}/surface_2d/{{{{run}}}}.part{{part}}.h5",
+            part=range(SURFACE["parts"]),
+        ),
+    output:
+        f"{MEASURE_ROOT}/surface_2d/{{run}}.h5",
+    log:
+        f"results/logs/measure/{DATASET}/{MODEL}/surface_2d/{{run}}.merge.log",
+    conda:
+        "../../envs/lossatlas.yaml"
+    script:
+        "../scripts/surface_2d_merge.py"
+
+
+rule measure_roughness:
+    input:
+        data=f"resources/data/{DATASET}.h5",
+        final=f"{RUN_ROOT}/{{run}}/final.pt",
+        status=f"{RUN_ROOT}/{{run}}/status.json",
+        directions=rules.surface_directions.output[0],
+    output:
+        f"{MEASURE_ROOT}/roughness/{{run}}.csv",
+    log:
+        f"results/logs/measure/{DATASET}/{MODEL}/roughness/{{run}}.log",
+    conda:
+        "../../envs/lossatlas.yaml"
+    threads: 2
+    resources:
+        gpu=1 if config["device"] != "cpu" else 0,
+    params:
+        model=MODEL,
+        model_knobs=lambda wildcards: RUNS[wildcards.run]["model"],
+        settings=SURFACE,
+        device=config["device"],
+    script:
+        "../scripts/roughness.py"
+
+
+rule plot_surface_2d:
+    input:
+        surfaces=expand(f"{MEASURE_ROOT}/surface_2d/{{run}}.h5", run=SURFACE_RUNS),
+        roughness=expand(f"{MEASURE_ROOT}/roughness/{{run}}.csv", run=SURFACE_RUNS),
+    output:
+        pdf="results/figures/surface_2d.pdf",
+        png=report(
+            "results/figures/surface_2d.png",
+            caption="../report/surface_2d.rst",
+            category="Loss surfaces",
+        ),
+    log:
+        "results/logs/figures/surface_2d.log",
+    conda:
+        "../../envs/lossatlas.yaml"
+    params:
+        runs=SURFACE_RUNS,
+    script:
+        "../scripts/plot_surface_2d.py"
+
+
+rule measure_trajectory_pca:
+    input:
+        data=f"resources/data/{DATASET}.h5",
+        trajectory=f"{RUN_ROOT}/{{run}}/trajectory.pt",
+        final=f"{RUN_ROOT}/{{run}}/final.pt",
+        status=f"{RUN_ROOT}/{{run}}/status.json",
+    output:
+        f"{MEASURE_ROOT}/trajectory_pca/{{run}}.h5",
+    log:
+        f"results/logs/measure/{DATASET}/{MODEL}/trajectory_pca/{{run}}.log",
+    conda:
+        "../../envs/lossatlas.yaml"
+    threads: 2
+    resources:
+        gpu=1 if config["device"] != "cpu" else 0,
+    params:
+        model=MODEL,
+        model_knobs=lambda wildcards: RUNS[wildcards.run]["model"],
+        settings=TRAJECTORY,
+        device=config["device"],
+    script:
+        "../scripts/trajectory_pca.py"
+
+
+rule plot_trajectory_pca:
+    input:
+        f"{MEASURE_ROOT}/trajectory_pca/{first_run(TRAJECTORY['run'])}.h5",
+    output:
+        pdf="results/figures/trajectory_pca.pdf",
+        png=report(
+            "results/figures/trajectory_pca.png",
+            caption="../report/trajectory_pca.rst",
+            category="Loss surfaces",
+        ),
+    log:
+        "results/logs/figures/trajectory_pca.log",
+    conda:
+        "../../envs/lossatlas.yaml"
+    script:
+        "../scripts/plot_trajectory_pca.py"
+
+
+rule measure_mli_line:
+    input:
+        data=f"resources/data/{DATASET}.h5",
+        init=f"{RUN_ROOT}/{{run}}/init.pt",
+        final=f"{RUN_ROOT}/{{run}}/final.pt",
+        status=f"{RUN_ROOT}/{{run}}/status.json",
+    output:
+        curve=f"{MEASURE_ROOT}/mli/{{run}}.curve.csv",
+        metrics=f"{MEASURE_ROOT}/mli/{{run}}.metrics.csv",
+    log:
+        f"results/logs/measure/{DATASET}/{MODEL}/mli/{{run}}.log",
+    conda:
+        "../../envs/lossatlas.yaml"
+    threads: 2
+    resources:
+        gpu=1 if config["device"] != "cpu" else 0,
+    params:
+        model=MODEL,
+        settings=lambda wildcards: RUNS[wildcards.run],
+        mli=MLI,
+        device=config["device"],
+    script:
+        "../scripts/mli_line.py"
+
+
+rule plot_mli:
+    input:
+        curves=expand(f"{MEASURE_ROOT}/mli/{{run}}.curve.csv", run=MLI_RUNS),
+        metrics=expand(f"{MEASURE_ROOT}/mli/{{run}}.metrics.csv", run=MLI_RUNS),
+    output:
+        table=f"{MEASURE_ROOT}/mli.csv",
+        pdf="results/figures/mli.pdf",
+        png=report(
+            "results/figures/mli.png",
+            caption="../report/mli.rst",
+            category="Linear interpolation",
+        ),
+    log:
+        "results/logs/figures/mli.log",
+    conda:
+        "../../envs/lossatlas.yaml"
+    script:
+        "../scripts/plot_mli.py"
+
+
+rule measure_sgd_walk:
+    input:
+        data=f"resources/data/{DATASET}.h5",
+        trajectory=f"{RUN_ROOT}/{{run}}/trajectory.pt",
+        status=f"{RUN_ROOT}/{{run}}/status.json",
+    output:
+        f"{MEASURE_ROOT}/sgd_walk/{{run}}.csv",
+    log:
+        f"results/logs/measure/{DATASET}/{MODEL}/sgd_walk/{{run}}.log",
+    conda:
+        "../../envs/lossatlas.yaml"
+    threads: 2
+    resources:
+        gpu=1 if config["device"] != "cpu" else 0,
+    params:
+        model=MODEL,
+        model_knobs=lambda wildcards: RUNS[wildcards.run]["model"],
+        settings=WALK,
+        device=config["device"],
+    script:
+        "../scripts/sgd_walk.py"
+
+
+rule plot_sgd_walk:
+    input:
+        f"{MEASURE_ROOT}/sgd_walk/{first_run(WALK['run'])}.csv",
+    output:
+        pdf="results/figures/sgd_walk.pdf",
+        png=report(
+            "results/figures/sgd_walk.png",
+            caption="../report/sgd_walk.rst",
+            category="Linear interpolation",
+        ),
+    log:
+        "results/logs/figures/sgd_walk.log",
+    conda:
+        "../../envs/lossatlas.yaml"
+    script:
+        "../scripts/plot_sgd_walk.py"
+
+
+rule surface_2d:
+    input:
+        rules.plot_surface_2d.output,
+
+
+rule trajectory_pca:
+    input:
+        rules.plot_trajectory_pca.output,
+
+
+rule mli:
+    input:
+        rules.plot_mli.output,
+
+
+rule sgd_walk:
+    input:
+        rules.plot_sgd_walk.output,

@@ -1,0 +1,18 @@
+"""Collect the MLI lines of the sweep into one table and render the MLI figure."""
+
+import logging
+
+import pandas as pd
+
+from lossatlas import io
+from lossatlas.plots import save_figure
+from lossatlas.plots.landscape import plot_mli
+
+smk = snakemake  # noqa: F821
+with io.job_log(smk.log[0]) as log:
+    curves = pd.concat([pd.read_csv(path) for path in smk.input.curves], ignore_index=True)
+    metrics = pd.concat([pd.read_csv(path) for path in smk.input.metrics], ignore_index=True)
+    io.write_csv(metrics, smk.output.table)
+    ok = metrics[metrics["status"] == "ok"]
+    logging.info("non-monotonic runs: %d of %d", (~ok["monotonic"].astype(bool)).sum(), len(ok))
+    save_figure(plot_mli(curves, metrics), smk.output.pdf, smk.output.png)

@@ -1,0 +1,22 @@
+"""Render the SGD walk: loss on the segments between consecutive iterates."""
+
+import logging
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from lossatlas import io
+from lossatlas.plots import save_figure
+from lossatlas.plots.landscape import plot_sgd_walk
+
+smk = snakemake  # noqa: F821
+with io.job_log(smk.log[0]) as log:
+    walk = pd.read_csv(smk.input[0])
+    if (walk["status"] != "ok").any():
+        logging.warning("%s", walk["status"].iloc[0])
+        figure = plt.figure(figsize=(5, 4))
+        figure.text(0.5, 0.5, f"SGD walk: {walk['status'].iloc[0]}", ha="center")
+    else:
+        interior = walk.groupby("segment")["segment_min_interior"].first().mean()
+        figure = plot_sgd_walk(walk, float(interior))
+    save_figure(figure, smk.output.pdf, smk.output.png)

@@ -1,0 +1,22 @@
+"""Render the trajectory on its PCA plane over the loss contours."""
+
+import json
+import logging
+
+import matplotlib.pyplot as plt
+
+from lossatlas import io
+from lossatlas.plots import save_figure
+from lossatlas.plots.landscape import plot_trajectory_pca
+
+smk = snakemake  # noqa: F821
+with io.job_log(smk.log[0]) as log:
+    arrays, attrs = io.read_h5(smk.input[0])
+    if attrs["status"] != "ok":
+        logging.warning("%s", attrs["status"])
+        figure = plt.figure(figsize=(5, 4))
+        figure.text(0.5, 0.5, f"trajectory PCA of {attrs['run']}: {attrs['status']}", ha="center")
+    else:
+        figure = plot_trajectory_pca(arrays, arrays["path"], json.loads(attrs["path_labels"]),
+                                     tuple(json.loads(attrs["explained_variance_ratio"])))
+    save_figure(figure, smk.output.pdf, smk.output.png)
