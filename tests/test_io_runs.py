@@ -1,0 +1,116 @@
+"""File formats and run read-back: atomic writes, checkpoints, HDF5, job logs, trajectories."""
+
+import json
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from lossatlas import io
+from lossatlas.landscape import (
+    Surface,
+    SurfacePart,
+    load_surface_part,
+    merge_surface_parts,
+    save_surface_part,
+    surface_1d_table,
+)
+from lossatlas.models import build_model
+from lossatlas.params import get_flat_params, param_layout
+from lossatlas.runs import flat_checkpoints, load_trajectory, read_status, skip_reason
+
+
+def test_atomic_write_leaves_nothing_on_error(tmp_path):
+    target = tmp_path / "out.csv"
+    with pytest.raises(RuntimeError):
+        with io.atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_write_is_world_readable(tmp_path):
+    io.write_json({"a": 1}, tmp_path / "x.json")
+    assert (tmp_path / "x.json").stat().st_mode & 0o044 == 0o044
+
+
+def test_corrupted_checkpoint_names_the_file(tmp_path):
+    path = tmp_path / "final.pt"
+    io.save_state_dict({"w": torch.ones(3)}, path)
+    path.write_bytes(path.read_bytes()[:20])
+    with pytest.raises(io.CorruptFileError, match="final.pt"):
+        io.load_state_dict(path)
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        io.load_state_dict(tmp_path / "missing.pt")
+
+
+def test_h5_roundtrip_with_attributes(tmp_path):
+    path = tmp_path / "s.h5"
+    io.write_h5(path, {"a": np.arange(6.0).reshape(2, 3)}, {"grid": [1, 2], "bn": None, "n": 3})
+    arrays, attrs = io.read_h5(path)
+    np.testing.assert_array_equal(arrays["a"], np.arange(6.0).reshape(2, 3))
+    assert json.loads(attrs["grid"]) == [1, 2] and attrs["bn"] == "none" and attrs["n"] == 3
+    path.write_bytes(b"not hdf5")
+    with pytest.raises(io.CorruptFileError, match="s.h5"):
+        io.read_h5(path)
+
+
+def test_job_log_records_the_traceback(tmp_path):
+    log = tmp_path / "job.log"
+    with pytest.raises(ValueError):
+        with io.job_log(log):
+            logging.info("starting")
+            raise ValueError("bad setting x")
+    text = log.read_text()
+    assert "starting" in text and "job failed" in text and "bad setting x" in text
+
+
+def test_trajectory_read_back_in_order(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("mlp", (1, 4), 2, width=3, depth=1)
+    states = {}
+    for label in ("epoch-10", "epoch-2", "step-5", "epoch-0"):
+        for p in model.parameters():
+            p.data.add_(1.0)
+        states[label] = {k: v.clone() for k, v in model.state_dict().items()}
+    io.save_torch(states, tmp_path / "trajectory.pt")
+    epochs = load_trajectory(tmp_path / "trajectory.pt", "epoch")
+    assert [index for index, _ in epochs] == [0, 2, 10]
+    thetas = flat_checkpoints(epochs, param_layout(model))
+    assert thetas.shape == (3, param_layout(model).dim)
+    model.load_state_dict(states["epoch-2"])
+    assert torch.equal(thetas[1], get_flat_params(model))
+    assert [i for i, _ in load_trajectory(tmp_path / "trajectory.pt", "step")] == [5]
+
+
+def test_status_and_skip_reason(tmp_path):
+    io.write_json({"status": "diverged"}, tmp_path / "d.json")
+    io.write_json({"status": "ok"}, tmp_path / "o.json")
+    io.write_json({"status": "weird"}, tmp_path / "w.json")
+    assert skip_reason(tmp_path / "d.json", "lb-s0") == "skipped: lb-s0 diverged"
+    assert skip_reason(tmp_path / "o.json", "lb-s0") is None
+    with pytest.raises(ValueError, match="w.json"):
+        read_status(tmp_path / "w.json")
+
+
+def test_surface_part_file_roundtrip_and_merge(tmp_path):
+    xs, ys = np.array([0.0, 1.0]), np.array([0.0, 1.0, 2.0])
+    values = np.arange(6.0)
+    for part, (start, stop) in enumerate([(0, 4), (4, 6)]):
+        save_surface_part(tmp_path / f"p{part}.h5", SurfacePart(
+            start, stop, xs, ys, {"train_loss": values[start:stop]}, {"bn_policy": "none"}))
+    parts = [load_surface_part(tmp_path / f"p{i}.h5") for i in (1, 0)]
+    merged = merge_surface_parts(parts)
+    np.testing.assert_array_equal(merged.arrays["train_loss"], values.reshape(2, 3))
+    assert merged.attrs["bn_policy"] == "none"
+
+
+def test_surface_1d_table_is_tidy():
+    surface = Surface({"xcoordinates": np.array([0.0, 0.5]), "train_loss": np.array([1.0, 2.0]),
+                       "train_acc": np.array([0.5, 0.25]), "test_loss": np.array([3.0, 4.0]),
+                       "test_acc": np.array([0.1, 0.2])}, {"bn_policy": "none"})
+    table = surface_1d_table(surface)
+    assert len(table) == 4
+    row = table[(table["split"] == "test") & (table["alpha"] == 0.5)].iloc[0]
+    assert row["loss"] == 4.0 and row["accuracy"] == 0.2 and row["bn_policy"] == "none"
