@@ -4,7 +4,9 @@ SURFACE = config["figures"]["surface_2d"]
 TRAJECTORY = config["figures"]["trajectory_pca"]
 MLI = config["figures"]["mli"]
 WALK = config["figures"]["sgd_walk"]
-MLI["runs"] = MLI["runs"] or list(config["runs"])
+MLI["runs"] = MLI["runs"] or [
+    name for name, run in config["runs"].items() if "init_from" not in run
+]
 for _key, _groups in (
     ("surface_2d.runs", SURFACE["runs"]),
     ("trajectory_pca.run", [TRAJECTORY["run"]]),
