@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= all
 
-.PHONY: reproduce test venv smoke clean
+.PHONY: reproduce test venv clean
 
 venv: $(VENV)/.installed
 
