@@ -107,7 +107,9 @@ def train_run(model: nn.Module, data, settings: TrainSettings, seed: int, *,
               resume_path: str | Path | None = None, device: torch.device | str = "cpu",
               progress_file=None) -> TrainResult:
     """Train ``model`` (already initialized, e.g. by ``init_model``) on ``data`` (a
-    ``DatasetTensors``). Losses are mean cross-entropy in nats, accuracies fractions in [0, 1].
+    ``DatasetTensors``). Losses are mean cross-entropy in nats, accuracies fractions in [0, 1];
+    ``grad_norm`` is the mean over the epoch's steps of the minibatch gradient norm. A run whose
+    loss, weights or gradients become NaN/inf stops at the end of that epoch as ``"diverged"``.
 
     With ``resume_path``, the training state is saved there after every epoch and resumed from it
     when it exists and was written by the same settings and seed.
@@ -142,6 +144,7 @@ def train_run(model: nn.Module, data, settings: TrainSettings, seed: int, *,
             generator.set_state(saved["generator"])
             init_state, history, trajectory = saved["init"], saved["history"], saved["trajectory"]
             epoch, step, elapsed = saved["epoch"], saved["step"], saved["elapsed"]
+            status = saved["status"]
             theta0 = flat_params_from_state(init_state, param_layout(model))
     theta0 = theta0.to(device)
 
@@ -174,13 +177,9 @@ def train_run(model: nn.Module, data, settings: TrainSettings, seed: int, *,
                 break
             index = order[batch * settings.batch_size:(batch + 1) * settings.batch_size]
             optimizer.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(x_train[index]), y_train[index])
-            if not torch.isfinite(loss):
-                status = "diverged"
-                break
-            loss.backward()
-            grad_norms.append(float(torch.cat([p.grad.reshape(-1) for p in model.parameters()
-                                               if p.grad is not None]).norm()))
+            F.cross_entropy(model(x_train[index]), y_train[index]).backward()
+            grad_norms.append(torch.linalg.vector_norm(
+                torch.stack([p.grad.norm() for p in model.parameters() if p.grad is not None])))
             optimizer.step()
             scheduler.step()
             step += 1
@@ -188,9 +187,9 @@ def train_run(model: nn.Module, data, settings: TrainSettings, seed: int, *,
                 trajectory[f"step-{step}"] = _cpu_state(model)
         epoch += 1
         elapsed += time.perf_counter() - started
-        row = record(epoch, sum(grad_norms) / max(len(grad_norms), 1))
+        row = record(epoch, float(torch.stack(grad_norms).mean()) if grad_norms else float("nan"))
         history.append(row)
-        if not all(math.isfinite(row[k]) for k in ("train_loss", "param_norm")):
+        if not all(math.isfinite(row[k]) for k in ("train_loss", "param_norm", "grad_norm")):
             status = "diverged"
         if epoch in settings.checkpoint_epochs:
             trajectory[f"epoch-{epoch}"] = _cpu_state(model)
@@ -201,7 +200,7 @@ def train_run(model: nn.Module, data, settings: TrainSettings, seed: int, *,
                            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                            "generator": generator.get_state(), "init": init_state,
                            "history": history, "trajectory": trajectory, "epoch": epoch,
-                           "step": step, "elapsed": elapsed}, resume)
+                           "step": step, "elapsed": elapsed, "status": status}, resume)
     bar.close()
     return TrainResult(status=status, final_state=_cpu_state(model), init_state=init_state,
                        history=history, trajectory=trajectory, steps=step)
