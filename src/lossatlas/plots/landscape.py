@@ -212,10 +212,12 @@ def plot_trajectory_pca(arrays: dict[str, np.ndarray], path: np.ndarray, path_la
 
 
 def _non_monotonic_table(ok: pd.DataFrame) -> str:
-    """Lines 'optimizer / norm: k/n' with k non-monotonic runs among n, per (optimizer, norm) cell."""
+    """Lines 'optimizer / norm: k/n (p%)' with k non-monotonic runs among n, per (optimizer, norm)
+    cell."""
     lines = ["non-monotonic runs", "(optimizer / norm)"]
     for (optimizer, norm), cell in ok.groupby(["optimizer", "norm"], sort=True):
-        lines.append(f"{optimizer} / {norm}: {int((~cell['monotonic']).sum())}/{len(cell)}")
+        count = int((~cell["monotonic"]).sum())
+        lines.append(f"{optimizer} / {norm}: {count}/{len(cell)} ({100 * count / len(cell):.0f}%)")
     return "\n".join(lines)
 
 
