@@ -295,6 +295,6 @@ def plot_sgd_walk(walk: pd.DataFrame, interior_fraction: float) -> plt.Figure:
     ax.set_ylabel("train loss (nats)")
     ax.set_title(f"A walk with SGD: minimum strictly inside the segment for "
                  f"{100 * interior_fraction:.0f}% of {segment_count} segments", fontsize=10)
-    ax.legend(loc="upper right", fontsize=7, ncol=3)
+    ax.legend(loc="best", fontsize=7, ncol=3)
     figure.tight_layout()
     return figure
