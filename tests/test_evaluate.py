@@ -167,3 +167,11 @@ def test_bad_inputs_name_the_culprit():
         evaluate_points(model, points, x, y, precision="fp16")
     with pytest.raises(ValueError, match="same nonzero number of samples"):
         evaluate_points(model, points, x, y[:3])
+
+
+def test_precision_applies_on_cuda_only():
+    from lossatlas.evaluate import precision_for
+    assert precision_for("bf16", torch.device("cpu")) == "fp32"
+    assert precision_for("tf32", torch.device("cuda")) == "tf32"
+    with pytest.raises(ValueError, match="unknown precision 'fp8'"):
+        precision_for("fp8", torch.device("cpu"))

@@ -91,6 +91,14 @@ def subset_indices(n_total: int, n_samples: int | None, seed: int) -> torch.Tens
     return torch.randperm(n_total, generator=generator)[:n_samples].sort().values
 
 
+def precision_for(requested: str, device: torch.device) -> str:
+    """The evaluation precision to use on ``device``: ``requested`` on CUDA, ``"fp32"`` on a CPU
+    (where TF32 and bf16 autocast do not apply)."""
+    if requested not in PRECISIONS:
+        raise ValueError(f"unknown precision {requested!r}; valid: {', '.join(PRECISIONS)}")
+    return requested if torch.device(device).type == "cuda" else "fp32"
+
+
 @contextlib.contextmanager
 def _precision(precision: str, device: torch.device) -> Iterator[None]:
     """fp32 everywhere; on CUDA optionally TF32 matmuls/convolutions or bf16 autocast."""

@@ -66,6 +66,7 @@ rule measure_surface_2d_part:
         model_knobs=lambda wildcards: RUNS[wildcards.run]["model"],
         settings=SURFACE,
         device=config["device"],
+        precision=config["precision"],
     script:
         "../scripts/surface_2d_part.py"
 
@@ -106,6 +107,7 @@ rule measure_roughness:
         model_knobs=lambda wildcards: RUNS[wildcards.run]["model"],
         settings=SURFACE,
         device=config["device"],
+        precision=config["precision"],
     script:
         "../scripts/roughness.py"
 
@@ -151,6 +153,7 @@ rule measure_trajectory_pca:
         model_knobs=lambda wildcards: RUNS[wildcards.run]["model"],
         settings=TRAJECTORY,
         device=config["device"],
+        precision=config["precision"],
     script:
         "../scripts/trajectory_pca.py"
 
@@ -194,6 +197,7 @@ rule measure_mli_line:
         settings=lambda wildcards: RUNS[wildcards.run],
         mli=MLI,
         device=config["device"],
+        precision=config["precision"],
     script:
         "../scripts/mli_line.py"
 
@@ -237,6 +241,7 @@ rule measure_sgd_walk:
         model_knobs=lambda wildcards: RUNS[wildcards.run]["model"],
         settings=WALK,
         device=config["device"],
+        precision=config["precision"],
     script:
         "../scripts/sgd_walk.py"
 

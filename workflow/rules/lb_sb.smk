@@ -37,6 +37,7 @@ rule measure_lb_sb_interpolation:
         alpha_max=LB_SB["alpha_max"],
         points=LB_SB["points"],
         device=config["device"],
+        precision=config["precision"],
     script:
         "../scripts/measure_lb_sb_interpolation.py"
 

@@ -8,6 +8,7 @@ import torch
 
 from lossatlas import io
 from lossatlas.data import load_dataset
+from lossatlas.evaluate import precision_for
 from lossatlas.landscape import surface_1d, surface_1d_table
 from lossatlas.params import get_flat_params
 from lossatlas.runs import load_run_model, read_status
@@ -17,6 +18,7 @@ smk = snakemake  # noqa: F821
 torch.set_num_threads(smk.threads)
 with io.job_log(smk.log[0]) as log:
     device = resolve_device(smk.params.device)
+    precision = precision_for(smk.params.precision, device)
     data = load_dataset(smk.input.data).to(device)
     arrays = (data.x_train, data.y_train, data.x_test, data.y_test)
     alphas = np.linspace(smk.params.alpha_min, smk.params.alpha_max, smk.params.points)
@@ -42,6 +44,7 @@ with io.job_log(smk.log[0]) as log:
         theta_a, theta_b = get_flat_params(model_a).to(device), get_flat_params(model_b).to(device)
         logging.info("line %s: %s -> %s at %d points", line, start, end, len(alphas))
         surface = surface_1d(model_a, theta_a, theta_b - theta_a, alphas, arrays,
-                             bn_policy="recompute", progress_file=log)
+                             bn_policy="recompute", progress_file=log,
+                             precision=precision)
         tables.append(surface_1d_table(surface).assign(**labels, status="ok"))
     io.write_csv(pd.concat(tables, ignore_index=True), smk.output[0])

@@ -9,6 +9,7 @@ import torch
 
 from lossatlas import io
 from lossatlas.data import load_dataset
+from lossatlas.evaluate import precision_for
 from lossatlas.landscape import mli_metrics, surface_1d, surface_1d_table
 from lossatlas.params import get_flat_params
 from lossatlas.runs import load_run_model, skip_reason
@@ -32,13 +33,15 @@ with io.job_log(smk.log[0]) as log:
         io.write_csv(pd.DataFrame([{**labels, "status": skipped}]), smk.output.metrics)
     else:
         device = resolve_device(smk.params.device)
+        precision = precision_for(smk.params.precision, device)
         data = load_dataset(smk.input.data).to(device)
         model = load_run_model(smk.params.model, settings["model"], data, smk.input.final)
         initial = load_run_model(smk.params.model, settings["model"], data, smk.input.init)
         theta0, theta_final = get_flat_params(initial).to(device), get_flat_params(model).to(device)
         surface = surface_1d(model, theta0, theta_final - theta0, alphas,
                              (data.x_train, data.y_train, data.x_test, data.y_test),
-                             bn_policy="recompute", progress_file=log)
+                             bn_policy="recompute", precision=precision,
+                             progress_file=log)
         metrics = mli_metrics(alphas, surface.arrays["train_loss"], theta0, theta_final,
                               tolerance=mli["tolerance"])
         io.write_csv(surface_1d_table(surface).assign(**labels), smk.output.curve)

@@ -9,7 +9,7 @@ import torch
 
 from lossatlas import io
 from lossatlas.data import load_dataset
-from lossatlas.evaluate import evaluate_points
+from lossatlas.evaluate import evaluate_points, precision_for
 from lossatlas.landscape import line_points, load_directions, roughness_index
 from lossatlas.params import get_flat_params, normalize_direction, param_layout
 from lossatlas.runs import load_run_model, skip_reason
@@ -28,6 +28,7 @@ with io.job_log(smk.log[0]) as log:
         io.write_csv(pd.DataFrame([{"run": run, "status": skipped}]), smk.output[0])
     else:
         device = resolve_device(smk.params.device)
+        precision = precision_for(smk.params.precision, device)
         data = load_dataset(smk.input.data).to(device)
         model = load_run_model(smk.params.model, smk.params.model_knobs, data, smk.input.final)
         layout = param_layout(model)
@@ -39,7 +40,7 @@ with io.job_log(smk.log[0]) as log:
         logging.info("%d directions x %d points", len(directions), len(alphas))
         metrics = evaluate_points(model, points, data.x_train, data.y_train,
                                   bn_policy=settings["bn_policy"], bn_data=data.x_train,
-                                  progress_file=log)
+                                  precision=precision, progress_file=log)
         result = roughness_index(alphas, metrics.loss.reshape(len(directions), len(alphas)))
         io.write_csv(pd.DataFrame({
             "run": run, "status": "ok", "direction": np.arange(len(directions)),

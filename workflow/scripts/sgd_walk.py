@@ -9,10 +9,15 @@ import torch
 
 from lossatlas import io
 from lossatlas.data import load_dataset
-from lossatlas.evaluate import evaluate_points
+from lossatlas.evaluate import evaluate_points, precision_for
 from lossatlas.landscape import segment_minima, segment_points, segment_profiles
 from lossatlas.params import param_layout
-from lossatlas.runs import build_run_model, flat_checkpoints, load_trajectory, skip_reason
+from lossatlas.runs import (
+    build_run_model,
+    flat_checkpoints,
+    load_trajectory,
+    skip_reason,
+)
 from lossatlas.train import resolve_device
 
 smk = snakemake  # noqa: F821
@@ -26,6 +31,7 @@ with io.job_log(smk.log[0]) as log:
         io.write_csv(pd.DataFrame([{"run": run, "status": skipped}]), smk.output[0])
     else:
         device = resolve_device(smk.params.device)
+        precision = precision_for(smk.params.precision, device)
         data = load_dataset(smk.input.data).to(device)
         checkpoints = load_trajectory(smk.input.trajectory, "step")[: settings["max_segments"] + 1]
         if len(checkpoints) < 2:
@@ -37,7 +43,8 @@ with io.job_log(smk.log[0]) as log:
         segments = len(checkpoints) - 1
         logging.info("%d segments x %d points", segments, n)
         metrics = evaluate_points(model, segment_points(iterates, n), data.x_train, data.y_train,
-                                  bn_policy="recompute", bn_data=data.x_train, progress_file=log)
+                                  bn_policy="recompute", bn_data=data.x_train,
+                                  precision=precision, progress_file=log)
         profiles = segment_profiles(metrics.loss, segments, n)
         minima = segment_minima(profiles)
         t = np.linspace(0.0, 1.0, n)

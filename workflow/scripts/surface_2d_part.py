@@ -7,7 +7,13 @@ import torch
 
 from lossatlas import io
 from lossatlas.data import load_dataset
-from lossatlas.landscape import SurfacePart, load_directions, save_surface_part, surface_2d_part
+from lossatlas.evaluate import precision_for
+from lossatlas.landscape import (
+    SurfacePart,
+    load_directions,
+    save_surface_part,
+    surface_2d_part,
+)
 from lossatlas.params import get_flat_params, normalize_direction, param_layout
 from lossatlas.runs import load_run_model, skip_reason
 from lossatlas.train import resolve_device
@@ -25,6 +31,7 @@ with io.job_log(smk.log[0]) as log:
         save_surface_part(smk.output[0], SurfacePart(0, 0, xs, ys, {}, {"status": skipped}))
     else:
         device = resolve_device(smk.params.device)
+        precision = precision_for(smk.params.precision, device)
         data = load_dataset(smk.input.data).to(device)
         model = load_run_model(smk.params.model, smk.params.model_knobs, data, smk.input.final)
         layout = param_layout(model)
@@ -36,6 +43,6 @@ with io.job_log(smk.log[0]) as log:
         result = surface_2d_part(model, theta.to(device), d1, d2, xs, ys,
                                  (data.x_train, data.y_train, data.x_test, data.y_test),
                                  part=part, n_parts=parts, bn_policy=settings["bn_policy"],
-                                 progress_file=log)
+                                 precision=precision, progress_file=log)
         result.attrs["status"] = "ok"
         save_surface_part(smk.output[0], result)

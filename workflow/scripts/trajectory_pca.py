@@ -8,9 +8,15 @@ import torch
 
 from lossatlas import io
 from lossatlas.data import load_dataset
+from lossatlas.evaluate import precision_for
 from lossatlas.landscape import project_onto_plane, surface_2d, trajectory_pca
 from lossatlas.params import get_flat_params, param_layout
-from lossatlas.runs import flat_checkpoints, load_run_model, load_trajectory, skip_reason
+from lossatlas.runs import (
+    flat_checkpoints,
+    load_run_model,
+    load_trajectory,
+    skip_reason,
+)
 from lossatlas.train import resolve_device
 
 smk = snakemake  # noqa: F821
@@ -24,6 +30,7 @@ with io.job_log(smk.log[0]) as log:
         io.write_h5(smk.output[0], {}, {"status": skipped, "run": run})
     else:
         device = resolve_device(smk.params.device)
+        precision = precision_for(smk.params.precision, device)
         data = load_dataset(smk.input.data).to(device)
         model = load_run_model(smk.params.model, smk.params.model_knobs, data, smk.input.final)
         layout = param_layout(model)
@@ -48,7 +55,8 @@ with io.job_log(smk.log[0]) as log:
                      len(xs), len(ys))
         surface = surface_2d(model, final.to(device), d1.to(device), d2.to(device), xs, ys,
                              (data.x_train, data.y_train, data.x_test, data.y_test),
-                             bn_policy=settings["bn_policy"], progress_file=log)
+                             bn_policy=settings["bn_policy"], precision=precision,
+                             progress_file=log)
         io.write_h5(smk.output[0], {**surface.arrays, "path": path},
                     {**surface.attrs, **settings, "status": "ok", "run": run,
                      "path_labels": json.dumps(labels),
