@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from . import io
+from .data import DatasetTensors, load_dataset
+from .evaluate import precision_for
 from .models import build_model
-from .params import flat_params_from_state
+from .params import ParamLayout, flat_params_from_state, get_flat_params, param_layout
+from .train import resolve_device
 
 STATUSES = ("ok", "diverged")
 
@@ -68,3 +72,37 @@ def skip_reason(status_path: str | os.PathLike, run: str) -> str | None:
 def flat_checkpoints(points: list[tuple[int, dict]], layout) -> torch.Tensor:
     """θ ``(T, D)`` of ``load_trajectory`` checkpoints in ``layout`` order."""
     return torch.stack([flat_params_from_state(state, layout) for _, state in points])
+
+
+@dataclass
+class Solution:
+    """A run's model loaded for measurement: ``data`` and ``model`` on ``device``, θ ``(D,)`` there
+    too, and the evaluation ``precision`` that applies on that device."""
+
+    data: DatasetTensors
+    model: nn.Module
+    layout: ParamLayout
+    theta: torch.Tensor
+    device: torch.device
+    precision: str
+
+    @property
+    def train_test(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(x_train, y_train, x_test, y_test)``, the ``data`` argument of the surfaces."""
+        return self.data.x_train, self.data.y_train, self.data.x_test, self.data.y_test
+
+
+def load_solution(data_path: str | os.PathLike, model_name: str, model_knobs: dict,
+                  checkpoint: str | os.PathLike | None, *, device: str = "auto",
+                  precision: str = "fp32") -> Solution:
+    """Load the dataset and a run's model with ``checkpoint`` (``None``: freshly built weights)
+    onto ``device`` (``auto``, ``cpu`` or ``cuda``) for measurement."""
+    torch_device = resolve_device(device)
+    data = load_dataset(data_path).to(torch_device)
+    if checkpoint is None:
+        model = build_run_model(model_name, model_knobs, data)
+    else:
+        model = load_run_model(model_name, model_knobs, data, checkpoint)
+    model = model.to(torch_device)
+    return Solution(data, model, param_layout(model), get_flat_params(model).to(torch_device),
+                    torch_device, precision_for(precision, torch_device))
