@@ -14,9 +14,18 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/lb_sb.smk"
 include: "workflow/rules/landscape.smk"
+include: "workflow/rules/curvature.smk"
 
 
-FIGURES = ["lb_sb_interpolation", "surface_2d", "trajectory_pca", "mli", "sgd_walk"]
+FIGURES = [
+    "lb_sb_interpolation",
+    "surface_2d",
+    "trajectory_pca",
+    "mli",
+    "sgd_walk",
+    "hessian_spectrum",
+    "curvature_along_training",
+]
 
 
 wildcard_constraints:

@@ -7,21 +7,26 @@ import torch
 from torch.autograd.functional import hessian, jacobian
 
 from lossatlas.curvature import (
+    CurvatureSettings,
     GaussNewtonOperator,
     HessianOperator,
     MatrixOperator,
     ResidualOperator,
+    count_outliers,
     gradient_overlap,
+    hessian_directions,
     hutchinson_trace,
     hutchpp_trace,
     lanczos,
     loss_gradient,
+    measure_curvature,
     power_iteration,
     seeded_subset,
     spectral_density,
     trace_to_frobenius_ratio,
 )
 from lossatlas.functional import FunctionalModel
+from lossatlas.landscape import line_points
 from lossatlas.models import build_model
 
 CASES = {
@@ -279,3 +284,74 @@ def test_gradient_overlap(trained_mlp):
     assert gradient_overlap(gradient, found.eigenvectors) == pytest.approx(expected, rel=1e-6)
     with pytest.raises(ValueError, match="gradient is zero"):
         gradient_overlap(torch.zeros_like(gradient), top)
+
+
+def test_measure_curvature_matches_dense_spectra(trained_mlp):
+    fmodel, theta, x, y, h = trained_mlp
+    settings = CurvatureSettings(top_k=5, bottom_k=2, tol=1e-10, max_iter=fmodel.layout.dim,
+                                 trace_products=fmodel.layout.dim * 3, density_vectors=4,
+                                 density_steps=30, density_grid=200, chunk_size=20, eigenvectors=True)
+    result = measure_curvature(fmodel, theta, x, y, settings)
+    eigenvalues = torch.linalg.eigvalsh(h)
+    g = dense_of(GaussNewtonOperator(fmodel, theta, x, y))
+    arrays, attrs = result.arrays, result.attrs
+    assert torch.allclose(arrays["hessian_top"], eigenvalues.flip(0)[:5], atol=1e-8)
+    assert torch.allclose(arrays["hessian_bottom"], eigenvalues[:2], atol=1e-8)
+    assert torch.allclose(arrays["gauss_newton_top"], torch.linalg.eigvalsh(g).flip(0)[:5], atol=1e-8)
+    assert attrs["lambda_max"] == pytest.approx(eigenvalues[-1].item(), rel=1e-10)
+    # Hutch++ with 3D products sketches the whole range: exact
+    assert attrs["trace"] == pytest.approx(torch.trace(h).item(), rel=1e-8)
+    assert attrs["loss"] == pytest.approx(fmodel.loss(theta, x, y).item(), rel=1e-12)
+    gradient = loss_gradient(fmodel, theta, x, y)
+    assert attrs["gradient_norm"] == pytest.approx(gradient.norm().item(), rel=1e-12)
+    vectors = torch.linalg.eigh(h).eigenvectors.flip(1).T
+    expected = [gradient_overlap(gradient, vectors[:k]) for k in range(1, 6)]
+    assert arrays["gradient_overlap"].tolist() == pytest.approx(expected, rel=1e-6)
+    assert arrays["hessian_eigenvectors"].shape == (5, fmodel.layout.dim)
+    assert torch.trapezoid(arrays["density"], arrays["density_grid"]).item() == pytest.approx(1, abs=1e-6)
+    assert attrs["slq_density_products"] == 4 * 30
+    assert attrs["hutchpp_trace_products"] == settings.trace_products
+    assert attrs["hessian_lanczos_converged"] and attrs["gauss_newton_lanczos_converged"]
+
+    assert (attrs["chunk_size"], attrs["bn_mode"], attrs["n_samples"]) == (20, "eval", 64)
+    without = measure_curvature(fmodel, theta, x, y, CurvatureSettings(top_k=3, density_steps=10))
+    assert "hessian_bottom" not in without.arrays and "hessian_eigenvectors" not in without.arrays
+    with pytest.raises(ValueError, match="top_k=1000"):
+        measure_curvature(fmodel, theta, x, y, CurvatureSettings(top_k=1000))
+
+
+def test_count_outliers_splits_at_largest_log_gap():
+    assert count_outliers([50.0, 40.0, 30.0, 2.0, 1.5, 1.0, 0.8]) == 3
+    assert count_outliers(torch.tensor([9.0, 1.0, 0.9, 0.5])) == 1
+    assert count_outliers([1.0, 0.9, 0.8, 0.01]) == 3
+    # non-positive eigenvalues are never outliers
+    assert count_outliers([5.0, 4.0, 0.0, -3.0]) == 1
+    assert count_outliers([2.0, -1.0]) == 1
+    assert count_outliers([-2.0, -1.0]) == 0
+
+
+def test_hessian_directions_profile_has_eigenvalue_curvature(trained_mlp):
+    fmodel, theta, x, y, h = trained_mlp
+    result = hessian_directions(fmodel, theta, x, y, k=2, tol=1e-10)
+    directions = result.eigenvectors
+    assert directions.shape == (2, fmodel.layout.dim)
+    assert torch.allclose(directions @ directions.T, torch.eye(2, dtype=torch.float64), atol=1e-8)
+    assert (directions.gather(1, directions.abs().argmax(1, keepdim=True)) > 0).all()
+    eigenvalues = torch.linalg.eigvalsh(h).flip(0)
+    # small enough that no ReLU of the 64 samples switches on the segment (a kink is not curvature)
+    step = 1e-4
+    for direction, eigenvalue in zip(directions, eigenvalues[:2]):
+        losses = [fmodel.loss(point, x, y).item()
+                  for point in line_points(theta, direction, [-step, 0.0, step])]
+        curvature = (losses[0] - 2 * losses[1] + losses[2]) / step ** 2
+        assert curvature == pytest.approx(eigenvalue.item(), rel=1e-5)
+
+
+def test_measure_curvature_without_spectrum_skips_gauss_newton_and_density(trained_mlp):
+    fmodel, theta, x, y, h = trained_mlp
+    settings = CurvatureSettings(top_k=3, tol=1e-10, max_iter=fmodel.layout.dim, spectrum=False)
+    result = measure_curvature(fmodel, theta, x, y, settings)
+    assert set(result.arrays) == {"hessian_top", "gradient_overlap"}
+    assert "slq_density_products" not in result.attrs
+    assert "gauss_newton_lanczos_products" not in result.attrs
+    assert result.attrs["lambda_max"] == pytest.approx(torch.linalg.eigvalsh(h)[-1].item(), rel=1e-10)

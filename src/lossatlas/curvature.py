@@ -26,6 +26,7 @@ Every result records the operator products it used and its wall time in seconds.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -479,3 +480,125 @@ def gradient_overlap(gradient: torch.Tensor, eigenvectors: torch.Tensor) -> floa
     if norm == 0:
         raise ValueError("gradient is zero; its overlap with a subspace is undefined")
     return ((eigenvectors @ gradient).norm().item() / norm) ** 2
+
+
+@dataclass(frozen=True)
+class CurvatureSettings:
+    """Settings of one curvature measurement (``measure_curvature``): ``top_k`` largest eigenvalues
+    of H and of G by Lanczos (``tol``, ``max_iter``), ``bottom_k`` smallest of H (0: none), Hutch++
+    with ``trace_products`` products, SLQ with ``density_vectors`` runs of ``density_steps`` steps
+    and Gaussian width ``density_broadening`` × spectral span on ``density_grid`` points; operator
+    products over data chunks of ``chunk_size`` samples (None: one chunk); ``seed`` fixes every
+    random start; ``eigenvectors`` keeps the top-k eigenvectors of H; ``spectrum`` False skips the
+    Gauss–Newton eigenvalues and the SLQ density (curvature along training needs neither)."""
+
+    top_k: int = 20
+    bottom_k: int = 0
+    tol: float = 1e-3
+    max_iter: int = 200
+    trace_products: int = 99
+    density_vectors: int = 10
+    density_steps: int = 80
+    density_broadening: float = 0.01
+    density_grid: int = 1000
+    chunk_size: int | None = None
+    seed: int = 0
+    eigenvectors: bool = False
+    spectrum: bool = True
+
+
+@dataclass
+class CurvatureMeasurement:
+    """Curvature at one θ: ``arrays`` and ``attrs`` ready for ``io.write_h5``.
+
+    arrays: ``hessian_top`` / ``gauss_newton_top`` ``(top_k,)`` descending, ``hessian_bottom``
+    ``(bottom_k,)`` ascending (when asked), ``gradient_overlap`` ``(top_k,)`` whose entry k−1 is
+    ‖P_k g‖²/‖g‖² for the top-k eigenspace of H, ``density_grid`` / ``density`` (SLQ; with
+    ``gauss_newton_top`` only when ``settings.spectrum``), and
+    ``hessian_eigenvectors`` ``(top_k, D)`` when asked. attrs: ``loss`` (nats), ``lambda_max``,
+    ``trace`` (Hutch++), ``gradient_norm``, every setting, and ``{algorithm}_products`` /
+    ``{algorithm}_seconds`` / ``{algorithm}_converged`` per algorithm."""
+
+    arrays: dict[str, torch.Tensor]
+    attrs: dict[str, object]
+
+
+def measure_curvature(fmodel: FunctionalModel, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+                      settings: CurvatureSettings) -> CurvatureMeasurement:
+    """Hessian and Gauss–Newton spectra, trace, SLQ density and gradient overlap of the mean loss
+    of ``fmodel`` on ``(x, y)`` at θ ``(D,)`` (the Sagun et al. 2017 / Papyan 2019 outlier–bulk
+    picture and the Gur-Ari et al. 2018 overlap). The FunctionalModel's ``bn_mode`` and
+    ``settings.chunk_size`` define the loss measured (module docstring); both are recorded."""
+    if settings.top_k > fmodel.layout.dim or settings.bottom_k > fmodel.layout.dim:
+        raise ValueError(f"top_k={settings.top_k} and bottom_k={settings.bottom_k} must not exceed "
+                         f"the parameter count D={fmodel.layout.dim}")
+    hessian = HessianOperator(fmodel, theta, x, y, settings.chunk_size)
+    lanczos_options = dict(tol=settings.tol, max_iter=settings.max_iter, seed=settings.seed)
+    top = lanczos(hessian, settings.top_k, eigenvectors=True, **lanczos_options)
+    trace = hutchpp_trace(hessian, settings.trace_products, seed=settings.seed)
+    start_time = time.perf_counter()
+    gradient = loss_gradient(fmodel, theta, x, y, settings.chunk_size)
+    loss = sum(fmodel.loss(theta, xc, yc).item() * len(xc) / len(x)
+               for xc, yc in _chunks(hessian.x, hessian.y, settings.chunk_size))
+    overlap = torch.tensor([gradient_overlap(gradient, top.eigenvectors[:k])
+                            for k in range(1, settings.top_k + 1)], dtype=torch.float64)
+    gradient_seconds = time.perf_counter() - start_time
+    arrays = {"hessian_top": top.eigenvalues, "gradient_overlap": overlap}
+    attrs: dict[str, object] = {
+        **dataclasses.asdict(settings), "bn_mode": fmodel.bn_mode, "loss_function": fmodel.loss_name,
+        "n_samples": len(x), "dim": fmodel.layout.dim, "dtype": str(theta.dtype).removeprefix("torch."),
+        "loss": loss, "lambda_max": top.eigenvalues[0].item(), "trace": trace.estimate,
+        "gradient_norm": gradient.norm().item(), "gradient_seconds": gradient_seconds}
+    results = {"hessian_lanczos": top}
+    timed = {"hutchpp_trace": trace}
+    if settings.spectrum:
+        gauss_newton = GaussNewtonOperator(fmodel, theta, x, y, settings.chunk_size)
+        results["gauss_newton_lanczos"] = lanczos(gauss_newton, settings.top_k, **lanczos_options)
+        arrays["gauss_newton_top"] = results["gauss_newton_lanczos"].eigenvalues
+        density = spectral_density(hessian, settings.density_vectors,
+                                   min(settings.density_steps, hessian.dim),
+                                   settings.density_broadening, settings.density_grid, settings.seed)
+        arrays.update(density_grid=density.grid, density=density.density)
+        attrs["density_sigma"] = density.sigma
+        timed["slq_density"] = density
+    if settings.bottom_k:
+        bottom = lanczos(hessian, settings.bottom_k, which="smallest", **lanczos_options)
+        arrays["hessian_bottom"] = bottom.eigenvalues
+        results["hessian_bottom_lanczos"] = bottom
+    for name, result in results.items():
+        attrs.update({f"{name}_products": result.products, f"{name}_seconds": result.seconds,
+                      f"{name}_converged": result.converged})
+    for name, result in timed.items():
+        attrs.update({f"{name}_products": result.products, f"{name}_seconds": result.seconds})
+    if settings.eigenvectors:
+        arrays["hessian_eigenvectors"] = top.eigenvectors
+    return CurvatureMeasurement(arrays, attrs)
+
+
+def count_outliers(eigenvalues) -> int:
+    """Number of outlier eigenvalues among the top eigenvalues of a Hessian (Sagun et al. 2017;
+    Papyan 2019): sorted descending, the positive ones are split at the largest gap in
+    log-eigenvalue, max_i log(λ_i / λ_{i+1}), and the count is the number above the split. Needs the
+    top-k to reach into the bulk (k > the expected count, e.g. k > C); with fewer than two positive
+    eigenvalues every positive one counts."""
+    values = torch.as_tensor(eigenvalues, dtype=torch.float64).flatten()
+    positive = values[values > 0].sort(descending=True).values
+    if len(positive) < 2:
+        return len(positive)
+    gaps = positive[:-1].log() - positive[1:].log()
+    return int(gaps.argmax().item()) + 1
+
+
+def hessian_directions(fmodel: FunctionalModel, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+                       k: int = 2, chunk_size: int | None = None, tol: float = 1e-4,
+                       max_iter: int = 200, seed: int = 0) -> EigenResult:
+    """The top-k Hessian eigenvectors at θ as landscape directions: unit rows ``(k, D)`` on θ's
+    device, for ``landscape.line_points`` / ``surface_1d`` / ``surface_2d`` (a 1D profile along row
+    i has curvature λ_i at α = 0). Each row's sign is fixed so that its entry of largest magnitude
+    is positive (an eigenvector's sign is arbitrary)."""
+    result = lanczos(HessianOperator(fmodel, theta, x, y, chunk_size), k, tol=tol, max_iter=max_iter,
+                     seed=seed, eigenvectors=True)
+    vectors = result.eigenvectors
+    signs = vectors.gather(1, vectors.abs().argmax(1, keepdim=True)).sign()
+    result.eigenvectors = vectors * signs
+    return result

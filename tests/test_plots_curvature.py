@@ -1,0 +1,104 @@
+"""Curvature figures and tables: outlier counts, claim check, stability threshold, skipped runs."""
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+from lossatlas.plots import save_figure
+from lossatlas.plots.curvature import (
+    LAMBDA_MAX_CLAIM,
+    curvature_along_training_table,
+    hessian_spectrum_table,
+    plot_curvature_along_training,
+    plot_hessian_spectrum,
+    stability_threshold,
+)
+
+
+def spectrum(run, batch_size, outliers, scale, status="ok"):
+    """A measurement with ``outliers`` eigenvalues in ``scale`` × [10, 20] above a bulk below 1."""
+    attrs = {"run": run, "group": run.rsplit("-s", 1)[0], "status": status, "batch_size": batch_size}
+    if status != "ok":
+        return {}, attrs
+    top = np.concatenate([scale * np.linspace(20.0, 10.0, outliers),
+                          np.linspace(0.9, 0.5, 12 - outliers)])
+    grid = np.linspace(-1.0, top[0] + 1.0, 50)
+    density = np.exp(-grid ** 2) / np.sqrt(np.pi)
+    arrays = {"hessian_top": top, "gauss_newton_top": top * 0.99, "density_grid": grid,
+              "density": density, "gradient_overlap": np.linspace(0.5, 0.9, 12)}
+    attrs.update({"lambda_max": top[0], "trace": top.sum(), "num_classes": 10, "top_k": 12,
+                  "n_samples": 200, "bn_mode": "eval"})
+    return arrays, attrs
+
+
+def checkpoint(run, epoch, batch_size, lr, momentum, lambda_max, status="ok", n_train=4000):
+    arrays, attrs = spectrum(run, batch_size, 10, lambda_max / 20, status)
+    attrs.update({"checkpoint": f"epoch-{epoch}", "optimizer": "sgd", "momentum": momentum})
+    if status == "ok":
+        attrs.update({"epoch": epoch, "step": epoch, "loss": 1.0, "gradient_norm": 0.1, "lr": lr,
+                      "n_train": n_train})
+    return arrays, attrs
+
+
+def test_spectrum_table_counts_outliers_and_checks_the_claim(tmp_path):
+    measurements = {"sb-s0": spectrum("sb-s0", 32, 10, 1.0), "lb-s0": spectrum("lb-s0", 2000, 9, 3.0)}
+    table = hessian_spectrum_table(measurements)
+    runs = table[table["run"] != "claim"].set_index("run")
+    assert runs.loc["sb-s0", "outlier_count"] == 10 and runs.loc["lb-s0", "outlier_count"] == 9
+    assert runs.loc["lb-s0", "lambda_max"] == pytest.approx(60.0)
+    claim = table[table["run"] == "claim"].iloc[0]
+    assert (claim["claim"], claim["sb_run"], claim["lb_run"], claim["holds"]) == (
+        LAMBDA_MAX_CLAIM, "sb-s0", "lb-s0", True)
+    flipped = hessian_spectrum_table({"sb-s0": spectrum("sb-s0", 32, 10, 3.0),
+                                      "lb-s0": spectrum("lb-s0", 2000, 9, 1.0)})
+    assert flipped["holds"].iloc[-1] is False
+    figure = plot_hessian_spectrum(measurements, table)
+    assert len(figure.axes) == 3
+    assert figure.axes[0].get_yscale() == "log"
+    # the reference line at C = 10 in the outlier panel
+    assert [line.get_ydata()[0] for line in figure.axes[2].get_lines()] == [10]
+    assert "holds" in figure._suptitle.get_text()
+    save_figure(figure, tmp_path / "spectrum.pdf", tmp_path / "spectrum.png")
+    assert (tmp_path / "spectrum.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_spectrum_table_with_a_skipped_run_leaves_the_claim_unchecked():
+    measurements = {"sb-s0": spectrum("sb-s0", 32, 10, 1.0),
+                    "lb-s0": spectrum("lb-s0", 2000, 9, 3.0, status="skipped: lb-s0 diverged")}
+    table = hessian_spectrum_table(measurements)
+    assert table["holds"].iloc[-1] is None
+    figure = plot_hessian_spectrum(measurements, table)
+    assert "not checked" in figure._suptitle.get_text()
+    assert "skipped: lb-s0 diverged" in figure._suptitle.get_text()
+    plt.close(figure)
+
+
+def test_stability_threshold_with_momentum():
+    assert stability_threshold(0.2, 0.0) == pytest.approx(10.0)
+    assert stability_threshold(0.1, 0.9) == pytest.approx(38.0)
+
+
+def test_along_training_table_and_threshold_line_for_full_batch_runs_only():
+    measurements = [checkpoint("gd-s0", epoch, 4000, 0.2, 0.0, lam) for epoch, lam in
+                    ((0, 0.5), (10, 4.0), (100, 9.8))]
+    measurements += [checkpoint("sb-s0", epoch, 32, 0.05, 0.9, lam) for epoch, lam in ((0, 0.5), (5, 2.0))]
+    measurements.append(checkpoint("lb-s0", 0, 2000, 0.2, 0.9, 0, status="skipped: lb-s0 diverged"))
+    table = curvature_along_training_table(measurements, overlap_k=None)
+    ok = table[table["status"] == "ok"]
+    assert (ok["overlap_k"] == 10).all()
+    assert ok["gradient_overlap"].tolist() == pytest.approx([np.linspace(0.5, 0.9, 12)[9]] * 5)
+    gd, sb = ok[ok["run"] == "gd-s0"], ok[ok["run"] == "sb-s0"]
+    assert gd["full_batch"].all() and not sb["full_batch"].any()
+    assert gd["stability_threshold"].tolist() == pytest.approx([10.0] * 3)
+    assert sb["stability_threshold"].isna().all()
+    assert curvature_along_training_table(measurements, overlap_k=3)["gradient_overlap"].iloc[0] == \
+        pytest.approx(np.linspace(0.5, 0.9, 12)[2])
+    with pytest.raises(ValueError, match="overlap_k=13"):
+        curvature_along_training_table(measurements, overlap_k=13)
+    figure = plot_curvature_along_training(table)
+    labels = [line.get_label() for line in figure.axes[0].get_lines()]
+    assert labels.count("2(1+β)/η of gd") == 1 and len(labels) == 3
+    assert figure.axes[0].get_xscale() == "symlog"
+    assert "skipped: lb-s0 diverged" in figure._suptitle.get_text()
+    plt.close(figure)
+

@@ -1,0 +1,124 @@
+# Hessian spectra at the solutions (Sagun et al. 2017; Papyan 2019; Keskar et al. 2017) and
+# curvature along training (Gur-Ari et al. 2018; Cohen et al. 2021): one measurement per run and
+# checkpoint through the curvature engine, then a figure.
+CURVATURE = config["curvature"]
+SPECTRUM = config["figures"]["hessian_spectrum"]
+ALONG = config["figures"]["curvature_along_training"]
+for _key, _groups in (
+    ("hessian_spectrum.runs", SPECTRUM["runs"]),
+    ("curvature_along_training.runs", ALONG["runs"]),
+):
+    check_run_groups(f"figures.{_key}", _groups)
+if ALONG["overlap_k"] is not None and ALONG["overlap_k"] > CURVATURE["top_k"]:
+    raise ValueError(
+        f"config figures.curvature_along_training.overlap_k={ALONG['overlap_k']} exceeds "
+        f"curvature.top_k={CURVATURE['top_k']}; the overlap uses the top-k eigenvectors"
+    )
+if (
+    CURVATURE["bottom_k"] > CURVATURE["max_iter"]
+    or CURVATURE["top_k"] > CURVATURE["max_iter"]
+):
+    raise ValueError(
+        f"config curvature.max_iter={CURVATURE['max_iter']} must be at least "
+        f"curvature.top_k and curvature.bottom_k"
+    )
+SPECTRUM_RUNS = [first_run(group) for group in SPECTRUM["runs"]]
+ALONG_RUNS = [first_run(group) for group in ALONG["runs"]]
+
+
+# Labels epoch-N of the saved epoch checkpoints (within the run's epochs) of each run.
+ALONG_CHECKPOINTS = {
+    run: [
+        f"epoch-{epoch}"
+        for epoch in sorted(set(RUNS[run]["checkpoint_epochs"]))
+        if epoch <= RUNS[run]["epochs"]
+    ]
+    for run in ALONG_RUNS
+}
+for _run, _checkpoints in ALONG_CHECKPOINTS.items():
+    if not _checkpoints:
+        raise ValueError(
+            f"config figures.curvature_along_training.runs: run {_run!r} saves no epoch "
+            "checkpoints; set its checkpoint_epochs"
+        )
+
+
+rule measure_curvature:
+    input:
+        data=f"resources/data/{DATASET}.h5",
+        checkpoint=lambda wildcards: f"{RUN_ROOT}/{wildcards.run}/"
+        + ("final.pt" if wildcards.checkpoint == "final" else "trajectory.pt"),
+        metrics=f"{RUN_ROOT}/{{run}}/metrics.csv",
+        status=f"{RUN_ROOT}/{{run}}/status.json",
+    output:
+        f"{MEASURE_ROOT}/curvature/{{run}}/{{checkpoint}}.h5",
+    log:
+        f"results/logs/measure/{DATASET}/{MODEL}/curvature/{{run}}/{{checkpoint}}.log",
+    wildcard_constraints:
+        checkpoint=r"final|epoch-\d+",
+    conda:
+        "../../envs/lossatlas.yaml"
+    threads: 2
+    resources:
+        gpu=1 if config["device"] != "cpu" else 0,
+    params:
+        model=MODEL,
+        settings=lambda wildcards: RUNS[wildcards.run],
+        curvature=CURVATURE,
+        device=config["device"],
+    script:
+        "../scripts/measure_curvature.py"
+
+
+rule plot_hessian_spectrum:
+    input:
+        expand(f"{MEASURE_ROOT}/curvature/{{run}}/final.h5", run=SPECTRUM_RUNS),
+    output:
+        table=f"{MEASURE_ROOT}/hessian_spectrum.csv",
+        pdf="results/figures/hessian_spectrum.pdf",
+        png=report(
+            "results/figures/hessian_spectrum.png",
+            caption="../report/hessian_spectrum.rst",
+            category="Curvature",
+        ),
+    log:
+        "results/logs/figures/hessian_spectrum.log",
+    conda:
+        "../../envs/lossatlas.yaml"
+    script:
+        "../scripts/plot_hessian_spectrum.py"
+
+
+rule plot_curvature_along_training:
+    input:
+        [
+            f"{MEASURE_ROOT}/curvature/{run}/{checkpoint}.h5"
+            for run, checkpoints in ALONG_CHECKPOINTS.items()
+            for checkpoint in checkpoints
+        ],
+    output:
+        table=f"{MEASURE_ROOT}/curvature_along_training.csv",
+        pdf="results/figures/curvature_along_training.pdf",
+        png=report(
+            "results/figures/curvature_along_training.png",
+            caption="../report/curvature_along_training.rst",
+            category="Curvature",
+        ),
+    log:
+        "results/logs/figures/curvature_along_training.log",
+    conda:
+        "../../envs/lossatlas.yaml"
+    params:
+        overlap_k=ALONG["overlap_k"],
+    script:
+        "../scripts/plot_curvature_along_training.py"
+
+
+rule hessian_spectrum:
+    input:
+        rules.plot_hessian_spectrum.output,
+
+
+rule curvature_along_training:
+    input:
+        rules.plot_curvature_along_training.output,

@@ -1,0 +1,18 @@
+"""Hessian spectra at the solutions: tidy table with the λ_max claim check, and the figure."""
+
+import logging
+
+from lossatlas import io
+from lossatlas.plots import save_figure
+from lossatlas.plots.curvature import hessian_spectrum_table, plot_hessian_spectrum
+
+smk = snakemake  # noqa: F821
+with io.job_log(smk.log[0]):
+    measurements = {}
+    for path in smk.input:
+        arrays, attrs = io.read_h5(path)
+        measurements[attrs["run"]] = (arrays, attrs)
+    table = hessian_spectrum_table(measurements)
+    io.write_csv(table, smk.output.table)
+    logging.info("\n%s", table.to_string())
+    save_figure(plot_hessian_spectrum(measurements, table), smk.output.pdf, smk.output.png)
