@@ -11,9 +11,13 @@ import pandas as pd
 import pytest
 import yaml
 
+from lossatlas import io
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SNAKEMAKE = str(BIN / "snakemake")
+FIGURES = ["lb_sb_interpolation", "surface_2d", "trajectory_pca", "mli", "sgd_walk",
+           "hessian_spectrum", "curvature_along_training"]
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +61,10 @@ def write_config(workdir, name, overrides):
     ({"runs.sb.init_from": "nope"}, "runs.sb.init_from"),
     ({"model.name": "cnn1d", "model.depth": 3}, "model.depth"),
     ({"figures.lb_sb_interpolation.small_batch_run": "tiny"}, "small_batch_run"),
+    ({"figures.surface_2d.roughness_points": 4}, "roughness_points"),
+    ({"figures.hessian_spectrum.runs": ["sb", "huge"]}, "hessian_spectrum.runs"),
+    ({"figures.curvature_along_training.overlap_k": 50}, "overlap_k"),
+    ({"precision": "fp8"}, "fp8"),
 ])
 def test_bad_config_stops_before_any_job(workdir, override, culprit):
     configfile = write_config(workdir, "bad", override)
@@ -91,19 +99,24 @@ def planned_rules(dry_run_output):
     return rules
 
 
-def test_one_figure_plans_only_what_it_needs(workdir):
-    result = snakemake(workdir, "lb_sb_interpolation", "-n", "--configfile", "config/smoke.yaml")
-    assert planned_rules(result.stdout) == {"prepare_dataset", "train",
-                                            "measure_lb_sb_interpolation",
-                                            "plot_lb_sb_interpolation", "lb_sb_interpolation"}
+@pytest.mark.parametrize("figure, rules", [
+    ("lb_sb_interpolation", {"measure_lb_sb_interpolation", "plot_lb_sb_interpolation"}),
+    ("hessian_spectrum", {"measure_curvature", "plot_hessian_spectrum"}),
+    ("surface_2d", {"surface_directions", "measure_surface_2d_part", "merge_surface_2d",
+                    "measure_roughness", "plot_surface_2d"}),
+])
+def test_one_figure_plans_only_what_it_needs(workdir, figure, rules):
+    result = snakemake(workdir, figure, "-n", "--configfile", "config/smoke.yaml")
+    assert planned_rules(result.stdout) == {"prepare_dataset", "train", figure} | rules
 
 
 @pytest.mark.workflow
 def test_smoke_run_end_to_end(workdir):
     snakemake(workdir, "--profile", "workflow/profiles/ci")
     figures = workdir / "results/figures"
-    for name in ("lb_sb_interpolation.pdf", "lb_sb_interpolation.png"):
-        assert (figures / name).stat().st_size > 1000
+    for figure in FIGURES:
+        for ext in ("pdf", "png"):
+            assert (figures / f"{figure}.{ext}").stat().st_size > 1000
     runs = workdir / "results/runs/mnist1d/mlp"
     smoke = yaml.safe_load((workdir / "config/smoke.yaml").read_text())
     assert sorted(p.name for p in runs.iterdir()) == sorted(f"{name}-s0" for name in smoke["runs"])
@@ -114,8 +127,24 @@ def test_smoke_run_end_to_end(workdir):
     assert set(table["line"]) == {"lb_to_sb", "lb_to_continuation"}
     assert (table["status"] == "ok").all()
     assert set(table["split"]) == {"train", "test"}
+    measurements = workdir / "results/measurements/mnist1d/mlp"
+    arrays, attrs = io.read_h5(measurements / "surface_2d/sb-s0.h5")
+    assert arrays["train_loss"].shape == (7, 5) and attrs["status"] == "ok"
+    assert {"xcoordinates", "ycoordinates", "train_acc", "test_loss", "test_acc"} <= set(arrays)
+    assert "orientation" in attrs and attrs["bn_policy"] == "none"
+    spectrum = pd.read_csv(measurements / "hessian_spectrum.csv")
+    runs = spectrum[spectrum["run"] != "claim"]
+    assert set(runs["run"]) == {"sb-s0", "lb-s0"} and (runs["status"] == "ok").all()
+    claim = spectrum[spectrum["run"] == "claim"].iloc[0]
+    assert claim["claim"] == "lambda_max(LB) > lambda_max(SB)" and claim["holds"] in (True, False)
+    along = pd.read_csv(measurements / "curvature_along_training.csv")
+    gd = along[along["run"] == "gd-s0"]
+    assert gd["full_batch"].all() and (gd["stability_threshold"] == 2 / 0.2).all()
+    assert len(pd.read_csv(measurements / "mli.csv")) == 4
     snakemake(workdir, "--profile", "workflow/profiles/ci", "--report", "results/report.html")
-    assert "lb_sb_interpolation" in (workdir / "results/report.html").read_text(errors="ignore")
+    report = (workdir / "results/report.html").read_text(errors="ignore")
+    for figure in FIGURES:
+        assert figure in report
 
 
 @pytest.mark.workflow
@@ -127,3 +156,8 @@ def test_diverged_run_is_skipped_visibly(workdir):
     table = pd.read_csv(workdir / "results/measurements/mnist1d/mlp/lb_sb_interpolation.csv")
     assert table["status"].str.startswith("skipped: lb-s0").all()
     assert (workdir / "results/figures/lb_sb_interpolation.png").exists()
+    snakemake(workdir, "surface_2d", "hessian_spectrum", "--configfile", configfile)
+    _, attrs = io.read_h5(workdir / "results/measurements/mnist1d/mlp/surface_2d/lb-s0.h5")
+    assert attrs["status"] == "skipped: lb-s0 diverged"
+    spectrum = pd.read_csv(workdir / "results/measurements/mnist1d/mlp/hessian_spectrum.csv")
+    assert spectrum.loc[spectrum["run"] == "lb-s0", "status"].str.startswith("skipped: lb-s0").all()

@@ -1,7 +1,9 @@
-"""Render the 2D surfaces of the chosen solutions side by side, with their roughness index."""
+"""Render the 2D surfaces of the chosen solutions side by side, with their roughness index;
+solutions skipped upstream (a diverged run) are named in a footnote."""
 
 import logging
 
+import matplotlib.pyplot as plt
 import pandas as pd
 
 from lossatlas import io
@@ -9,15 +11,21 @@ from lossatlas.plots import save_figure
 from lossatlas.plots.landscape import plot_surfaces_2d
 
 smk = snakemake  # noqa: F821
-with io.job_log(smk.log[0]) as log:
-    surfaces = {}
+with io.job_log(smk.log[0]):
+    surfaces, skipped = {}, []
     for run, surface_path, roughness_path in zip(smk.params.runs, smk.input.surfaces,
                                                  smk.input.roughness):
         arrays, attrs = io.read_h5(surface_path)
         if attrs["status"] != "ok":
             logging.warning("%s", attrs["status"])
-            surfaces[f"{run} ({attrs['status']})"] = {}
+            skipped.append(attrs["status"])
             continue
         roughness = pd.read_csv(roughness_path)["roughness_index"].iloc[0]
         surfaces[f"{run}, roughness index {roughness:.3f}"] = arrays
-    save_figure(plot_surfaces_2d(surfaces), smk.output.pdf, smk.output.png)
+    if surfaces:
+        figure = plot_surfaces_2d(surfaces)
+    else:
+        figure = plt.figure(figsize=(6, 2))
+    if skipped:
+        figure.text(0.5, 0.0, "; ".join(skipped), ha="center", va="top", color="firebrick")
+    save_figure(figure, smk.output.pdf, smk.output.png)

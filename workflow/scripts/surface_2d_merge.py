@@ -15,6 +15,6 @@ with io.job_log(smk.log[0]) as log:
         io.write_h5(smk.output[0], {}, {"status": skipped, "run": smk.wildcards.run})
     else:
         surface = merge_surface_parts(parts)
-        attrs = {**surface.attrs, **smk.config["figures"]["surface_2d"], "run": smk.wildcards.run}
+        attrs = {**smk.config["figures"]["surface_2d"], **surface.attrs, "run": smk.wildcards.run}
         io.write_h5(smk.output[0], surface.arrays, attrs)
         logging.info("merged %d parts into %s", len(parts), smk.output[0])

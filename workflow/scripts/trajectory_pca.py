@@ -45,7 +45,7 @@ with io.job_log(smk.log[0]) as log:
                              bn_policy=settings["bn_policy"], precision=run.precision,
                              progress_file=log)
         io.write_h5(smk.output[0], {**surface.arrays, "path": path},
-                    {**surface.attrs, **settings, "status": "ok", "run": name,
+                    {**settings, **surface.attrs, "status": "ok", "run": name,
                      "path_labels": json.dumps(labels),
                      "explained_variance_ratio": json.dumps(
                          [float(v) for v in pca.explained_variance_ratio])})
