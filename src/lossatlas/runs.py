@@ -92,17 +92,21 @@ class Solution:
         return self.data.x_train, self.data.y_train, self.data.x_test, self.data.y_test
 
 
-def load_solution(data_path: str | os.PathLike, model_name: str, model_knobs: dict,
+def load_solution(data_path: str | os.PathLike, model_name: str, run_settings: dict,
                   checkpoint: str | os.PathLike | None, *, device: str = "auto",
                   precision: str = "fp32") -> Solution:
-    """Load the dataset and a run's model with ``checkpoint`` (``None``: freshly built weights)
-    onto ``device`` (``auto``, ``cpu`` or ``cuda``) for measurement."""
+    """Load a run's own training data (its ``train_fraction``, ``label_noise`` and ``seed`` from
+    ``run_settings``, so "train loss" is the loss the run minimized) and its model with
+    ``checkpoint`` (``None``: freshly built weights) onto ``device`` (``auto``, ``cpu`` or
+    ``cuda``) for measurement."""
     torch_device = resolve_device(device)
-    data = load_dataset(data_path).to(torch_device)
+    data = load_dataset(data_path, train_fraction=run_settings["train_fraction"],
+                        label_noise=run_settings["label_noise"],
+                        seed=run_settings["seed"]).to(torch_device)
     if checkpoint is None:
-        model = build_run_model(model_name, model_knobs, data)
+        model = build_run_model(model_name, run_settings["model"], data)
     else:
-        model = load_run_model(model_name, model_knobs, data, checkpoint)
+        model = load_run_model(model_name, run_settings["model"], data, checkpoint)
     model = model.to(torch_device)
     return Solution(data, model, param_layout(model), get_flat_params(model).to(torch_device),
                     torch_device, precision_for(precision, torch_device))

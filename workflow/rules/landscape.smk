@@ -63,7 +63,7 @@ rule measure_surface_2d_part:
         gpu=1 if config["device"] != "cpu" else 0,
     params:
         model=MODEL,
-        model_knobs=lambda wildcards: RUNS[wildcards.run]["model"],
+        run_settings=lambda wildcards: RUNS[wildcards.run],
         settings=SURFACE,
         device=config["device"],
         precision=config["precision"],
@@ -104,7 +104,7 @@ rule measure_roughness:
         gpu=1 if config["device"] != "cpu" else 0,
     params:
         model=MODEL,
-        model_knobs=lambda wildcards: RUNS[wildcards.run]["model"],
+        run_settings=lambda wildcards: RUNS[wildcards.run],
         settings=SURFACE,
         device=config["device"],
         precision=config["precision"],
@@ -150,7 +150,7 @@ rule measure_trajectory_pca:
         gpu=1 if config["device"] != "cpu" else 0,
     params:
         model=MODEL,
-        model_knobs=lambda wildcards: RUNS[wildcards.run]["model"],
+        run_settings=lambda wildcards: RUNS[wildcards.run],
         settings=TRAJECTORY,
         device=config["device"],
         precision=config["precision"],
@@ -238,7 +238,7 @@ rule measure_sgd_walk:
         gpu=1 if config["device"] != "cpu" else 0,
     params:
         model=MODEL,
-        model_knobs=lambda wildcards: RUNS[wildcards.run]["model"],
+        run_settings=lambda wildcards: RUNS[wildcards.run],
         settings=WALK,
         device=config["device"],
         precision=config["precision"],

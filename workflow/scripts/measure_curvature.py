@@ -11,10 +11,8 @@ import torch
 
 from lossatlas import io
 from lossatlas.curvature import CurvatureSettings, measure_curvature, seeded_subset
-from lossatlas.data import load_dataset
 from lossatlas.functional import FunctionalModel
-from lossatlas.runs import build_run_model, load_run_model, load_trajectory, skip_reason
-from lossatlas.train import resolve_device
+from lossatlas.runs import load_solution, load_trajectory, skip_reason
 
 smk = snakemake  # noqa: F821
 torch.set_num_threads(smk.threads)
@@ -30,12 +28,10 @@ with io.job_log(smk.log[0]):
         logging.warning("%s", skipped)
         io.write_h5(smk.output[0], {}, {**labels, "status": skipped})
     else:
-        device = resolve_device(smk.params.device)
-        data = load_dataset(smk.input.data, train_fraction=settings["train_fraction"],
-                            label_noise=settings["label_noise"], seed=settings["seed"])
         history = pd.read_csv(smk.input.metrics)
         if checkpoint == "final":
-            model = load_run_model(smk.params.model, settings["model"], data, smk.input.checkpoint)
+            run_model = load_solution(smk.input.data, smk.params.model, settings,
+                                      smk.input.checkpoint, device=smk.params.device)
             epoch = json.loads(Path(smk.input.status).read_text())["epochs"]
         else:
             epoch = int(checkpoint.removeprefix("epoch-"))
@@ -43,18 +39,19 @@ with io.job_log(smk.log[0]):
             if epoch not in states:
                 raise ValueError(f"{smk.input.checkpoint} holds no checkpoint {checkpoint}; it has "
                                  f"epochs {sorted(states)} (set checkpoint_epochs of the run)")
-            model = build_run_model(smk.params.model, settings["model"], data)
-            model.load_state_dict(states[epoch])
+            run_model = load_solution(smk.input.data, smk.params.model, settings, None,
+                                      device=smk.params.device)
+            run_model.model.load_state_dict(states[epoch])
+        device, data = run_model.device, run_model.data
         row = history[history["epoch"] == epoch].iloc[-1]
         x, y = data.x_train, data.y_train
         if curvature["n_samples"] is not None:
             x, y = seeded_subset(x, y, min(curvature["n_samples"], len(x)), curvature["subset_seed"])
-        fmodel = FunctionalModel(model.to(device), bn_mode=curvature["bn_mode"])
+        fmodel = FunctionalModel(run_model.model, bn_mode=curvature["bn_mode"])
         engine_settings = CurvatureSettings(
             **{field.name: curvature[field.name] for field in dataclasses.fields(CurvatureSettings)
                if field.name in curvature}, spectrum=checkpoint == "final")
-        measurement = measure_curvature(fmodel, fmodel.theta0.to(device), x.to(device),
-                                        y.to(device), engine_settings)
+        measurement = measure_curvature(fmodel, fmodel.theta0.to(device), x, y, engine_settings)
         io.write_h5(smk.output[0], measurement.arrays,
                     {**measurement.attrs, **labels, "status": "ok", "epoch": epoch,
                      "step": int(row["step"]), "lr": float(row["lr"]),

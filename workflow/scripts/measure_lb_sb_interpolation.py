@@ -28,7 +28,7 @@ with io.job_log(smk.log[0]) as log:
             logging.warning("line %s: %s", line, "; ".join(reasons))
             tables.append(pd.DataFrame([{**labels, "status": "; ".join(reasons)}]))
             continue
-        run = load_solution(smk.input.data, smk.params.model, smk.params.runs[start]["model"],
+        run = load_solution(smk.input.data, smk.params.model, smk.params.runs[start],
                             finals[start], device=smk.params.device,
                             precision=smk.params.precision)
         end_model = load_run_model(smk.params.model, smk.params.runs[end]["model"], run.data,

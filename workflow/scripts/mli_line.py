@@ -29,7 +29,7 @@ with io.job_log(smk.log[0]) as log:
                                            *labels]), smk.output.curve)
         io.write_csv(pd.DataFrame([{**labels, "status": skipped}]), smk.output.metrics)
     else:
-        run = load_solution(smk.input.data, smk.params.model, settings["model"], smk.input.final,
+        run = load_solution(smk.input.data, smk.params.model, settings, smk.input.final,
                             device=smk.params.device, precision=smk.params.precision)
         initial = load_run_model(smk.params.model, settings["model"], run.data, smk.input.init)
         theta0 = get_flat_params(initial).to(run.device)

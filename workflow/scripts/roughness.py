@@ -25,7 +25,7 @@ with io.job_log(smk.log[0]) as log:
         logging.warning("%s", skipped)
         io.write_csv(pd.DataFrame([{"run": name, "status": skipped}]), smk.output[0])
     else:
-        run = load_solution(smk.input.data, smk.params.model, smk.params.model_knobs,
+        run = load_solution(smk.input.data, smk.params.model, smk.params.run_settings,
                             smk.input.final, device=smk.params.device,
                             precision=smk.params.precision)
         raw, _ = load_directions(smk.input.directions, run.layout)

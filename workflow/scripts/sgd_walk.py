@@ -26,7 +26,7 @@ with io.job_log(smk.log[0]) as log:
         if len(checkpoints) < 2:
             raise ValueError(f"run {name} saved {len(checkpoints)} step checkpoints; the walk "
                              "needs at least 2 (set checkpoint_step_range)")
-        run = load_solution(smk.input.data, smk.params.model, smk.params.model_knobs, None,
+        run = load_solution(smk.input.data, smk.params.model, smk.params.run_settings, None,
                             device=smk.params.device, precision=smk.params.precision)
         iterates = flat_checkpoints(checkpoints, run.layout).to(run.device)
         segments = len(checkpoints) - 1

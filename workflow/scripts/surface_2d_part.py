@@ -27,7 +27,7 @@ with io.job_log(smk.log[0]) as log:
         logging.warning("%s", skipped)
         save_surface_part(smk.output[0], SurfacePart(0, 0, xs, ys, {}, {"status": skipped}))
     else:
-        run = load_solution(smk.input.data, smk.params.model, smk.params.model_knobs,
+        run = load_solution(smk.input.data, smk.params.model, smk.params.run_settings,
                             smk.input.final, device=smk.params.device,
                             precision=smk.params.precision)
         raw, _ = load_directions(smk.input.directions, run.layout)

@@ -20,7 +20,7 @@ with io.job_log(smk.log[0]) as log:
         logging.warning("%s", skipped)
         io.write_h5(smk.output[0], {}, {"status": skipped, "run": name})
     else:
-        run = load_solution(smk.input.data, smk.params.model, smk.params.model_knobs,
+        run = load_solution(smk.input.data, smk.params.model, smk.params.run_settings,
                             smk.input.final, device=smk.params.device,
                             precision=smk.params.precision)
         checkpoints = load_trajectory(smk.input.trajectory, "epoch")
