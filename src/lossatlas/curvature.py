@@ -90,6 +90,13 @@ def loss_gradient(fmodel: FunctionalModel, theta: torch.Tensor, x: torch.Tensor,
     return gradient
 
 
+def _check_vectors(operator, vectors: torch.Tensor) -> None:
+    """Operators take a batch of vectors ``(k, D)``; anything else is an error naming the operator."""
+    if vectors.ndim != 2 or vectors.shape[1] != operator.dim:
+        raise ValueError(f"{type(operator).__name__} takes vectors of shape (k, {operator.dim}), "
+                         f"got {tuple(vectors.shape)}")
+
+
 class _DataOperator:
     """Shared part of the data operators: data on θ's device, chunking, product count."""
 
@@ -106,9 +113,7 @@ class _DataOperator:
         self.products = 0
 
     def __call__(self, vectors: torch.Tensor) -> torch.Tensor:
-        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
-            raise ValueError(f"{type(self).__name__} takes vectors of shape (k, {self.dim}), "
-                             f"got {tuple(vectors.shape)}")
+        _check_vectors(self, vectors)
         vectors = vectors.to(device=self.device, dtype=self.dtype)
         out = torch.zeros_like(vectors)
         for x_chunk, y_chunk in _chunks(self.x, self.y, self.chunk_size):
@@ -176,9 +181,7 @@ class MatrixOperator:
         self.products = 0
 
     def __call__(self, vectors: torch.Tensor) -> torch.Tensor:
-        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
-            raise ValueError(f"MatrixOperator takes vectors of shape (k, {self.dim}), "
-                             f"got {tuple(vectors.shape)}")
+        _check_vectors(self, vectors)
         self.products += len(vectors)
         return vectors @ self.matrix.T
 

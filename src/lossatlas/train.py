@@ -25,7 +25,7 @@ from torch import nn
 from tqdm import tqdm
 
 from . import io
-from .evaluate import evaluate_points
+from .evaluate import evaluate_train_test
 from .params import flat_params_from_state, get_flat_params, param_layout
 
 OPTIMIZERS = ("sgd", "adam")
@@ -150,10 +150,10 @@ def train_run(model: nn.Module, data, settings: TrainSettings, seed: int, *,
 
     def record(epoch_index: int, grad_norm: float) -> dict:
         theta = get_flat_params(model).to(device)
-        metrics = evaluate_points(model, theta[None], x_train, y_train)
-        test = evaluate_points(model, theta[None], x_test, y_test)
+        metrics = evaluate_train_test(model, theta[None], x_train, y_train, x_test, y_test)
+        train, test = metrics.train, metrics.test
         return {"epoch": epoch_index, "step": step,
-                "train_loss": float(metrics.loss[0]), "train_acc": float(metrics.accuracy[0]),
+                "train_loss": float(train.loss[0]), "train_acc": float(train.accuracy[0]),
                 "test_loss": float(test.loss[0]), "test_acc": float(test.accuracy[0]),
                 "param_norm": float(theta.norm()), "dist_from_init": float((theta - theta0).norm()),
                 "grad_norm": grad_norm, "lr": optimizer.param_groups[0]["lr"],
