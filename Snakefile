@@ -29,7 +29,7 @@ FIGURES = [
 
 
 wildcard_constraints:
-    run=r"[A-Za-z0-9_]+-s\d+",
+    run=r"[A-Za-z0-9_.]+-s\d+",
 
 
 rule all:

@@ -30,9 +30,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 import torch
-from mnist1d.data import get_dataset_args, make_dataset
-from torchvision.datasets.mnist import read_image_file, read_label_file
-from torchvision.datasets.utils import calculate_md5, check_integrity, download_url, extract_archive
 
 from . import io
 
@@ -78,6 +75,8 @@ INPUT_SHAPES = {
     "cifar10": (3, 32, 32),
     "cifar100": (3, 32, 32),
 }
+
+NUM_CLASSES = {"mnist1d": 10, "mnist": 10, "fashion_mnist": 10, "cifar10": 10, "cifar100": 100}
 
 
 class DatasetDownloadError(RuntimeError):
@@ -146,6 +145,8 @@ def _generate_mnist1d() -> tuple[dict[str, np.ndarray], list[str], str]:
     """MNIST-1D from ``mnist1d.data.make_dataset`` with the package defaults (seed 42), never
     touching the network or a pickle cache; the global ``random``/``numpy`` RNG states it reseeds
     are restored afterwards."""
+    from mnist1d.data import get_dataset_args, make_dataset
+
     args = get_dataset_args()
     numpy_state, python_state = np.random.get_state(), random.getstate()
     try:
@@ -177,6 +178,8 @@ def _download_and_read(name: str, url_base: str, archive_dir: Path
 def _fetch(name: str, url_base: str, filename: str, md5: str, archive_dir: Path) -> Path:
     """Path of ``archive_dir/filename`` with md5 ``md5``, downloading it from ``url_base`` unless a
     verified copy is there. A failed or mismatching download is deleted before raising."""
+    from torchvision.datasets.utils import calculate_md5, check_integrity, download_url
+
     path = archive_dir / filename
     if check_integrity(path, md5):
         logger.info("%s: using verified %s", name, path)
@@ -213,6 +216,9 @@ def _reading(name: str, archive: Path) -> Iterator[None]:
 
 def _read_idx(name: str, archives: dict[str, Path], scratch: Path) -> dict[str, np.ndarray]:
     """MNIST/Fashion-MNIST gzipped idx files -> uint8 images (N, 1, 28, 28), int64 labels (N,)."""
+    from torchvision.datasets.mnist import read_image_file, read_label_file
+    from torchvision.datasets.utils import extract_archive
+
     def read(filename: str, parse) -> np.ndarray:
         with _reading(name, archives[filename]):
             return parse(extract_archive(str(archives[filename]), str(scratch))).numpy()
@@ -229,6 +235,8 @@ def _read_cifar(name: str, archive: Path, scratch: Path
                 ) -> tuple[dict[str, np.ndarray], list[str]]:
     """CIFAR-10/100 python-pickle tarball -> uint8 images (N, 3, 32, 32), int64 labels (N,) and
     class names (CIFAR-100: the 100 fine labels)."""
+    from torchvision.datasets.utils import extract_archive
+
     if name == "cifar10":
         folder, train_files, test_file = "cifar-10-batches-py", [
             f"data_batch_{i}" for i in range(1, 6)], "test_batch"

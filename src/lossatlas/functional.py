@@ -6,7 +6,9 @@ the batched evaluator, the trainer of parameterizations and the curvature operat
 
 Batch-norm mode (recorded by every caller in its outputs):
 - ``"eval"``: normalize with the running statistics stored in the model's buffers;
-- ``"batch"``: normalize with the statistics of the batch being evaluated (buffers never change).
+- ``"batch"``: normalize with the statistics of the batch being evaluated (buffers never change);
+- ``"train"``: training mode: normalize with the batch statistics and update the running statistics
+  in ``FunctionalModel.buffers`` in place, as ``nn.Module.train()`` does (the trainer's mode).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from torch.func import functional_call, replace_all_batch_norm_modules_
 
 from .params import ParamLayout, get_flat_params, param_layout
 
-BN_MODES = ("eval", "batch")
+BN_MODES = ("eval", "batch", "train")
 LOSSES = ("cross_entropy", "mse")
 
 
@@ -62,6 +64,8 @@ class FunctionalModel:
             replace_all_batch_norm_modules_(module)
             module.train()
             self.buffers = {name: b for name, b in module.named_buffers() if b is not None}
+        elif bn_mode == "train":
+            module.train()
         else:
             module.eval()
         self.module = module

@@ -1,4 +1,6 @@
-"""Training of one run: seeded, checkpointed along the trajectory, resumable, divergence-aware.
+"""Training of one run in any parameterization: seeded, checkpointed along the trajectory,
+resumable, divergence-aware. Ordinary training is the ``FullSpace`` parameterization; random
+subspaces (and later curves and simplices) go through the same loop.
 
 A run is fully described by ``TrainSettings`` and its seed. The seed fixes the initialization
 (``torch.manual_seed(seed)`` before the model is built, so runs that share a seed share θ₀) and the
@@ -26,7 +28,9 @@ from tqdm import tqdm
 
 from . import io
 from .evaluate import evaluate_train_test
-from .params import flat_params_from_state, get_flat_params, param_layout
+from .functional import FunctionalModel
+from .parameterizations import FullSpace, Parameterization
+from .params import flat_params_from_state, get_flat_params, set_flat_params_
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine")
@@ -58,16 +62,14 @@ class TrainSettings:
         if self.batch_size < 1 or self.epochs < 1 or self.lr <= 0:
             raise ValueError(f"need batch_size >= 1, epochs >= 1 and lr > 0, got {self}")
 
-    def fingerprint(self, seed: int) -> str:
-        """Hash of the settings and seed; a resume file is only used by the run that wrote it."""
-        text = json.dumps({**dataclasses.asdict(self), "seed": seed}, sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
-
 
 @dataclass
 class TrainResult:
     """Outcome of a run: ``status`` is ``"ok"`` or ``"diverged"``; ``history`` one row per epoch;
-    ``trajectory`` maps a label (``epoch-3``, ``step-120``) to a saved state dict."""
+    ``trajectory`` maps a label (``epoch-3``, ``step-120``) to a saved state dict (θ the
+    parameterization maps to, plus buffers); ``trainable`` maps ``init``, ``final`` and the same
+    labels to the parameterization's trainable tensors there; ``parameterization`` is its
+    ``describe()``."""
 
     status: str
     final_state: dict[str, torch.Tensor]
@@ -75,6 +77,8 @@ class TrainResult:
     history: list[dict]
     trajectory: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
     steps: int = 0
+    trainable: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    parameterization: dict = field(default_factory=dict)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -90,11 +94,15 @@ def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
-def _make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
+def _cpu_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in tensors.items()}
+
+
+def _make_optimizer(tensors: list[torch.Tensor], settings: TrainSettings) -> torch.optim.Optimizer:
     if settings.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
+        return torch.optim.SGD(tensors, lr=settings.lr, momentum=settings.momentum,
                                weight_decay=settings.weight_decay)
-    return torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    return torch.optim.Adam(tensors, lr=settings.lr, weight_decay=settings.weight_decay)
 
 
 def _lr_factor(settings: TrainSettings, total_steps: int) -> Callable[[int], float]:
@@ -103,19 +111,41 @@ def _lr_factor(settings: TrainSettings, total_steps: int) -> Callable[[int], flo
     return lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
 
 
+def fingerprint(settings: TrainSettings, seed: int, identity: dict | None = None,
+                parameterization: dict | None = None) -> str:
+    """Hash of everything that defines a run: training settings, seed, the caller's ``identity``
+    (model, data subset, init) and the parameterization; a resume file is only used by the run
+    that wrote it."""
+    text = json.dumps({**dataclasses.asdict(settings), "seed": seed, "identity": identity or {},
+                       "parameterization": parameterization or {}}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def train_run(model: nn.Module, data, settings: TrainSettings, seed: int, *,
+              parameterization: Parameterization | None = None, identity: dict | None = None,
               resume_path: str | Path | None = None, device: torch.device | str = "cpu",
               progress_file=None) -> TrainResult:
     """Train ``model`` (already initialized, e.g. by ``init_model``) on ``data`` (a
-    ``DatasetTensors``). Losses are mean cross-entropy in nats, accuracies fractions in [0, 1];
-    ``grad_norm`` is the mean over the epoch's steps of the minibatch gradient norm. A run whose
-    loss, weights or gradients become NaN/inf stops at the end of that epoch as ``"diverged"``.
+    ``DatasetTensors``) in ``parameterization`` (default: ``FullSpace`` at the model's θ): the
+    optimizer updates the parameterization's trainable tensors, each minibatch's loss is taken at
+    θ = f(tensors, sample) through ``FunctionalModel`` in train mode (batch-norm layers use batch
+    statistics and update the running statistics, which checkpoints keep).
+
+    Losses are mean cross-entropy in nats, accuracies fractions in [0, 1]; ``grad_norm`` is the mean
+    over the epoch's steps of the norm of the minibatch gradient with respect to the trainable
+    tensors (θ for the full space, z for a subspace); ``param_norm`` and ``dist_from_init`` are
+    ‖θ‖ and ‖θ − θ₀‖ of the point f(tensors). A run whose loss, weights or gradients become NaN/inf
+    stops at the end of that epoch as ``"diverged"``.
 
     With ``resume_path``, the training state is saved there after every epoch and resumed from it
-    when it exists and was written by the same settings and seed.
+    when it exists and was written by the same run (``fingerprint`` of settings, seed,
+    ``identity`` and parameterization).
     """
     device = torch.device(device)
     model = model.to(device)
+    parameterization = (FullSpace(get_flat_params(model)) if parameterization is None
+                        else parameterization).to(device)
+    fmodel = FunctionalModel(model, bn_mode="train")
     x_train, y_train = data.x_train.to(device), data.y_train.to(device)
     x_test, y_test = data.x_test.to(device), data.y_test.to(device)
     n_train = x_train.shape[0]
@@ -123,33 +153,56 @@ def train_run(model: nn.Module, data, settings: TrainSettings, seed: int, *,
     total_steps = settings.epochs * batches_per_epoch
     if settings.steps is not None:
         total_steps = min(total_steps, settings.steps)
-    optimizer = _make_optimizer(model, settings)
+    tensors = {name: t.requires_grad_() for name, t in parameterization.initial_tensors().items()}
+    optimizer = _make_optimizer(list(tensors.values()), settings)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(settings, total_steps))
     generator = torch.Generator().manual_seed(seed)
-    fingerprint = settings.fingerprint(seed)
+    description = parameterization.describe()
+    run_fingerprint = fingerprint(settings, seed, identity, description)
 
+    def point() -> torch.Tensor:
+        with torch.no_grad():
+            return parameterization.theta(tensors).detach().clone()
+
+    def sync_model() -> torch.Tensor:
+        """Write θ = f(tensors) and the running statistics into ``model``; return θ."""
+        theta = point()
+        set_flat_params_(model, theta)
+        with torch.no_grad():
+            for name, buffer in model.named_buffers():
+                buffer.copy_(fmodel.buffers[name])
+        return theta
+
+    theta0 = sync_model()
     init_state = _cpu_state(model)
-    theta0 = get_flat_params(model)
     history: list[dict] = []
     trajectory: dict[str, dict[str, torch.Tensor]] = {}
+    trainable = {"init": _cpu_tensors(tensors)}
     epoch, step, elapsed, status = 0, 0, 0.0, "ok"
 
     resume = Path(resume_path) if resume_path is not None else None
     if resume is not None and resume.exists():
         saved = io.load_torch(resume)
-        if saved.get("fingerprint") == fingerprint:
-            model.load_state_dict(saved["model"])
+        if saved.get("fingerprint") == run_fingerprint:
+            with torch.no_grad():
+                for name, tensor in tensors.items():
+                    tensor.copy_(saved["tensors"][name])
+                for name, buffer in fmodel.buffers.items():
+                    buffer.copy_(saved["buffers"][name])
             optimizer.load_state_dict(saved["optimizer"])
             scheduler.load_state_dict(saved["scheduler"])
             generator.set_state(saved["generator"])
             init_state, history, trajectory = saved["init"], saved["history"], saved["trajectory"]
+            trainable = saved["trainable"]
             epoch, step, elapsed = saved["epoch"], saved["step"], saved["elapsed"]
             status = saved["status"]
-            theta0 = flat_params_from_state(init_state, param_layout(model))
-    theta0 = theta0.to(device)
+            theta0 = flat_params_from_state(init_state, fmodel.layout).to(device)
+        elif progress_file is not None:
+            progress_file.write(f"{resume} was written by another run (fingerprint "
+                                f"{saved.get('fingerprint')} != {run_fingerprint}); starting afresh\n")
 
     def record(epoch_index: int, grad_norm: float) -> dict:
-        theta = get_flat_params(model).to(device)
+        theta = sync_model()
         metrics = evaluate_train_test(model, theta[None], x_train, y_train, x_test, y_test)
         train, test = metrics.train, metrics.test
         return {"epoch": epoch_index, "step": step,
@@ -159,17 +212,21 @@ def train_run(model: nn.Module, data, settings: TrainSettings, seed: int, *,
                 "grad_norm": grad_norm, "lr": optimizer.param_groups[0]["lr"],
                 "wall_time_s": elapsed}
 
+    def checkpoint(label: str) -> None:
+        sync_model()
+        trajectory[label] = _cpu_state(model)
+        trainable[label] = _cpu_tensors(tensors)
+
     if epoch == 0 and not history:
         history.append(record(0, float("nan")))
         if 0 in settings.checkpoint_epochs:
-            trajectory["epoch-0"] = _cpu_state(model)
+            checkpoint("epoch-0")
 
     start_range, stop_range = settings.checkpoint_step_range or (0, 0)
-    bar = tqdm(total=settings.epochs, initial=epoch, desc="epochs", file=progress_file,
-               mininterval=1.0, disable=progress_file is None)
+    bar = tqdm(total=settings.epochs, initial=epoch, desc=f"epochs ({parameterization.kind})",
+               file=progress_file, mininterval=1.0, disable=progress_file is None)
     while epoch < settings.epochs and step < total_steps and status == "ok":
         started = time.perf_counter()
-        model.train()
         order = torch.randperm(n_train, generator=generator).to(device)
         grad_norms = []
         for batch in range(batches_per_epoch):
@@ -177,14 +234,15 @@ def train_run(model: nn.Module, data, settings: TrainSettings, seed: int, *,
                 break
             index = order[batch * settings.batch_size:(batch + 1) * settings.batch_size]
             optimizer.zero_grad(set_to_none=True)
-            F.cross_entropy(model(x_train[index]), y_train[index]).backward()
+            theta = parameterization.theta(tensors, parameterization.sample(generator))
+            fmodel.loss(theta, x_train[index], y_train[index]).backward()
             grad_norms.append(torch.linalg.vector_norm(
-                torch.stack([p.grad.norm() for p in model.parameters() if p.grad is not None])))
+                torch.stack([t.grad.norm() for t in tensors.values() if t.grad is not None])))
             optimizer.step()
             scheduler.step()
             step += 1
             if start_range <= step < stop_range:
-                trajectory[f"step-{step}"] = _cpu_state(model)
+                checkpoint(f"step-{step}")
         epoch += 1
         elapsed += time.perf_counter() - started
         row = record(epoch, float(torch.stack(grad_norms).mean()) if grad_norms else float("nan"))
@@ -192,18 +250,23 @@ def train_run(model: nn.Module, data, settings: TrainSettings, seed: int, *,
         if not all(math.isfinite(row[k]) for k in ("train_loss", "param_norm", "grad_norm")):
             status = "diverged"
         if epoch in settings.checkpoint_epochs:
-            trajectory[f"epoch-{epoch}"] = _cpu_state(model)
+            checkpoint(f"epoch-{epoch}")
         bar.update(1)
         bar.set_postfix(train_loss=f"{row['train_loss']:.4f}", test_acc=f"{row['test_acc']:.3f}")
         if resume is not None:
-            io.save_torch({"fingerprint": fingerprint, "model": _cpu_state(model),
+            io.save_torch({"fingerprint": run_fingerprint, "tensors": _cpu_tensors(tensors),
+                           "buffers": _cpu_tensors(fmodel.buffers),
                            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                            "generator": generator.get_state(), "init": init_state,
-                           "history": history, "trajectory": trajectory, "epoch": epoch,
-                           "step": step, "elapsed": elapsed, "status": status}, resume)
+                           "history": history, "trajectory": trajectory, "trainable": trainable,
+                           "epoch": epoch, "step": step, "elapsed": elapsed, "status": status},
+                          resume)
     bar.close()
+    sync_model()
+    trainable["final"] = _cpu_tensors(tensors)
     return TrainResult(status=status, final_state=_cpu_state(model), init_state=init_state,
-                       history=history, trajectory=trajectory, steps=step)
+                       history=history, trajectory=trajectory, steps=step, trainable=trainable,
+                       parameterization=description)
 
 
 def init_model(build: Callable[[], nn.Module], seed: int) -> nn.Module:

@@ -3,7 +3,8 @@ import json
 
 from snakemake.utils import validate
 
-from lossatlas.models import model_options
+from lossatlas.data import INPUT_SHAPES, NUM_CLASSES
+from lossatlas.models import build_model, model_options
 
 validate(config, "../schemas/config.schema.yaml")
 
@@ -24,31 +25,57 @@ def _check_model_knobs(where, knobs):
             )
 
 
+def parameter_count(knobs):
+    """D, the number of trainable parameters of the configured model with ``knobs``."""
+    model = build_model(MODEL, INPUT_SHAPES[DATASET], NUM_CLASSES[DATASET], **knobs)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def run_group_table(name, overrides, where):
+    """Run id (NAME-sSEED) -> settings of one run group: training defaults, then the group's own
+    keys; ``where`` is the config key named in errors."""
+    _check_model_knobs(where, overrides)
+    init_from = overrides.get("init_from")
+    if init_from is not None and init_from not in config["runs"]:
+        raise ValueError(
+            f"config {where}.init_from: unknown run {init_from!r}; "
+            f"runs are {', '.join(sorted(config['runs']))}"
+        )
+    knobs = {k: config["model"][k] for k in MODEL_KNOBS if k in config["model"]}
+    knobs.update({k: overrides[k] for k in MODEL_KNOBS if k in overrides})
+    parameterization = overrides.get("parameterization", {"kind": "full"})
+    if parameterization.get("kind") == "subspace":
+        dim_full = parameter_count(knobs)
+        if parameterization["dim"] > dim_full:
+            raise ValueError(
+                f"config {where}.parameterization.dim={parameterization['dim']} exceeds "
+                f"D={dim_full}, the parameter count of {MODEL} {knobs}"
+            )
+    table = {}
+    for seed in overrides.get("seeds", config["seeds"]):
+        settings = {**config["training"], **overrides, "seed": seed, "model": dict(knobs)}
+        settings.pop("seeds", None)
+        for key in MODEL_KNOBS:
+            settings.pop(key, None)
+        settings["parameterization"] = dict(parameterization)
+        if parameterization.get("kind") == "subspace":
+            settings["parameterization"].setdefault("seed", seed)
+        if init_from is not None:
+            if seed not in config["runs"][init_from].get("seeds", config["seeds"]):
+                raise ValueError(
+                    f"config {where}.init_from: run {init_from!r} has no seed {seed}"
+                )
+            settings["init_from"] = f"{init_from}-s{seed}"
+        table[f"{name}-s{seed}"] = settings
+    return table
+
+
 def _run_table():
-    """run id (NAME-sSEED) -> settings: training defaults, then the run's own keys."""
+    """run id (NAME-sSEED) -> settings of every run group of the config."""
     _check_model_knobs("model", config["model"])
     table = {}
     for name, overrides in config["runs"].items():
-        _check_model_knobs(f"runs.{name}", overrides)
-        init_from = overrides.get("init_from")
-        if init_from is not None and init_from not in config["runs"]:
-            raise ValueError(
-                f"config runs.{name}.init_from: unknown run {init_from!r}; "
-                f"runs are {', '.join(sorted(config['runs']))}"
-            )
-        for seed in config["seeds"]:
-            settings = {**config["training"], **overrides, "seed": seed}
-            settings["model"] = {
-                k: config["model"][k] for k in MODEL_KNOBS if k in config["model"]
-            }
-            settings["model"].update(
-                {k: overrides[k] for k in MODEL_KNOBS if k in overrides}
-            )
-            for key in MODEL_KNOBS:
-                settings.pop(key, None)
-            if init_from is not None:
-                settings["init_from"] = f"{init_from}-s{seed}"
-            table[f"{name}-s{seed}"] = settings
+        table.update(run_group_table(name, overrides, f"runs.{name}"))
     return table
 
 
@@ -66,8 +93,8 @@ def check_run_groups(key, groups):
 
 
 def first_run(group):
-    """The run of group ``group`` with the first seed (figures that show one solution)."""
-    return f"{group}-s{config['seeds'][0]}"
+    """The run of group ``group`` with its first seed (figures that show one solution)."""
+    return run_ids(group)[0]
 
 
 def run_dir(run):
@@ -86,4 +113,4 @@ def init_checkpoint(wildcards):
 
 def run_ids(name):
     """Run ids NAME-sSEED of a run group, one per seed."""
-    return [f"{name}-s{seed}" for seed in config["seeds"]]
+    return [run for run in RUNS if run.rsplit("-s", 1)[0] == name]

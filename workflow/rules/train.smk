@@ -6,6 +6,7 @@ rule train:
         final=f"{RUN_ROOT}/{{run}}/final.pt",
         init=f"{RUN_ROOT}/{{run}}/init.pt",
         trajectory=f"{RUN_ROOT}/{{run}}/trajectory.pt",
+        trainable=f"{RUN_ROOT}/{{run}}/trainable.pt",
         metrics=f"{RUN_ROOT}/{{run}}/metrics.csv",
         status=f"{RUN_ROOT}/{{run}}/status.json",
     log:

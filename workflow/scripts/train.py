@@ -1,4 +1,5 @@
-"""Train one run of the sweep: writes init, trajectory, final checkpoints, metrics and status."""
+"""Train one run of the sweep in its parameterization: writes init, trajectory, final checkpoints,
+the trainable tensors (parameterized runs), metrics and status."""
 
 import json
 import logging
@@ -9,6 +10,8 @@ import torch
 
 from lossatlas import io
 from lossatlas.data import load_dataset
+from lossatlas.parameterizations import build_parameterization, scale_parameters_
+from lossatlas.params import get_flat_params
 from lossatlas.runs import build_run_model
 from lossatlas.train import TrainSettings, init_model, resolve_device, train_run
 
@@ -25,17 +28,25 @@ with io.job_log(smk.log[0]) as log:
     if smk.input.init:
         model.load_state_dict(io.load_state_dict(smk.input.init[0]))
         logging.info("initialized from %s", smk.input.init[0])
-    train_settings = TrainSettings(
-        **{k: settings[k] for k in TrainSettings.__dataclass_fields__ if k in settings})
-    result = train_run(model, data, train_settings, settings["seed"], resume_path=smk.params.resume,
-                       device=device, progress_file=log)
+    scale_parameters_(model, settings["init_scale"])
+    parameterization = build_parameterization(settings["parameterization"],
+                                              get_flat_params(model), device=device)
+    logging.info("parameterization %s", parameterization.describe())
+    train_fields = TrainSettings.__dataclass_fields__
+    train_settings = TrainSettings(**{k: settings[k] for k in train_fields if k in settings})
+    identity = {k: v for k, v in settings.items() if k not in train_fields}
+    result = train_run(model, data, train_settings, settings["seed"],
+                       parameterization=parameterization, identity=identity,
+                       resume_path=smk.params.resume, device=device, progress_file=log)
     io.save_state_dict(result.init_state, smk.output.init)
     io.save_torch(result.trajectory, smk.output.trajectory)
+    io.save_torch({"parameterization": result.parameterization, "tensors": result.trainable},
+                  smk.output.trainable)
     io.write_csv(pd.DataFrame(result.history), smk.output.metrics)
     io.save_state_dict(result.final_state, smk.output.final)
     last = result.history[-1]
     io.write_json({"status": result.status, "steps": result.steps, "epochs": last["epoch"],
-                   "train_loss": last["train_loss"], "test_acc": last["test_acc"]},
-                  smk.output.status)
+                   "train_loss": last["train_loss"], "test_acc": last["test_acc"],
+                   "parameterization": result.parameterization}, smk.output.status)
     logging.info("finished with status %s after %d steps", result.status, result.steps)
     Path(smk.params.resume).unlink(missing_ok=True)
