@@ -15,6 +15,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/lb_sb.smk"
 include: "workflow/rules/landscape.smk"
 include: "workflow/rules/curvature.smk"
+include: "workflow/rules/subspace.smk"
 
 
 FIGURES = [
@@ -25,6 +26,7 @@ FIGURES = [
     "sgd_walk",
     "hessian_spectrum",
     "curvature_along_training",
+    "subspace_training",
 ]
 
 

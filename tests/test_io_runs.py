@@ -114,3 +114,15 @@ def test_surface_1d_table_is_tidy():
     assert len(table) == 4
     row = table[(table["split"] == "test") & (table["alpha"] == 0.5)].iloc[0]
     assert row["loss"] == 4.0 and row["accuracy"] == 0.2 and row["bn_policy"] == "none"
+
+
+def test_claim_rows():
+    from lossatlas.claims import claim_row
+
+    row = claim_row("Fort & Jastrzebski 2019", "wedge_cuts", "widens", "spearman", 0.8, "> 0.5", True)
+    assert row["run"] == "claim" and row["verdict"] == "holds"
+    assert claim_row("w", "f", "c", "s", 0.1, "> 0.5", False)["verdict"] == "does not hold"
+    skipped = claim_row("w", "f", "c", "s", None, "> 0.5", None, reason="skipped: a-s0 diverged")
+    assert skipped["verdict"] == "inconclusive" and skipped["reason"].startswith("skipped")
+    with pytest.raises(ValueError, match="needs a reason"):
+        claim_row("w", "f", "c", "s", float("nan"), "> 0.5", True)

@@ -1,0 +1,153 @@
+"""Random-subspace training figure (intrinsic dimension, Li, Farkhoor, Liu & Yosinski 2018; the
+random cuts of the wedge model, Fort & Jastrzebski 2019): accuracy reached against the subspace
+dimension d for inits at several radius scales α, and d_int (the first d of the grid whose mean test
+accuracy reaches ``fraction`` × the full-space baseline of the same α), with the tidy table and
+claim rows the figure is drawn from.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from ..claims import claim_row
+
+WORK = "Fort & Jastrzebski 2019; Li et al. 2018"
+FIGURE = "subspace_training"
+MAX_RATIO = 0.1
+
+
+def subspace_training_table(finals: dict[str, dict], settings: dict[str, dict], dim_full: int,
+                            fraction: float) -> pd.DataFrame:
+    """Tidy table: one row per run (``finals``: run → last ``metrics.csv`` row plus ``status``;
+    ``settings``: run → run settings with ``init_scale`` and ``parameterization``), then one
+    ``run == "intrinsic_dimension"`` row per init scale (baseline test accuracy, threshold, d_int or
+    NaN when no d of the grid reaches it), one ``run == "radius_dependence"`` row per d (Spearman
+    correlation of mean test accuracy with the init scale), and the claim rows."""
+    rows = []
+    for run, final in finals.items():
+        run_settings = settings[run]
+        parameterization = run_settings["parameterization"]
+        kind = parameterization["kind"]
+        ok = final["status"] == "ok"
+        row = {"run": run, "group": run.rsplit("-s", 1)[0], "seed": run_settings["seed"],
+               "init_scale": float(run_settings["init_scale"]),
+               "dim": parameterization["dim"] if kind == "subspace" else dim_full, "kind": kind,
+               "status": "ok" if ok else f"skipped: {run} {final['status']}"}
+        for key in ("train_loss", "train_acc", "test_loss", "test_acc", "param_norm",
+                    "dist_from_init", "epoch"):
+            row[key] = final[key] if ok else np.nan
+        rows.append(row)
+    runs = pd.DataFrame(rows)
+    ok = runs[runs["status"] == "ok"]
+    means = ok.groupby(["kind", "init_scale", "dim"])["test_acc"].mean()
+    summary, dependence = [], []
+    for scale in sorted(runs["init_scale"].unique()):
+        baseline = means.get(("full", scale, dim_full), np.nan)
+        threshold = fraction * baseline
+        reached = [dim for dim in sorted(runs.loc[runs["kind"] == "subspace", "dim"].unique())
+                   if means.get(("subspace", scale, dim), -np.inf) >= threshold]
+        summary.append({"run": "intrinsic_dimension", "init_scale": scale, "dim_full": dim_full,
+                        "baseline_test_acc": baseline, "fraction": fraction,
+                        "threshold_test_acc": threshold,
+                        "d_int": float(reached[0]) if reached and np.isfinite(baseline) else np.nan})
+    subspace_means = means.get("subspace", pd.Series(dtype=float)).reset_index()
+    for dim, group in subspace_means.groupby("dim"):
+        value = (group["init_scale"].rank().corr(group["test_acc"].rank())
+                 if len(group) >= 3 else np.nan)
+        dependence.append({"run": "radius_dependence", "dim": dim, "spearman": value,
+                           "test_acc_min": group["test_acc"].min(),
+                           "test_acc_max": group["test_acc"].max(),
+                           "best_init_scale": float(group.loc[group["test_acc"].idxmax(),
+                                                              "init_scale"])})
+    summary, dependence = pd.DataFrame(summary), pd.DataFrame(dependence)
+    claims = [_dint_claim(summary, runs, dim_full, fraction), _radius_claim(dependence, runs)]
+    table = pd.concat([runs, summary, dependence, pd.DataFrame(claims)], ignore_index=True)
+    return table.astype({"seed": "Int64", "dim": "Int64", "epoch": "Int64", "dim_full": "Int64"})
+
+
+def _skipped(runs: pd.DataFrame) -> str:
+    skipped = runs.loc[runs["status"] != "ok", "status"]
+    return "; ".join(skipped) if len(skipped) else ""
+
+
+def _dint_claim(summary: pd.DataFrame, runs: pd.DataFrame, dim_full: int, fraction: float) -> dict:
+    """d_int ≪ D at the init scale closest to the default init (α = 1)."""
+    row = summary.loc[(summary["init_scale"] - 1.0).abs().idxmin()]
+    percent = round(100 * fraction)
+    claim = f"d_int{percent} << D (random subspaces train with far fewer dimensions than D)"
+    statistic = f"d_int{percent} / D at init scale {row['init_scale']:g}"
+    threshold = f"< {MAX_RATIO}"
+    if not np.isfinite(row["baseline_test_acc"]):
+        return claim_row(WORK, FIGURE, claim, statistic, None, threshold, None,
+                         reason="no full-space baseline " + (_skipped(runs) or "run"))
+    if np.isfinite(row["d_int"]):
+        ratio = row["d_int"] / dim_full
+        return claim_row(WORK, FIGURE, claim, statistic, ratio, threshold, ratio < MAX_RATIO,
+                         reason=_skipped(runs))
+    largest = runs.loc[runs["kind"] == "subspace", "dim"].max()
+    return claim_row(WORK, FIGURE, claim, statistic, largest / dim_full, threshold, False,
+                     reason=f"not reached by the largest d={largest}: the value is a lower bound")
+
+
+def _radius_claim(dependence: pd.DataFrame, runs: pd.DataFrame) -> dict:
+    """Accuracy at fixed d rises with the init radius (thicker wedges further out)."""
+    claim = "at fixed d, subspace training reaches higher accuracy from larger-radius inits"
+    statistic = "mean over d of Spearman(init scale, mean test accuracy)"
+    values = dependence["spearman"].dropna() if len(dependence) else pd.Series(dtype=float)
+    if values.empty:
+        return claim_row(WORK, FIGURE, claim, statistic, None, "> 0", None,
+                         reason="needs >= 3 init scales with finished runs " + _skipped(runs))
+    value = float(values.mean())
+    return claim_row(WORK, FIGURE, claim, statistic, value, "> 0", value > 0,
+                     reason=_skipped(runs))
+
+
+def plot_subspace_training(table: pd.DataFrame, fraction: float) -> plt.Figure:
+    """Three panels: final test and train accuracy against d (log axis; mean over seeds with the
+    seeds as dots), one colour per init scale, with each scale's full-space baseline dashed; and
+    d_int against the init scale (open triangles at the largest d where it was not reached)."""
+    sns.set_theme(style="whitegrid", context="paper")
+    figure, axes = plt.subplots(1, 3, figsize=(14, 4))
+    runs = table[table["kind"].isin(["subspace", "full"]) & (table["status"] == "ok")]
+    summary = table[table["run"] == "intrinsic_dimension"]
+    scales = sorted(table.loc[table["kind"].isin(["subspace", "full"]), "init_scale"].unique())
+    colours = dict(zip(scales, sns.color_palette("viridis", len(scales))))
+    subspace = runs[runs["kind"] == "subspace"]
+    for ax, metric in zip(axes[:2], ("test_acc", "train_acc")):
+        for scale in scales:
+            points = subspace[subspace["init_scale"] == scale]
+            mean = points.groupby("dim")[metric].mean()
+            ax.plot(mean.index, mean.values, "o-", color=colours[scale], label=f"α = {scale:g}")
+            ax.plot(points["dim"], points[metric], ".", color=colours[scale], alpha=0.4)
+            baseline = runs.loc[(runs["kind"] == "full") & (runs["init_scale"] == scale), metric]
+            if len(baseline):
+                ax.axhline(baseline.mean(), color=colours[scale], ls="--", lw=1)
+        ax.set_xscale("log")
+        dims = sorted(subspace["dim"].unique())
+        ax.set_xticks(dims, [str(d) for d in dims])
+        ax.minorticks_off()
+        ax.set(xlabel="subspace dimension d", ylabel=metric.replace("_", " "),
+               title=f"{metric.split('_')[0].capitalize()} accuracy (dashed: full space)")
+    axes[0].legend(fontsize=7, title="init scale", title_fontsize=7)
+    dim_full = int(summary["dim_full"].iloc[0]) if len(summary) else None
+    reached = summary[summary["d_int"].notna()]
+    missed = summary[summary["d_int"].isna() & summary["baseline_test_acc"].notna()]
+    axes[2].plot(reached["init_scale"], reached["d_int"], "o-", color="black",
+                 label=f"d_int{round(100 * fraction)}")
+    if len(missed) and len(subspace):
+        axes[2].plot(missed["init_scale"], [subspace["dim"].max()] * len(missed), "^",
+                     color="black", mfc="none", ms=9, label="not reached (≥ largest d)")
+    if dim_full:
+        axes[2].axhline(dim_full, color="grey", ls=":", label=f"D = {dim_full}")
+    axes[2].set(xscale="log", yscale="log", xlabel="init scale α (× default radius)",
+                ylabel="d", title=f"d_int{round(100 * fraction)}: first d ≥ "
+                                  f"{fraction:g} × baseline test accuracy")
+    axes[2].legend(fontsize=7)
+    claims = table[table["run"] == "claim"]
+    figure.suptitle("; ".join(f"{c['statistic']} = {c['value']:.3g}: {c['verdict']}"
+                              for _, c in claims.iterrows()), fontsize=9)
+    figure.tight_layout()
+    return figure

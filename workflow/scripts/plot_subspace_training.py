@@ -1,0 +1,24 @@
+"""Random-subspace training: per-run table, d_int per init scale, claim rows, and the figure."""
+
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from lossatlas import io
+from lossatlas.plots import save_figure
+from lossatlas.plots.subspace import plot_subspace_training, subspace_training_table
+
+smk = snakemake  # noqa: F821
+with io.job_log(smk.log[0]):
+    finals = {}
+    for run, metrics, status in zip(smk.params.runs, smk.input.metrics, smk.input.status):
+        last = pd.read_csv(metrics).iloc[-1].to_dict()
+        finals[run] = {**last, "status": json.loads(Path(status).read_text())["status"]}
+    table = subspace_training_table(finals, smk.params.settings, smk.params.dim_full,
+                                    smk.params.fraction)
+    io.write_csv(table, smk.output.table)
+    logging.info("\n%s", table.to_string())
+    save_figure(plot_subspace_training(table, smk.params.fraction), smk.output.pdf,
+                smk.output.png)
