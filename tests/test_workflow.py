@@ -65,6 +65,16 @@ def write_config(workdir, name, overrides):
     ({"figures.hessian_spectrum.runs": ["sb", "huge"]}, "hessian_spectrum.runs"),
     ({"figures.curvature_along_training.overlap_k": 50}, "overlap_k"),
     ({"precision": "fp8"}, "fp8"),
+    ({"runs.sb.parameterization": {"kind": "simplex"}}, "simplex"),
+    ({"runs.sb.parameterization": {"kind": "subspace", "dim": 0}}, "['dim']"),
+    ({"runs.sb.parameterization": {"kind": "subspace", "dim": 10**6}}, "runs.sb.parameterization.dim"),
+    ({"runs.sb.parameterization": {"kind": "subspace"}}, "'dim' is a required property"),
+    ({"runs.sb.init_scale": 0.0}, "init_scale"),
+    ({"runs.lb.seeds": [1]}, "runs.lb_then_sb.init_from"),
+    ({"figures.subspace_training.init_scales": [0.0, 1.0]}, "init_scales"),
+    ({"figures.subspace_training.dims": [10, 10**6]}, "figures.subspace_training.dims"),
+    ({"figures.subspace_training.training": {"parameterization": {"kind": "full"}}},
+     "subspace_training"),
 ])
 def test_bad_config_stops_before_any_job(workdir, override, culprit):
     configfile = write_config(workdir, "bad", override)
