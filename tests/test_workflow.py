@@ -84,6 +84,11 @@ def test_bad_config_stops_before_any_job(workdir, override, culprit):
     assert not (workdir / "results").exists()
 
 
+@pytest.mark.parametrize("configfile", sorted(p.name for p in (ROOT / "config").glob("*.yaml")))
+def test_every_shipped_config_passes_a_dry_run(workdir, configfile):
+    snakemake(workdir, "-n", "--configfile", f"config/{configfile}")
+
+
 def test_lint_and_format():
     lint = subprocess.run([SNAKEMAKE, "--lint", "--configfile", "config/smoke.yaml"], cwd=ROOT,
                           capture_output=True, text=True)

@@ -17,7 +17,7 @@ for _key, _groups in (
 if RUNS[first_run(WALK["run"])]["checkpoint_step_range"] is None:
     raise ValueError(
         f"config figures.sgd_walk.run: run {WALK['run']!r} saves no step checkpoints; "
-        "set runs.{WALK['run']}.checkpoint_step_range"
+        f"set runs.{WALK['run']}.checkpoint_step_range"
     )
 if SURFACE["roughness_points"] % 2 == 0:
     raise ValueError(

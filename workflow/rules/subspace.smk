@@ -31,6 +31,7 @@ for _scale in SUBSPACE["init_scales"]:
                 "dim": _dim,
                 "orthonormal": SUBSPACE["orthonormal"],
                 "projection": SUBSPACE["projection"],
+                "memory_budget_mib": SUBSPACE["memory_budget_mib"],
             }
         )
         _overrides = {
