@@ -16,6 +16,8 @@ include: "workflow/rules/lb_sb.smk"
 include: "workflow/rules/landscape.smk"
 include: "workflow/rules/curvature.smk"
 include: "workflow/rules/subspace.smk"
+include: "workflow/rules/goldilocks.smk"
+include: "workflow/rules/wedge.smk"
 
 
 FIGURES = [
@@ -27,6 +29,9 @@ FIGURES = [
     "hessian_spectrum",
     "curvature_along_training",
     "subspace_training",
+    "goldilocks",
+    "long_short_directions",
+    "wedge_cuts",
 ]
 
 

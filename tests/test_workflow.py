@@ -17,7 +17,19 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SNAKEMAKE = str(BIN / "snakemake")
 FIGURES = ["lb_sb_interpolation", "surface_2d", "trajectory_pca", "mli", "sgd_walk",
-           "hessian_spectrum", "curvature_along_training"]
+           "hessian_spectrum", "curvature_along_training", "subspace_training", "goldilocks",
+           "long_short_directions", "wedge_cuts"]
+
+
+def expected_runs(config):
+    """Run ids the config defines: each run group per seed, and the subspace sweep's groups."""
+    runs = {f"{name}-s{seed}" for name, group in config["runs"].items()
+            for seed in group.get("seeds", [0])}
+    subspace = config["figures"]["subspace_training"]
+    for scale in subspace["init_scales"]:
+        for kind in [*(f"d{dim}" for dim in subspace["dims"]), "full"]:
+            runs |= {f"subspace_a{scale:g}_{kind}-s{seed}" for seed in subspace["seeds"]}
+    return sorted(runs)
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +146,7 @@ def test_smoke_run_end_to_end(workdir):
             assert (figures / f"{figure}.{ext}").stat().st_size > 1000
     runs = workdir / "results/runs/mnist1d/mlp"
     smoke = yaml.safe_load((workdir / "config/smoke.yaml").read_text())
-    assert sorted(p.name for p in runs.iterdir()) == sorted(f"{name}-s0" for name in smoke["runs"])
+    assert sorted(p.name for p in runs.iterdir()) == expected_runs(smoke)
     for run in runs.iterdir():
         assert json.loads((run / "status.json").read_text())["status"] == "ok"
         assert not (run / "resume.pt").exists()

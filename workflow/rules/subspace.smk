@@ -14,15 +14,10 @@ if len(set(SUBSPACE["dims"])) != len(SUBSPACE["dims"]):
     raise ValueError("config figures.subspace_training.dims: values must be distinct")
 
 
-def subspace_group(scale, dim):
-    """Run group name of the subspace run (``dim`` an int) or baseline (``dim`` None)."""
-    return f"subspace_a{scale:g}_" + ("full" if dim is None else f"d{dim}")
-
-
 SUBSPACE_RUNS = []
 for _scale in SUBSPACE["init_scales"]:
     for _dim in [*sorted(SUBSPACE["dims"]), None]:
-        _group = subspace_group(_scale, _dim)
+        _group = f"subspace_a{_scale:g}_" + ("full" if _dim is None else f"d{_dim}")
         _parameterization = (
             {"kind": "full"}
             if _dim is None

@@ -1,0 +1,16 @@
+"""Long and short directions (Fort & Jastrzebski 2019): crossing distances and barrier heights with
+the claim rows, and the figure."""
+
+import logging
+
+from lossatlas import io
+from lossatlas.plots import save_figure
+from lossatlas.plots.wedge import long_short_table, plot_long_short_directions
+
+smk = snakemake  # noqa: F821
+with io.job_log(smk.log[0]):
+    arrays, attrs = io.read_h5(smk.input[0])
+    table = long_short_table(arrays, attrs)
+    io.write_csv(table, smk.output.table)
+    logging.info("\n%s", table.to_string())
+    save_figure(plot_long_short_directions(arrays, attrs, table), smk.output.pdf, smk.output.png)
