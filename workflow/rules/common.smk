@@ -53,7 +53,12 @@ def run_group_table(name, overrides, where):
             )
     table = {}
     for seed in overrides.get("seeds", config["seeds"]):
-        settings = {**config["training"], **overrides, "seed": seed, "model": dict(knobs)}
+        settings = {
+            **config["training"],
+            **overrides,
+            "seed": seed,
+            "model": dict(knobs),
+        }
         settings.pop("seeds", None)
         for key in MODEL_KNOBS:
             settings.pop(key, None)
