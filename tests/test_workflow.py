@@ -167,7 +167,14 @@ def test_smoke_run_end_to_end(workdir):
     along = pd.read_csv(measurements / "curvature_along_training.csv")
     gd = along[along["run"] == "gd-s0"]
     assert gd["full_batch"].all() and (gd["stability_threshold"] == 2 / 0.2).all()
-    assert len(pd.read_csv(measurements / "mli.csv")) == 4
+    mli_runs = {f"{group}-s{seed}" for group in ["sb", "lb", "adam_bn", "gd", "wedge"]
+                for seed in smoke["runs"][group].get("seeds", [0])}
+    assert set(pd.read_csv(measurements / "mli.csv")["run"]) == mli_runs
+    for figure in ("subspace_training", "goldilocks", "long_short_directions", "wedge_cuts"):
+        table = pd.read_csv(measurements / f"{figure}.csv")
+        claims = table[table["run"] == "claim"]
+        assert len(claims) >= 1 and set(claims["verdict"]) <= {"holds", "does not hold",
+                                                                 "inconclusive"}
     snakemake(workdir, "--profile", "workflow/profiles/ci", "--report", "results/report.html")
     report = (workdir / "results/report.html").read_text(errors="ignore")
     for figure in FIGURES:
