@@ -18,17 +18,6 @@ for _key, _settings, _least in (
             f"{len(run_ids(_settings['run']))} seed(s); {_key} needs {_least} independent "
             f"solutions (set runs.{_settings['run']}.seeds)"
         )
-    for _run in run_ids(_settings["run"])[1:]:
-        _differs = sorted(
-            k
-            for k in RUNS[_run]
-            if k != "seed" and RUNS[_run][k] != RUNS[run_ids(_settings["run"])[0]][k]
-        )
-        if _differs:
-            raise ValueError(
-                f"config figures.{_key}.run: the runs of {_settings['run']!r} must differ "
-                f"only in their seed; they differ in {', '.join(_differs)}"
-            )
 STRUCTURES = {}
 PAIRS = []
 for _p in range(MODE_CONNECTIVITY["pairs"]):
@@ -60,13 +49,14 @@ if COMPLEX_MODES[0] != ENSEMBLE_RUNS[0]:
         f"{ENSEMBLE_RUNS[0]} must be the first mode of figures.low_loss_subspace "
         f"({COMPLEX_MODES[0]}), whose complex gives the structure ensemble"
     )
-_snapshots = [e for e in RUNS[ENSEMBLE_RUNS[0]]["checkpoint_epochs"] if e > 0]
-if len(_snapshots) < ENSEMBLES["members"]:
+_anchor = RUNS[ENSEMBLE_RUNS[0]]
+_snapshots = [e for e in _anchor["checkpoint_epochs"] if 0 < e < _anchor["epochs"]]
+if len(_snapshots) < ENSEMBLES["members"] - 1:
     raise ValueError(
         f"config figures.ensembles.members={ENSEMBLES['members']}: run {ENSEMBLE_RUNS[0]} "
-        f"saves only {len(_snapshots)} checkpoint(s) after epoch 0 "
-        f"(checkpoint_epochs {RUNS[ENSEMBLE_RUNS[0]]['checkpoint_epochs']}); snapshot "
-        "ensembles need one per member"
+        f"saves {len(_snapshots)} checkpoint(s) strictly between epoch 0 and its last epoch "
+        f"(checkpoint_epochs {_anchor['checkpoint_epochs']}); a snapshot ensemble needs "
+        "members - 1 of them besides the final point"
     )
 
 
