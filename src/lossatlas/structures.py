@@ -119,23 +119,22 @@ def plane_through(p0: torch.Tensor, p1: torch.Tensor, p2: torch.Tensor
 # --- ensembles -----------------------------------------------------------------------------------
 
 
-def ensemble_accuracy(probabilities: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+def ensemble_accuracy(probabilities, y) -> np.ndarray:
     """Test accuracy ``(K,)`` of the ensembles of the first 1, 2, …, K members: the arg-max of the
     mean softmax output over the members, ``probabilities`` ``(K, N, C)``, against labels
     ``y`` ``(N,)``."""
-    running = probabilities.double().cumsum(0)
-    return (running.argmax(-1) == y.cpu()[None]).double().mean(-1).numpy()
+    running = np.cumsum(np.asarray(probabilities, dtype=np.float64), axis=0)
+    return (running.argmax(-1) == np.asarray(y)[None]).mean(-1)
 
 
-def pairwise_disagreement(probabilities: torch.Tensor) -> float:
+def pairwise_disagreement(probabilities) -> float:
     """Mean over pairs of members of the fraction of inputs whose arg-max predictions differ
     (Fort, Hu & Lakshminarayanan 2019), for ``probabilities`` ``(K, N, C)``, K ≥ 2."""
-    if probabilities.shape[0] < 2:
+    predictions = np.asarray(probabilities).argmax(-1)
+    if predictions.shape[0] < 2:
         raise ValueError("disagreement needs at least 2 members")
-    predictions = probabilities.argmax(-1)
-    pairs = list(itertools.combinations(range(predictions.shape[0]), 2))
-    return float(np.mean([(predictions[i] != predictions[j]).double().mean().item()
-                          for i, j in pairs]))
+    pairs = itertools.combinations(range(predictions.shape[0]), 2)
+    return float(np.mean([(predictions[i] != predictions[j]).mean() for i, j in pairs]))
 
 
 def dirichlet_weights(count: int, vertices: int, seed: int) -> np.ndarray:

@@ -16,7 +16,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-import torch
 
 from ..claims import claim_row
 from ..structures import ensemble_accuracy, linear_barrier, mode_connectivity, pairwise_disagreement
@@ -241,8 +240,7 @@ def ensembles_table(arrays: dict[str, np.ndarray], attrs: dict) -> pd.DataFrame:
                           None, reason=attrs["status"])
         return pd.DataFrame([{"run": "ensembles", "status": attrs["status"]}, claim])
     kinds = _json(attrs, "kinds")
-    probabilities = torch.as_tensor(arrays["probabilities"])
-    y = torch.as_tensor(arrays["y_test"])
+    probabilities, y = arrays["probabilities"], arrays["y_test"]
     rows = []
     summary = {}
     for k, kind in enumerate(kinds):
@@ -255,7 +253,7 @@ def ensembles_table(arrays: dict[str, np.ndarray], attrs: dict) -> pd.DataFrame:
         predictions = probabilities[k].argmax(-1)
         for m in range(1, predictions.shape[0]):
             member_acc = float(arrays["test_acc"][k, m])
-            disagree = float((predictions[m] != predictions[0]).double().mean())
+            disagree = float((predictions[m] != predictions[0]).mean())
             rows.append({"run": kind, "kind": kind, "row": "member", "member": m,
                          "member_test_acc": member_acc, "member_train_loss":
                          float(arrays["train_loss"][k, m]),
