@@ -126,7 +126,8 @@ def plot_mode_connectivity(arrays: dict[str, np.ndarray], attrs: dict,
         levels = np.geomspace(max(loss.min(), 1e-4), loss.max(), 15)
         contour = axes[2].contourf(xs, ys, loss.T, levels=levels, cmap="viridis",
                                    norm=plt.matplotlib.colors.LogNorm())
-        fig.colorbar(contour, ax=axes[2], label="train loss (nats)")
+        fig.colorbar(contour, ax=axes[2], label="train loss (nats)", ticks=levels[::2],
+                     format="%.3g")
         for k, path in enumerate(paths):
             xy = arrays[f"pair{p}_plane_paths"][k]
             axes[2].plot(xy[:, 0], xy[:, 1], color="white" if path == "line" else
@@ -207,7 +208,8 @@ def plot_low_loss_subspace(arrays: dict[str, np.ndarray], attrs: dict,
                        s=50, zorder=3, edgecolor="black")
         ax.set(title=name, xlabel="distance (parameter units)")
         ax.set_aspect("equal", adjustable="box")
-    fig.colorbar(contour, ax=axes[:3], label="train loss (nats)", shrink=0.8)
+    fig.colorbar(contour, ax=axes[:3], label="train loss (nats)", shrink=0.8, ticks=levels[::2],
+                 format="%.3g")
     ax = axes[3]
     points = int(attrs["edge_points"])
     t = np.linspace(0, 1, points)
