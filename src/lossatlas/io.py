@@ -13,6 +13,7 @@ import csv
 import json
 import logging
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -155,8 +156,7 @@ def read_h5(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, o
     return arrays, attrs
 
 
-STARTUP_FORMAT = "start-up: {wall:.3f} s wall, {cpu:.3f} s CPU from interpreter start"
-FINISH_FORMAT = "finished: {wall:.3f} s wall, {cpu:.3f} s CPU from interpreter start"
+TIMING_FORMAT = "{label}: {wall:.3f} s wall, {cpu:.3f} s CPU from interpreter start"
 
 
 def seconds_since_process_start() -> float:
@@ -177,16 +177,31 @@ def job_log(path: str | os.PathLike) -> Iterator[TextIO]:
 
     The first line is the job's start-up (interpreter, imports and module-level code of the
     script), the last of a finished job its total, both as wall and CPU seconds of this process
-    (``STARTUP_FORMAT``, ``FINISH_FORMAT``; read by ``benchmarks/summarize_benchmarks.py``)."""
+    (``TIMING_FORMAT``; ``job_timings`` reads them back)."""
     with open(path, "w") as stream:
         logging.basicConfig(stream=stream, level=logging.INFO, force=True,
                             format="%(asctime)s %(levelname)s %(message)s")
-        logging.info(STARTUP_FORMAT.format(wall=seconds_since_process_start(),
-                                           cpu=time.process_time()))
+        _log_timing("start-up")
         try:
             yield stream
         except BaseException:
             logging.exception("job failed")
             raise
-        logging.info(FINISH_FORMAT.format(wall=seconds_since_process_start(),
-                                          cpu=time.process_time()))
+        _log_timing("finished")
+
+
+def _log_timing(label: str) -> None:
+    logging.info(TIMING_FORMAT.format(label=label, wall=seconds_since_process_start(),
+                                      cpu=time.process_time()))
+
+
+def job_timings(path: str | os.PathLike) -> dict[str, float]:
+    """The timings a ``job_log`` wrote to the log ``path``: ``startup_wall``, ``startup_cpu`` and,
+    for a job that finished, ``wall`` and ``cpu`` (seconds from interpreter start)."""
+    text = Path(path).read_text()
+    timings = {}
+    for label, prefix in (("start-up", "startup_"), ("finished", "")):
+        match = re.search(rf"{label}: (\S+) s wall, (\S+) s CPU", text)
+        if match:
+            timings[f"{prefix}wall"], timings[f"{prefix}cpu"] = map(float, match.groups())
+    return timings
