@@ -188,3 +188,18 @@ def test_diverged_run_is_skipped_visibly(workdir):
     assert attrs["status"] == "skipped: lb-s0 diverged"
     spectrum = pd.read_csv(workdir / "results/measurements/mnist1d/mlp/hessian_spectrum.csv")
     assert spectrum.loc[spectrum["run"] == "lb-s0", "status"].str.startswith("skipped: lb-s0").all()
+
+
+@pytest.mark.workflow
+def test_every_job_is_benchmarked_and_timed(workdir):
+    snakemake(workdir, "--profile", "workflow/profiles/ci")
+    logs, benchmarks = workdir / "results/logs", workdir / "results/benchmarks"
+    for log in logs.rglob("*.log"):
+        timings = io.job_timings(log)
+        assert 0 < timings["startup_cpu"] <= timings["cpu"], log
+        benchmark = pd.read_csv(benchmarks / log.relative_to(logs).with_suffix(".tsv"), sep="\t")
+        assert benchmark["rule_name"].iloc[0] and benchmark["s"].iloc[0] > 0, log
+    summary = subprocess.run([sys.executable, str(ROOT / "benchmarks/summarize_benchmarks.py"),
+                              "--floor-runs", "1"], cwd=workdir, capture_output=True, text=True,
+                             check=True).stdout
+    assert "| … beyond the torch floor |" in summary and "| train |" in summary
