@@ -198,7 +198,7 @@ def test_every_job_is_benchmarked_and_timed(workdir):
         timings = io.job_timings(log)
         assert 0 < timings["startup_cpu"] <= timings["cpu"], log
         benchmark = pd.read_csv(benchmarks / log.relative_to(logs).with_suffix(".tsv"), sep="\t")
-        assert benchmark["rule_name"].iloc[0] and benchmark["s"].iloc[0] > 0, log
+        assert benchmark["s"].iloc[0] > 0, log
     summary = subprocess.run([sys.executable, str(ROOT / "benchmarks/summarize_benchmarks.py"),
                               "--floor-runs", "1"], cwd=workdir, capture_output=True, text=True,
                              check=True).stdout
