@@ -22,4 +22,4 @@ test: venv
 	$(BIN)/python -m pytest -ra
 
 clean:
-	rm -rf results/runs results/figures results/measurements results/report.html .snakemake
+	rm -rf results/runs results/figures results/measurements results/benchmarks results/report.html .snakemake

@@ -18,7 +18,7 @@ import pandas as pd
 import seaborn as sns
 
 from ..claims import claim_row
-from ..structures import ensemble_accuracy, linear_barrier, mode_connectivity, pairwise_disagreement
+from ..stats import ensemble_accuracy, linear_barrier, mode_connectivity, pairwise_disagreement
 
 CURVE_WORK = "Garipov et al. 2018; Draxler et al. 2018"
 CURVE_CLAIM = "a trained curve connects independent solutions with a barrier far below the " \
