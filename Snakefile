@@ -20,6 +20,9 @@ include: "workflow/rules/goldilocks.smk"
 include: "workflow/rules/wedge.smk"
 
 
+report: "workflow/report/workflow.rst"
+
+
 FIGURES = [
     "lb_sb_interpolation",
     "surface_2d",
@@ -35,6 +38,9 @@ FIGURES = [
 ]
 
 
+include: "workflow/rules/claims.smk"
+
+
 wildcard_constraints:
     run=r"[A-Za-z0-9_.]+-s\d+",
 
@@ -43,3 +49,4 @@ rule all:
     default_target: True
     input:
         expand("results/figures/{figure}.{ext}", figure=FIGURES, ext=["pdf", "png"]),
+        rules.claims.output,

@@ -117,6 +117,7 @@ rule plot_surface_2d:
         surfaces=expand(f"{MEASURE_ROOT}/surface_2d/{{run}}.h5", run=SURFACE_RUNS),
         roughness=expand(f"{MEASURE_ROOT}/roughness/{{run}}.csv", run=SURFACE_RUNS),
     output:
+        claims=f"{CLAIMS_ROOT}/surface_2d.csv",
         pdf="results/figures/surface_2d.pdf",
         png=report(
             "results/figures/surface_2d.png",
@@ -129,6 +130,9 @@ rule plot_surface_2d:
         "../../envs/lossatlas.yaml"
     params:
         runs=SURFACE_RUNS,
+        small_batch=first_run(LB_SB["small_batch_run"]),
+        large_batch=first_run(LB_SB["large_batch_run"]),
+        width_delta=SURFACE["width_delta"],
     script:
         "../scripts/plot_surface_2d.py"
 
@@ -162,6 +166,7 @@ rule plot_trajectory_pca:
     input:
         f"{MEASURE_ROOT}/trajectory_pca/{first_run(TRAJECTORY['run'])}.h5",
     output:
+        claims=f"{CLAIMS_ROOT}/trajectory_pca.csv",
         pdf="results/figures/trajectory_pca.pdf",
         png=report(
             "results/figures/trajectory_pca.png",
@@ -172,6 +177,8 @@ rule plot_trajectory_pca:
         "results/logs/figures/trajectory_pca.log",
     conda:
         "../../envs/lossatlas.yaml"
+    params:
+        min_explained_variance=TRAJECTORY["min_explained_variance"],
     script:
         "../scripts/plot_trajectory_pca.py"
 
@@ -208,6 +215,7 @@ rule plot_mli:
         metrics=expand(f"{MEASURE_ROOT}/mli/{{run}}.metrics.csv", run=MLI_RUNS),
     output:
         table=f"{MEASURE_ROOT}/mli.csv",
+        claims=f"{CLAIMS_ROOT}/mli.csv",
         pdf="results/figures/mli.pdf",
         png=report(
             "results/figures/mli.png",
@@ -218,6 +226,8 @@ rule plot_mli:
         "results/logs/figures/mli.log",
     conda:
         "../../envs/lossatlas.yaml"
+    params:
+        min_monotonic_fraction=MLI["min_monotonic_fraction"],
     script:
         "../scripts/plot_mli.py"
 
@@ -250,6 +260,7 @@ rule plot_sgd_walk:
     input:
         f"{MEASURE_ROOT}/sgd_walk/{first_run(WALK['run'])}.csv",
     output:
+        claims=f"{CLAIMS_ROOT}/sgd_walk.csv",
         pdf="results/figures/sgd_walk.pdf",
         png=report(
             "results/figures/sgd_walk.png",
@@ -260,6 +271,9 @@ rule plot_sgd_walk:
         "results/logs/figures/sgd_walk.log",
     conda:
         "../../envs/lossatlas.yaml"
+    params:
+        run=first_run(WALK["run"]),
+        min_interior_fraction=WALK["min_interior_fraction"],
     script:
         "../scripts/plot_sgd_walk.py"
 

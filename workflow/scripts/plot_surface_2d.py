@@ -1,5 +1,5 @@
-"""Render the 2D surfaces of the chosen solutions side by side, with their roughness index;
-solutions skipped upstream (a diverged run) are named in a footnote."""
+"""Render the 2D surfaces of the chosen solutions side by side, with their roughness index, and
+the basin-width claim row; solutions skipped upstream (a diverged run) are named in a footnote."""
 
 import logging
 
@@ -7,12 +7,14 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from lossatlas import io
+from lossatlas.claims import write_claims
+from lossatlas.figure_claims import surface_width_claim
 from lossatlas.plots import save_figure
-from lossatlas.plots.landscape import plot_surfaces_2d
+from lossatlas.plots.landscape import plot_surfaces_2d, roughness_label
 
 smk = snakemake  # noqa: F821
 with io.job_log(smk.log[0]):
-    surfaces, skipped = {}, []
+    surfaces, skipped, solved = {}, [], {}
     for run, surface_path, roughness_path in zip(smk.params.runs, smk.input.surfaces,
                                                  smk.input.roughness):
         arrays, attrs = io.read_h5(surface_path)
@@ -20,8 +22,14 @@ with io.job_log(smk.log[0]):
             logging.warning("%s", attrs["status"])
             skipped.append(attrs["status"])
             continue
-        roughness = pd.read_csv(roughness_path)["roughness_index"].iloc[0]
-        surfaces[f"{run}, roughness index {roughness:.3f}"] = arrays
+        roughness = pd.read_csv(roughness_path)
+        surfaces[f"{run}, {roughness_label(roughness)}"] = arrays
+        solved[run] = arrays
+    claims = pd.DataFrame([surface_width_claim(solved, smk.params.small_batch,
+                                               smk.params.large_batch, smk.params.width_delta,
+                                               "random filter-normalized")])
+    logging.info("\n%s", claims.to_string())
+    write_claims(claims, smk.output.claims)
     if surfaces:
         figure = plot_surfaces_2d(surfaces)
     else:
