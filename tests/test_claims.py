@@ -22,7 +22,7 @@ from lossatlas.figure_claims import (
     surface_width_claim,
     trajectory_pca_claim,
 )
-from lossatlas.landscape import basin_width, end_rise, trajectory_pca
+from lossatlas.landscape import basin_width, eigenvector_plane, end_rise, trajectory_pca
 
 
 def test_claim_row_verdicts_and_inconclusive_needs_a_reason():
@@ -170,3 +170,15 @@ def test_dataset_claims_against_published_accuracies():
     unknown = dataset_claims("cifar10", {"resnet20": ("sb-s0", {"status": "ok", "test_acc": 0.9})},
                              0.1)
     assert unknown[0]["verdict"] == "inconclusive" and "no published" in unknown[0]["reason"]
+
+
+def test_eigenvector_plane_spans_the_quadratic_width_of_each_direction():
+    vectors = torch.eye(4)[:3]
+    plane = eigenvector_plane([8.0, 2.0, 1.0], vectors, unit=2.0, delta=0.25, extent=3.0, xnum=5,
+                              ynum=3)
+    assert plane.directions.tolist() == (2 * torch.eye(4)[:2]).tolist()
+    # √(2 · 0.25 / λ) = 0.25 and 0.5 parameter units, i.e. 0.125 and 0.25 in units of 2
+    assert plane.xs == pytest.approx(np.linspace(-0.375, 0.375, 5))
+    assert plane.ys == pytest.approx([-0.75, 0.0, 0.75])
+    with pytest.raises(ValueError, match="positive"):
+        eigenvector_plane([1.0, -1.0], vectors, 1.0, 0.1, 3.0, 5, 5)

@@ -434,3 +434,29 @@ def end_rise(alphas, losses, end: float, step: float) -> float:
     if not alphas[0] <= min(end, target) <= max(end, target) <= alphas[-1]:
         raise ValueError(f"α = {end} and {target} must lie in [{alphas[0]}, {alphas[-1]}]")
     return float(np.interp(target, alphas, losses) - np.interp(end, alphas, losses))
+
+
+@dataclass(frozen=True)
+class EigenvectorPlane:
+    """A surface plane along the top-2 Hessian eigenvectors (Li et al. 2018's second kind of
+    directions): directions ``(2, D)`` (unit eigenvectors times ``unit``) and grids ``xs``, ``ys``
+    in units of ``unit``, each spanning ± ``extent`` quadratic widths √(2δ/λ_i)."""
+
+    directions: torch.Tensor
+    xs: np.ndarray
+    ys: np.ndarray
+
+
+def eigenvector_plane(eigenvalues, eigenvectors: torch.Tensor, unit: float, delta: float,
+                      extent: float, xnum: int, ynum: int) -> EigenvectorPlane:
+    """Plane along the top-2 eigenvectors ``(≥ 2, D)`` (unit rows) of eigenvalues λ_1, λ_2 > 0.
+    The directions are the eigenvectors scaled to length ``unit`` (the norm of the solution's
+    filter-normalized random direction, so widths compare with the random surfaces); axis i spans
+    ± ``extent`` · √(2 ``delta``/λ_i) / ``unit``, the distance at which the quadratic model rises
+    by ``delta``, so the grid resolves the basin however sharp it is."""
+    eigenvalues = np.asarray(eigenvalues, dtype=np.float64)[:2]
+    if eigenvalues.size < 2 or np.any(eigenvalues <= 0):
+        raise ValueError(f"need two positive top eigenvalues, got {eigenvalues.tolist()}")
+    half = extent * np.sqrt(2 * delta / eigenvalues) / unit
+    return EigenvectorPlane(eigenvectors[:2] * unit, np.linspace(-half[0], half[0], xnum),
+                            np.linspace(-half[1], half[1], ynum))

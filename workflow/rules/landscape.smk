@@ -25,6 +25,7 @@ if SURFACE["roughness_points"] % 2 == 0:
         f"contain α = 0; got {SURFACE['roughness_points']}"
     )
 SURFACE_RUNS = [first_run(group) for group in SURFACE["runs"]]
+SURFACE_KINDS = ["random", "hessian"]
 MLI_RUNS = [run for group in MLI["runs"] for run in run_ids(group)]
 
 
@@ -52,10 +53,17 @@ rule measure_surface_2d_part:
         final=f"{RUN_ROOT}/{{run}}/final.pt",
         status=f"{RUN_ROOT}/{{run}}/status.json",
         directions=rules.surface_directions.output[0],
+        curvature=lambda wildcards: (
+            [f"{MEASURE_ROOT}/curvature/{wildcards.run}/final.h5"]
+            if wildcards.kind == "hessian"
+            else []
+        ),
     output:
-        temp(f"{MEASURE_ROOT}/surface_2d/{{run}}.part{{part}}.h5"),
+        temp(f"{MEASURE_ROOT}/surface_2d/{{kind}}/{{run}}.part{{part}}.h5"),
     log:
-        f"results/logs/measure/{DATASET}/{MODEL}/surface_2d/{{run}}.part{{part}}.log",
+        f"results/logs/measure/{DATASET}/{MODEL}/surface_2d/{{kind}}/{{run}}.part{{part}}.log",
+    wildcard_constraints:
+        kind="random|hessian",
     conda:
         "../../envs/lossatlas.yaml"
     threads: 2
@@ -74,13 +82,15 @@ rule measure_surface_2d_part:
 rule merge_surface_2d:
     input:
         expand(
-            f"{MEASURE_ROOT}/surface_2d/{{{{run}}}}.part{{part}}.h5",
+            f"{MEASURE_ROOT}/surface_2d/{{{{kind}}}}/{{{{run}}}}.part{{part}}.h5",
             part=range(SURFACE["parts"]),
         ),
     output:
-        f"{MEASURE_ROOT}/surface_2d/{{run}}.h5",
+        f"{MEASURE_ROOT}/surface_2d/{{kind}}/{{run}}.h5",
     log:
-        f"results/logs/measure/{DATASET}/{MODEL}/surface_2d/{{run}}.merge.log",
+        f"results/logs/measure/{DATASET}/{MODEL}/surface_2d/{{kind}}/{{run}}.merge.log",
+    wildcard_constraints:
+        kind="random|hessian",
     conda:
         "../../envs/lossatlas.yaml"
     script:
@@ -114,7 +124,11 @@ rule measure_roughness:
 
 rule plot_surface_2d:
     input:
-        surfaces=expand(f"{MEASURE_ROOT}/surface_2d/{{run}}.h5", run=SURFACE_RUNS),
+        surfaces=expand(
+            f"{MEASURE_ROOT}/surface_2d/{{kind}}/{{run}}.h5",
+            kind=SURFACE_KINDS,
+            run=SURFACE_RUNS,
+        ),
         roughness=expand(f"{MEASURE_ROOT}/roughness/{{run}}.csv", run=SURFACE_RUNS),
     output:
         claims=f"{CLAIMS_ROOT}/surface_2d.csv",
@@ -130,6 +144,7 @@ rule plot_surface_2d:
         "../../envs/lossatlas.yaml"
     params:
         runs=SURFACE_RUNS,
+        kinds=SURFACE_KINDS,
         small_batch=first_run(LB_SB["small_batch_run"]),
         large_batch=first_run(LB_SB["large_batch_run"]),
         width_delta=SURFACE["width_delta"],
