@@ -74,7 +74,7 @@ def hessian_spectrum_table(measurements: dict[str, tuple[dict, dict]], outlier_t
     for _, row in table.iterrows():
         statistic = ("outliers of H (top eigenvalues above the largest gap in log-eigenvalue "
                      "among the top-k) − C")
-        threshold = f"|·| ≤ {outlier_tolerance}"
+        threshold = f"within ±{outlier_tolerance}"
         if row["status"] != "ok":
             claims.append(claim_row(SAGUN, FIGURE, OUTLIER_CLAIM, statistic, None, threshold, None,
                                     row["status"], [row["run"]]))
