@@ -21,6 +21,9 @@ include: "workflow/rules/wedge.smk"
 include: "workflow/rules/structures.smk"
 
 
+report: "workflow/report/workflow.rst"
+
+
 FIGURES = [
     "lb_sb_interpolation",
     "surface_2d",
@@ -39,6 +42,9 @@ FIGURES = [
 ]
 
 
+include: "workflow/rules/claims.smk"
+
+
 wildcard_constraints:
     run=r"[A-Za-z0-9_.]+-s\d+",
     structure=r"[A-Za-z0-9_.-]+",
@@ -48,3 +54,4 @@ rule all:
     default_target: True
     input:
         expand("results/figures/{figure}.{ext}", figure=FIGURES, ext=["pdf", "png"]),
+        rules.claims.output,

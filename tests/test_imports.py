@@ -21,10 +21,11 @@ FIGURES = {"matplotlib.pyplot", "seaborn", "pandas"}
 # Third-party libraries each engine module may load (their own dependencies come with them).
 # A new module must be added here with what it needs.
 ALLOWED = {
-    "lossatlas.claims": set(),
+    "lossatlas.claims": {"pandas"},
     "lossatlas.curvature": {"torch"},
     "lossatlas.data": {"torch", "h5py"},
     "lossatlas.evaluate": {"torch"},
+    "lossatlas.figure_claims": {"numpy", "pandas"},
     "lossatlas.functional": {"torch"},
     "lossatlas.goldilocks": {"torch"},
     "lossatlas.io": {"numpy"},

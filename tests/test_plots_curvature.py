@@ -1,4 +1,4 @@
-"""Curvature figures and tables: outlier counts, claim check, stability threshold, skipped runs."""
+"""Curvature figures and tables: outlier counts, claim rows, stability threshold, skipped runs."""
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -6,7 +6,10 @@ import pytest
 
 from lossatlas.plots import save_figure
 from lossatlas.plots.curvature import (
+    EDGE_CLAIM,
     LAMBDA_MAX_CLAIM,
+    OUTLIER_CLAIM,
+    OVERLAP_CLAIM,
     curvature_along_training_table,
     hessian_spectrum_table,
     plot_curvature_along_training,
@@ -42,16 +45,21 @@ def checkpoint(run, epoch, batch_size, lr, momentum, lambda_max, status="ok", n_
 
 def test_spectrum_table_counts_outliers_and_checks_the_claim(tmp_path):
     measurements = {"sb-s0": spectrum("sb-s0", 32, 10, 1.0), "lb-s0": spectrum("lb-s0", 2000, 9, 3.0)}
-    table = hessian_spectrum_table(measurements)
+    table = hessian_spectrum_table(measurements, outlier_tolerance=0)
     runs = table[table["run"] != "claim"].set_index("run")
     assert runs.loc["sb-s0", "outlier_count"] == 10 and runs.loc["lb-s0", "outlier_count"] == 9
     assert runs.loc["lb-s0", "lambda_max"] == pytest.approx(60.0)
-    claim = table[table["run"] == "claim"].iloc[0]
-    assert (claim["claim"], claim["sb_run"], claim["lb_run"], claim["holds"]) == (
-        LAMBDA_MAX_CLAIM, "sb-s0", "lb-s0", True)
+    sharper = table[table["claim"] == LAMBDA_MAX_CLAIM].iloc[0]
+    assert (sharper["value"], sharper["verdict"], sharper["runs"]) == (3.0, "holds", "lb-s0 sb-s0")
+    outliers = table[table["claim"] == OUTLIER_CLAIM].set_index("runs")
+    assert outliers.loc["sb-s0", ["value", "verdict"]].tolist() == [0.0, "holds"]
+    assert outliers.loc["lb-s0", ["value", "verdict"]].tolist() == [-1.0, "does not hold"]
+    assert (table["run"] == "claim").sum() == 3
+    loose = hessian_spectrum_table(measurements, outlier_tolerance=1)
+    assert (loose.loc[loose["claim"] == OUTLIER_CLAIM, "verdict"] == "holds").all()
     flipped = hessian_spectrum_table({"sb-s0": spectrum("sb-s0", 32, 10, 3.0),
-                                      "lb-s0": spectrum("lb-s0", 2000, 9, 1.0)})
-    assert flipped["holds"].iloc[-1] is False
+                                      "lb-s0": spectrum("lb-s0", 2000, 9, 1.0)}, 1)
+    assert flipped.loc[flipped["claim"] == LAMBDA_MAX_CLAIM, "verdict"].item() == "does not hold"
     figure = plot_hessian_spectrum(measurements, table)
     assert len(figure.axes) == 3
     assert figure.axes[0].get_yscale() == "log"
@@ -65,10 +73,14 @@ def test_spectrum_table_counts_outliers_and_checks_the_claim(tmp_path):
 def test_spectrum_table_with_a_skipped_run_leaves_the_claim_unchecked():
     measurements = {"sb-s0": spectrum("sb-s0", 32, 10, 1.0),
                     "lb-s0": spectrum("lb-s0", 2000, 9, 3.0, status="skipped: lb-s0 diverged")}
-    table = hessian_spectrum_table(measurements)
-    assert table["holds"].iloc[-1] is None
+    table = hessian_spectrum_table(measurements, 1)
+    claims = table[table["run"] == "claim"].set_index("runs")
+    assert claims.loc["lb-s0 sb-s0", "verdict"] == "inconclusive"
+    assert claims.loc["lb-s0", ["verdict", "reason"]].tolist() == ["inconclusive",
+                                                                   "skipped: lb-s0 diverged"]
+    assert claims.loc["sb-s0", "verdict"] == "holds"
     figure = plot_hessian_spectrum(measurements, table)
-    assert "not checked" in figure._suptitle.get_text()
+    assert "inconclusive" in figure._suptitle.get_text()
     assert "skipped: lb-s0 diverged" in figure._suptitle.get_text()
     plt.close(figure)
 
@@ -83,7 +95,8 @@ def test_along_training_table_and_threshold_line_for_full_batch_runs_only():
                     ((0, 0.5), (10, 4.0), (100, 9.8))]
     measurements += [checkpoint("sb-s0", epoch, 32, 0.05, 0.9, lam) for epoch, lam in ((0, 0.5), (5, 2.0))]
     measurements.append(checkpoint("lb-s0", 0, 2000, 0.2, 0.9, 0, status="skipped: lb-s0 diverged"))
-    table = curvature_along_training_table(measurements, overlap_k=None)
+    table = curvature_along_training_table(measurements, None, stability_window=0.5,
+                                           stability_tolerance=0.05, min_overlap=0.5)
     ok = table[table["status"] == "ok"]
     assert (ok["overlap_k"] == 10).all()
     assert ok["gradient_overlap"].tolist() == pytest.approx([np.linspace(0.5, 0.9, 12)[9]] * 5)
@@ -91,10 +104,21 @@ def test_along_training_table_and_threshold_line_for_full_batch_runs_only():
     assert gd["full_batch"].all() and not sb["full_batch"].any()
     assert gd["stability_threshold"].tolist() == pytest.approx([10.0] * 3)
     assert sb["stability_threshold"].isna().all()
-    assert curvature_along_training_table(measurements, overlap_k=3)["gradient_overlap"].iloc[0] == \
-        pytest.approx(np.linspace(0.5, 0.9, 12)[2])
+    assert ok["gradient_overlap_top1"].tolist() == pytest.approx([0.5] * 5)
+    assert curvature_along_training_table(measurements, 3, 0.5, 0.05, 0.5)[
+        "gradient_overlap"].iloc[0] == pytest.approx(np.linspace(0.5, 0.9, 12)[2])
     with pytest.raises(ValueError, match="overlap_k=13"):
-        curvature_along_training_table(measurements, overlap_k=13)
+        curvature_along_training_table(measurements, 13, 0.5, 0.05, 0.5)
+    claims = table[table["run"] == "claim"]
+    # the last half of gd's 100 epochs holds one checkpoint: λ_max 9.8 against 2/η = 10
+    edge = claims[claims["claim"] == EDGE_CLAIM]
+    assert edge["runs"].tolist() == ["gd-s0"] and edge["value"].item() == pytest.approx(0.98)
+    assert edge["verdict"].item() == "holds"
+    overlap = claims[claims["claim"] == OVERLAP_CLAIM].set_index("runs")
+    assert overlap.loc["gd-s0", "value"] == pytest.approx(np.linspace(0.5, 0.9, 12)[9])
+    assert overlap.loc["gd-s0", "verdict"] == "holds"
+    assert overlap.loc["lb-s0", ["verdict", "reason"]].tolist() == ["inconclusive",
+                                                                    "skipped: lb-s0 diverged"]
     figure = plot_curvature_along_training(table)
     labels = [line.get_label() for line in figure.axes[0].get_lines()]
     assert labels.count("2(1+β)/η of gd") == 1 and len(labels) == 3

@@ -8,7 +8,7 @@ from matplotlib.contour import QuadContourSet
 
 from lossatlas.plots import save_figure
 from lossatlas.plots.landscape import (MAX_PATH_LABELS, plot_mli, plot_sgd_walk, plot_surfaces_2d,
-                                       plot_trajectory_pca)
+                                       plot_trajectory_pca, roughness_label)
 
 XS = np.linspace(-1.0, 1.0, 7)
 YS = np.linspace(-0.5, 0.5, 5)
@@ -159,3 +159,11 @@ def test_sgd_walk_marks_iterates_and_segment_minima(tmp_path):
     assert_png(tmp_path / "walk.png")
     with pytest.raises(ValueError, match="interior_fraction must be in \\[0, 1\\]"):
         plot_sgd_walk(walk, interior_fraction=75)
+
+
+def test_roughness_label_says_why_the_index_is_zero():
+    monotone = pd.DataFrame({"normalized_tv": [1.0, 1.0, 1.0], "roughness_index": 0.0})
+    assert roughness_label(monotone) == "roughness index 0.000: all 3 profiles monotone each side"
+    rough = pd.DataFrame({"normalized_tv": [1.0, 1.5, 2.0], "roughness_index": 0.27})
+    assert roughness_label(rough) == ("roughness index 0.270 (2 of 3 profiles not monotone each "
+                                      "side)")

@@ -12,6 +12,8 @@ import pytest
 import yaml
 
 from lossatlas import io
+from lossatlas.claims import CLAIM_COLUMNS, VERDICTS
+from lossatlas.plots.curvature import LAMBDA_MAX_CLAIM
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -96,6 +98,8 @@ def write_config(workdir, name, overrides):
     ({"figures.low_loss_subspace.training": {"weight_decay": 0.1}}, "weight_decay"),
     ({"figures.ensembles.members": 4}, "ensembles needs 4 independent solutions"),
     ({"runs.wedge.checkpoint_epochs": [0, 1]}, "figures.ensembles.members"),
+    ({"figures.lb_sb_interpolation.rise_alpha": 1.5}, "rise_alpha"),
+    ({"dataset_sanity.run": "nope"}, "dataset_sanity.run"),
 ])
 def test_bad_config_stops_before_any_job(workdir, override, culprit):
     configfile = write_config(workdir, "bad", override)
@@ -139,7 +143,7 @@ def planned_rules(dry_run_output):
     ("lb_sb_interpolation", {"measure_lb_sb_interpolation", "plot_lb_sb_interpolation"}),
     ("hessian_spectrum", {"measure_curvature", "plot_hessian_spectrum"}),
     ("surface_2d", {"surface_directions", "measure_surface_2d_part", "merge_surface_2d",
-                    "measure_roughness", "plot_surface_2d"}),
+                    "measure_roughness", "measure_curvature", "plot_surface_2d"}),
 ])
 def test_one_figure_plans_only_what_it_needs(workdir, figure, rules):
     result = snakemake(workdir, figure, "-n", "--configfile", "config/smoke.yaml")
@@ -174,15 +178,17 @@ def test_smoke_run_end_to_end(workdir):
     assert (table["status"] == "ok").all()
     assert set(table["split"]) == {"train", "test"}
     measurements = workdir / "results/measurements/mnist1d/mlp"
-    arrays, attrs = io.read_h5(measurements / "surface_2d/sb-s0.h5")
-    assert arrays["train_loss"].shape == (7, 5) and attrs["status"] == "ok"
-    assert {"xcoordinates", "ycoordinates", "train_acc", "test_loss", "test_acc"} <= set(arrays)
-    assert "orientation" in attrs and attrs["bn_policy"] == "none"
+    for kind in ("random", "hessian"):
+        arrays, attrs = io.read_h5(measurements / f"surface_2d/{kind}/sb-s0.h5")
+        assert arrays["train_loss"].shape == (7, 5) and attrs["status"] == "ok"
+        assert {"xcoordinates", "ycoordinates", "train_acc", "test_loss", "test_acc"} <= set(arrays)
+        assert "orientation" in attrs and attrs["bn_policy"] == "none"
+        assert attrs["direction_kind"] == kind
     spectrum = pd.read_csv(measurements / "hessian_spectrum.csv")
     runs = spectrum[spectrum["run"] != "claim"]
     assert set(runs["run"]) == {"sb-s0", "lb-s0"} and (runs["status"] == "ok").all()
-    claim = spectrum[spectrum["run"] == "claim"].iloc[0]
-    assert claim["claim"] == "lambda_max(LB) > lambda_max(SB)" and claim["holds"] in (True, False)
+    claim = spectrum[spectrum["claim"] == LAMBDA_MAX_CLAIM].iloc[0]
+    assert claim["verdict"] in VERDICTS and claim["runs"] == "lb-s0 sb-s0"
     along = pd.read_csv(measurements / "curvature_along_training.csv")
     gd = along[along["run"] == "gd-s0"]
     assert gd["full_batch"].all() and (gd["stability_threshold"] == 2 / 0.2).all()
@@ -191,17 +197,26 @@ def test_smoke_run_end_to_end(workdir):
     structures = workdir / "results/structures/mnist1d/mlp"
     assert sorted(p.name for p in structures.iterdir()) == [
         "bezier_wedge-s0_wedge-s1", "complex_wedge_n3_k2", "polychain_wedge-s0_wedge-s1"]
-    mli_runs = {f"{group}-s{seed}" for group in ["sb", "lb", "adam_bn", "gd", "wedge"]
-                for seed in smoke["runs"][group].get("seeds", [0])}
-    assert set(pd.read_csv(measurements / "mli.csv")["run"]) == mli_runs
     for figure in ("subspace_training", "goldilocks", "long_short_directions", "wedge_cuts",
                    "mode_connectivity", "low_loss_subspace", "ensembles"):
         table = pd.read_csv(measurements / f"{figure}.csv")
         claims = table[table["run"] == "claim"]
         assert len(claims) >= 1 and set(claims["verdict"]) <= {"holds", "does not hold",
                                                                  "inconclusive"}
+    fresh = {name for name, group in smoke["runs"].items() if "init_from" not in group}
+    mli_runs = {run for run in expected_runs(smoke) if run.rsplit("-s", 1)[0] in fresh}
+    assert set(pd.read_csv(measurements / "mli.csv")["run"]) == mli_runs
+    claims = pd.read_csv(workdir / "results/claims.csv", keep_default_na=False, na_values=[""])
+    assert list(claims.columns) == list(CLAIM_COLUMNS)
+    assert set(claims["figure"]) == {*FIGURES, "dataset_sanity"}
+    assert set(claims["verdict"]) <= set(VERDICTS) and (claims["config"] == "smoke").all()
+    assert claims.loc[claims["verdict"] == "inconclusive", "reason"].notna().all()
+    reference = claims[claims["figure"] == "dataset_sanity"].set_index("runs")
+    assert set(reference.index) == {"sb-s0", "cnn1d-s0"}
+    assert "| figure | work | claim |" in (workdir / "results/claims.md").read_text()
     snakemake(workdir, "--profile", "workflow/profiles/ci", "--report", "results/report.html")
     report = (workdir / "results/report.html").read_text(errors="ignore")
+    assert "Claims checked" in report and "#c8e6c9" in report
     for figure in FIGURES:
         assert figure in report
 
@@ -215,8 +230,11 @@ def test_diverged_run_is_skipped_visibly(workdir):
     table = pd.read_csv(workdir / "results/measurements/mnist1d/mlp/lb_sb_interpolation.csv")
     assert table["status"].str.startswith("skipped: lb-s0").all()
     assert (workdir / "results/figures/lb_sb_interpolation.png").exists()
+    claims = pd.read_csv(workdir / "results/measurements/mnist1d/mlp/claims/lb_sb_interpolation.csv")
+    assert (claims["verdict"] == "inconclusive").all()
+    assert claims["reason"].str.startswith("skipped: lb-s0").all()
     snakemake(workdir, "surface_2d", "hessian_spectrum", "--configfile", configfile)
-    _, attrs = io.read_h5(workdir / "results/measurements/mnist1d/mlp/surface_2d/lb-s0.h5")
+    _, attrs = io.read_h5(workdir / "results/measurements/mnist1d/mlp/surface_2d/hessian/lb-s0.h5")
     assert attrs["status"] == "skipped: lb-s0 diverged"
     spectrum = pd.read_csv(workdir / "results/measurements/mnist1d/mlp/hessian_spectrum.csv")
     assert spectrum.loc[spectrum["run"] == "lb-s0", "status"].str.startswith("skipped: lb-s0").all()

@@ -376,3 +376,31 @@ def roughness_index(alphas, profiles) -> Roughness:
     normalized = tv / rise
     mean, std = float(normalized.mean()), float(normalized.std())
     return Roughness(normalized, mean, std, std / mean)
+
+
+# --- claim statistics -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EigenvectorPlane:
+    """A surface plane along the top-2 Hessian eigenvectors (Li et al. 2018's second kind of
+    directions): directions ``(2, D)`` (unit eigenvectors times ``unit``) and grids ``xs``, ``ys``
+    in units of ``unit``, each spanning ± ``extent`` quadratic widths √(2δ/λ_i)."""
+
+    directions: torch.Tensor
+    xs: np.ndarray
+    ys: np.ndarray
+
+
+def eigenvector_plane(eigenvalues, eigenvectors: torch.Tensor, unit: float, delta: float,
+                      extent: float, xnum: int, ynum: int) -> EigenvectorPlane:
+    """Plane along the top-2 eigenvectors ``(≥ 2, D)`` (unit rows) of eigenvalues λ_1, λ_2 > 0.
+    The directions are the eigenvectors scaled to length ``unit`` (the norm of the solution's
+    filter-normalized random direction, so widths compare with the random surfaces); axis i spans
+    ± ``extent`` · √(2 ``delta``/λ_i) / ``unit``, the distance at which the quadratic model rises
+    by ``delta``, so the grid resolves the basin however sharp it is."""
+    eigenvalues = np.asarray(eigenvalues, dtype=np.float64)[:2]
+    if eigenvalues.size < 2 or np.any(eigenvalues <= 0):
+        raise ValueError(f"need two positive top eigenvalues, got {eigenvalues.tolist()}")
+    half = extent * np.sqrt(2 * delta / eigenvalues) / unit
+    return EigenvectorPlane(eigenvectors[:2] * unit, np.linspace(-half[0], half[0], xnum),
+                            np.linspace(-half[1], half[1], ynum))

@@ -10,6 +10,8 @@ and figures do not import torch.
   interpolation (``linear_barrier``), Yang et al.'s mode connectivity (``mode_connectivity``), the
   distance a profile stays below a threshold (``radius_within``), ensemble accuracy against size
   (``ensemble_accuracy``) and pairwise disagreement (``pairwise_disagreement``).
+- Surfaces and lines (claims of ``surface_2d`` and ``lb_sb_interpolation``): the basin width of a
+  2D surface (``basin_width``) and the rise of a line profile beyond an end (``end_rise``).
 """
 
 from __future__ import annotations
@@ -183,3 +185,67 @@ def radius_within(distances, losses, threshold: float) -> float:
         raise ValueError(f"the profile starts above the threshold {threshold}")
     first_above = np.flatnonzero(~below)
     return float(t[-1] if first_above.size == 0 else t[first_above[0] - 1])
+
+
+# --- basin widths and end rises of surfaces and lines (Li et al. 2018; Keskar et al. 2017) ---------
+
+
+@dataclass(frozen=True)
+class BasinWidth:
+    """Width of the low-loss region around a surface's centre node (grid units of the directions):
+    ``widths`` ``(4,)`` along the half-axes +x, −x, +y, −y, their ``mean``, and ``censored``
+    ``(4,)``: the loss stayed below the level up to the grid edge, so that width is a lower bound."""
+
+    widths: np.ndarray
+    censored: np.ndarray
+    mean: float
+
+
+def _crossing(distances: np.ndarray, values: np.ndarray, level: float) -> tuple[float, bool]:
+    """First distance at which ``values`` (at increasing ``distances`` from 0) exceed ``level``,
+    linearly interpolated between grid points; the last distance and True when they never do."""
+    above = np.flatnonzero(values > level)
+    if above.size == 0:
+        return float(distances[-1]), True
+    j = above[0]
+    if j == 0:
+        return 0.0, False
+    fraction = (level - values[j - 1]) / (values[j] - values[j - 1])
+    return float(distances[j - 1] + fraction * (distances[j] - distances[j - 1])), False
+
+
+def basin_width(xcoordinates, ycoordinates, values, delta: float) -> BasinWidth:
+    """Width of a 2D surface's basin (Li et al. 2018 compare basins by eye; this is our number):
+    along the four half-axes from the grid node nearest to (0, 0), the distance at which the value
+    first exceeds the surface minimum + ``delta`` (nats), averaged over the four. ``values`` ``(nx,
+    ny)`` indexed ``[ix, iy]``; non-finite values count as above the level."""
+    xs = np.asarray(xcoordinates, dtype=np.float64)
+    ys = np.asarray(ycoordinates, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape != (xs.size, ys.size):
+        raise ValueError(f"values have shape {values.shape}, expected {(xs.size, ys.size)}")
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        raise ValueError("surface holds no finite value")
+    level = float(finite.min()) + delta
+    values = np.where(np.isfinite(values), values, np.inf)
+    ix, iy = int(np.abs(xs).argmin()), int(np.abs(ys).argmin())
+    rays = [(xs[ix:] - xs[ix], values[ix:, iy]), (xs[ix::-1] - xs[ix], values[ix::-1, iy]),
+            (ys[iy:] - ys[iy], values[ix, iy:]), (ys[iy::-1] - ys[iy], values[ix, iy::-1])]
+    results = [_crossing(np.abs(d), v, level) if d.size > 1 else (0.0, True) for d, v in rays]
+    widths = np.array([w for w, _ in results])
+    return BasinWidth(widths, np.array([c for _, c in results]), float(widths.mean()))
+
+
+def end_rise(alphas, losses, end: float, step: float) -> float:
+    """Rise of a 1D loss profile from α = ``end`` to α = ``end + step`` (linear interpolation on
+    the grid ``alphas``; ``step`` may be negative): the ε-rise of Keskar et al. 2017's line plots,
+    outward from a solution sitting at α = ``end``."""
+    alphas = np.asarray(alphas, dtype=np.float64)
+    losses = np.asarray(losses, dtype=np.float64)
+    order = np.argsort(alphas)
+    alphas, losses = alphas[order], losses[order]
+    target = end + step
+    if not alphas[0] <= min(end, target) <= max(end, target) <= alphas[-1]:
+        raise ValueError(f"α = {end} and {target} must lie in [{alphas[0]}, {alphas[-1]}]")
+    return float(np.interp(target, alphas, losses) - np.interp(end, alphas, losses))

@@ -13,6 +13,7 @@ DATASET = config["dataset"]["name"]
 MODEL = config["model"]["name"]
 RUN_ROOT = f"results/runs/{DATASET}/{MODEL}"
 MEASURE_ROOT = f"results/measurements/{DATASET}/{MODEL}"
+CLAIMS_ROOT = f"{MEASURE_ROOT}/claims"
 
 
 def _check_model_knobs(where, knobs):

@@ -77,6 +77,7 @@ rule plot_hessian_spectrum:
         expand(f"{MEASURE_ROOT}/curvature/{{run}}/final.h5", run=SPECTRUM_RUNS),
     output:
         table=f"{MEASURE_ROOT}/hessian_spectrum.csv",
+        claims=f"{CLAIMS_ROOT}/hessian_spectrum.csv",
         pdf="results/figures/hessian_spectrum.pdf",
         png=report(
             "results/figures/hessian_spectrum.png",
@@ -89,6 +90,8 @@ rule plot_hessian_spectrum:
         "results/benchmarks/figures/hessian_spectrum.tsv"
     conda:
         "../../envs/lossatlas.yaml"
+    params:
+        outlier_tolerance=SPECTRUM["outlier_tolerance"],
     script:
         "../scripts/plot_hessian_spectrum.py"
 
@@ -102,6 +105,7 @@ rule plot_curvature_along_training:
         ],
     output:
         table=f"{MEASURE_ROOT}/curvature_along_training.csv",
+        claims=f"{CLAIMS_ROOT}/curvature_along_training.csv",
         pdf="results/figures/curvature_along_training.pdf",
         png=report(
             "results/figures/curvature_along_training.png",
@@ -116,6 +120,9 @@ rule plot_curvature_along_training:
         "../../envs/lossatlas.yaml"
     params:
         overlap_k=ALONG["overlap_k"],
+        stability_window=ALONG["stability_window"],
+        stability_tolerance=ALONG["stability_tolerance"],
+        min_overlap=ALONG["min_overlap"],
     script:
         "../scripts/plot_curvature_along_training.py"
 

@@ -59,6 +59,7 @@ rule plot_goldilocks:
         subspace=rules.plot_subspace_training.output.table,
     output:
         table=f"{MEASURE_ROOT}/goldilocks.csv",
+        claims=f"{CLAIMS_ROOT}/goldilocks.csv",
         pdf="results/figures/goldilocks.pdf",
         png=report(
             "results/figures/goldilocks.png",

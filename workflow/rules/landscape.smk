@@ -25,6 +25,7 @@ if SURFACE["roughness_points"] % 2 == 0:
         f"contain α = 0; got {SURFACE['roughness_points']}"
     )
 SURFACE_RUNS = [first_run(group) for group in SURFACE["runs"]]
+SURFACE_KINDS = ["random", "hessian"]
 MLI_RUNS = [run for group in MLI["runs"] for run in run_ids(group)]
 
 
@@ -54,12 +55,19 @@ rule measure_surface_2d_part:
         final=f"{RUN_ROOT}/{{run}}/final.pt",
         status=f"{RUN_ROOT}/{{run}}/status.json",
         directions=rules.surface_directions.output[0],
+        curvature=lambda wildcards: (
+            [f"{MEASURE_ROOT}/curvature/{wildcards.run}/final.h5"]
+            if wildcards.kind == "hessian"
+            else []
+        ),
     output:
-        temp(f"{MEASURE_ROOT}/surface_2d/{{run}}.part{{part}}.h5"),
+        temp(f"{MEASURE_ROOT}/surface_2d/{{kind}}/{{run}}.part{{part}}.h5"),
     log:
-        f"results/logs/measure/{DATASET}/{MODEL}/surface_2d/{{run}}.part{{part}}.log",
+        f"results/logs/measure/{DATASET}/{MODEL}/surface_2d/{{kind}}/{{run}}.part{{part}}.log",
     benchmark:
-        f"results/benchmarks/measure/{DATASET}/{MODEL}/surface_2d/{{run}}.part{{part}}.tsv"
+        f"results/benchmarks/measure/{DATASET}/{MODEL}/surface_2d/{{kind}}/{{run}}.part{{part}}.tsv"
+    wildcard_constraints:
+        kind="random|hessian",
     conda:
         "../../envs/lossatlas.yaml"
     threads: 2
@@ -78,15 +86,17 @@ rule measure_surface_2d_part:
 rule merge_surface_2d:
     input:
         expand(
-            f"{MEASURE_ROOT}/surface_2d/{{{{run}}}}.part{{part}}.h5",
+            f"{MEASURE_ROOT}/surface_2d/{{{{kind}}}}/{{{{run}}}}.part{{part}}.h5",
             part=range(SURFACE["parts"]),
         ),
     output:
-        f"{MEASURE_ROOT}/surface_2d/{{run}}.h5",
+        f"{MEASURE_ROOT}/surface_2d/{{kind}}/{{run}}.h5",
     log:
-        f"results/logs/measure/{DATASET}/{MODEL}/surface_2d/{{run}}.merge.log",
+        f"results/logs/measure/{DATASET}/{MODEL}/surface_2d/{{kind}}/{{run}}.merge.log",
     benchmark:
-        f"results/benchmarks/measure/{DATASET}/{MODEL}/surface_2d/{{run}}.merge.tsv"
+        f"results/benchmarks/measure/{DATASET}/{MODEL}/surface_2d/{{kind}}/{{run}}.merge.tsv"
+    wildcard_constraints:
+        kind="random|hessian",
     conda:
         "../../envs/lossatlas.yaml"
     script:
@@ -122,9 +132,14 @@ rule measure_roughness:
 
 rule plot_surface_2d:
     input:
-        surfaces=expand(f"{MEASURE_ROOT}/surface_2d/{{run}}.h5", run=SURFACE_RUNS),
+        surfaces=expand(
+            f"{MEASURE_ROOT}/surface_2d/{{kind}}/{{run}}.h5",
+            kind=SURFACE_KINDS,
+            run=SURFACE_RUNS,
+        ),
         roughness=expand(f"{MEASURE_ROOT}/roughness/{{run}}.csv", run=SURFACE_RUNS),
     output:
+        claims=f"{CLAIMS_ROOT}/surface_2d.csv",
         pdf="results/figures/surface_2d.pdf",
         png=report(
             "results/figures/surface_2d.png",
@@ -139,6 +154,10 @@ rule plot_surface_2d:
         "../../envs/lossatlas.yaml"
     params:
         runs=SURFACE_RUNS,
+        kinds=SURFACE_KINDS,
+        small_batch=first_run(LB_SB["small_batch_run"]),
+        large_batch=first_run(LB_SB["large_batch_run"]),
+        width_delta=SURFACE["width_delta"],
     script:
         "../scripts/plot_surface_2d.py"
 
@@ -174,6 +193,7 @@ rule plot_trajectory_pca:
     input:
         f"{MEASURE_ROOT}/trajectory_pca/{first_run(TRAJECTORY['run'])}.h5",
     output:
+        claims=f"{CLAIMS_ROOT}/trajectory_pca.csv",
         pdf="results/figures/trajectory_pca.pdf",
         png=report(
             "results/figures/trajectory_pca.png",
@@ -186,6 +206,8 @@ rule plot_trajectory_pca:
         "results/benchmarks/figures/trajectory_pca.tsv"
     conda:
         "../../envs/lossatlas.yaml"
+    params:
+        min_explained_variance=TRAJECTORY["min_explained_variance"],
     script:
         "../scripts/plot_trajectory_pca.py"
 
@@ -224,6 +246,7 @@ rule plot_mli:
         metrics=expand(f"{MEASURE_ROOT}/mli/{{run}}.metrics.csv", run=MLI_RUNS),
     output:
         table=f"{MEASURE_ROOT}/mli.csv",
+        claims=f"{CLAIMS_ROOT}/mli.csv",
         pdf="results/figures/mli.pdf",
         png=report(
             "results/figures/mli.png",
@@ -236,6 +259,8 @@ rule plot_mli:
         "results/benchmarks/figures/mli.tsv"
     conda:
         "../../envs/lossatlas.yaml"
+    params:
+        min_monotonic_fraction=MLI["min_monotonic_fraction"],
     script:
         "../scripts/plot_mli.py"
 
@@ -270,6 +295,7 @@ rule plot_sgd_walk:
     input:
         f"{MEASURE_ROOT}/sgd_walk/{first_run(WALK['run'])}.csv",
     output:
+        claims=f"{CLAIMS_ROOT}/sgd_walk.csv",
         pdf="results/figures/sgd_walk.pdf",
         png=report(
             "results/figures/sgd_walk.png",
@@ -282,6 +308,9 @@ rule plot_sgd_walk:
         "results/benchmarks/figures/sgd_walk.tsv"
     conda:
         "../../envs/lossatlas.yaml"
+    params:
+        run=first_run(WALK["run"]),
+        min_interior_fraction=WALK["min_interior_fraction"],
     script:
         "../scripts/plot_sgd_walk.py"
 

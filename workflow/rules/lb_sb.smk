@@ -2,6 +2,14 @@ LB_SB = config["figures"]["lb_sb_interpolation"]
 for _key in ("small_batch_run", "large_batch_run", "continuation_run"):
     if LB_SB[_key] is not None:
         check_run_groups(f"figures.lb_sb_interpolation.{_key}", [LB_SB[_key]])
+if not (
+    LB_SB["alpha_min"] <= -LB_SB["rise_alpha"]
+    and 1 + LB_SB["rise_alpha"] <= LB_SB["alpha_max"]
+):
+    raise ValueError(
+        f"config figures.lb_sb_interpolation.rise_alpha={LB_SB['rise_alpha']} must fit outside "
+        f"both solutions: alpha_min <= -rise_alpha and 1 + rise_alpha <= alpha_max"
+    )
 LB_SB_RUNS = [
     run
     for key in ("large_batch_run", "small_batch_run", "continuation_run")
@@ -48,6 +56,7 @@ rule plot_lb_sb_interpolation:
     input:
         f"{MEASURE_ROOT}/lb_sb_interpolation.csv",
     output:
+        claims=f"{CLAIMS_ROOT}/lb_sb_interpolation.csv",
         pdf="results/figures/lb_sb_interpolation.pdf",
         png=report(
             "results/figures/lb_sb_interpolation.png",
@@ -60,6 +69,8 @@ rule plot_lb_sb_interpolation:
         "results/benchmarks/figures/lb_sb_interpolation.tsv"
     conda:
         "../../envs/lossatlas.yaml"
+    params:
+        rise_alpha=LB_SB["rise_alpha"],
     script:
         "../scripts/plot_lb_sb_interpolation.py"
 

@@ -195,6 +195,7 @@ rule plot_mode_connectivity:
         rules.measure_mode_connectivity.output[0],
     output:
         table=f"{MEASURE_ROOT}/mode_connectivity.csv",
+        claims=f"{CLAIMS_ROOT}/mode_connectivity.csv",
         pdf="results/figures/mode_connectivity.pdf",
         png=report(
             "results/figures/mode_connectivity.png",
@@ -209,6 +210,7 @@ rule plot_mode_connectivity:
         "../../envs/lossatlas.yaml"
     params:
         barrier_ratio=MODE_CONNECTIVITY["barrier_ratio"],
+        runs=[run for pair in PAIRS for run in pair],
     script:
         "../scripts/plot_mode_connectivity.py"
 
@@ -218,6 +220,7 @@ rule plot_low_loss_subspace:
         rules.measure_low_loss_subspace.output[0],
     output:
         table=f"{MEASURE_ROOT}/low_loss_subspace.csv",
+        claims=f"{CLAIMS_ROOT}/low_loss_subspace.csv",
         pdf="results/figures/low_loss_subspace.pdf",
         png=report(
             "results/figures/low_loss_subspace.png",
@@ -232,6 +235,7 @@ rule plot_low_loss_subspace:
         "../../envs/lossatlas.yaml"
     params:
         barrier_tolerance=LOW_LOSS["barrier_tolerance"],
+        runs=COMPLEX_MODES,
     script:
         "../scripts/plot_low_loss_subspace.py"
 
@@ -241,6 +245,7 @@ rule plot_ensembles:
         rules.measure_ensembles.output[0],
     output:
         table=f"{MEASURE_ROOT}/ensembles.csv",
+        claims=f"{CLAIMS_ROOT}/ensembles.csv",
         pdf="results/figures/ensembles.pdf",
         png=report(
             "results/figures/ensembles.png",
@@ -253,6 +258,8 @@ rule plot_ensembles:
         "results/benchmarks/figures/ensembles.tsv"
     conda:
         "../../envs/lossatlas.yaml"
+    params:
+        runs=ENSEMBLE_RUNS,
     script:
         "../scripts/plot_ensembles.py"
 

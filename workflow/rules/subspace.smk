@@ -46,6 +46,7 @@ rule plot_subspace_training:
         status=[f"{RUN_ROOT}/{run}/status.json" for run in SUBSPACE_RUNS],
     output:
         table=f"{MEASURE_ROOT}/subspace_training.csv",
+        claims=f"{CLAIMS_ROOT}/subspace_training.csv",
         pdf="results/figures/subspace_training.pdf",
         png=report(
             "results/figures/subspace_training.png",

@@ -98,6 +98,7 @@ rule plot_long_short_directions:
         rules.measure_long_short_directions.output[0],
     output:
         table=f"{MEASURE_ROOT}/long_short_directions.csv",
+        claims=f"{CLAIMS_ROOT}/long_short_directions.csv",
         pdf="results/figures/long_short_directions.pdf",
         png=report(
             "results/figures/long_short_directions.png",
@@ -110,6 +111,8 @@ rule plot_long_short_directions:
         "results/benchmarks/figures/long_short_directions.tsv"
     conda:
         "../../envs/lossatlas.yaml"
+    params:
+        runs=LONG_SHORT_RUNS,
     script:
         "../scripts/plot_long_short_directions.py"
 
@@ -120,6 +123,7 @@ rule plot_wedge_cuts:
         init=rules.measure_wedge_cuts.output.init,
     output:
         table=f"{MEASURE_ROOT}/wedge_cuts.csv",
+        claims=f"{CLAIMS_ROOT}/wedge_cuts.csv",
         pdf="results/figures/wedge_cuts.pdf",
         png=report(
             "results/figures/wedge_cuts.png",
@@ -132,6 +136,8 @@ rule plot_wedge_cuts:
         "results/benchmarks/figures/wedge_cuts.tsv"
     conda:
         "../../envs/lossatlas.yaml"
+    params:
+        runs=CUTS_RUNS,
     script:
         "../scripts/plot_wedge_cuts.py"
 

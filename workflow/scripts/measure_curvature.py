@@ -1,5 +1,6 @@
 """Curvature of one run at one checkpoint (final or epoch-N): Hessian and Gauss–Newton top
-eigenvalues, Hutch++ trace, SLQ density and gradient overlap on the run's training set."""
+eigenvalues, Hutch++ trace, SLQ density and gradient overlap on the run's training set; the top-k
+eigenvectors at the final checkpoint (the Hessian directions of ``surface_2d``)."""
 
 import csv
 import dataclasses
@@ -49,9 +50,11 @@ with io.job_log(smk.log[0]):
         if curvature["n_samples"] is not None:
             x, y = seeded_subset(x, y, min(curvature["n_samples"], len(x)), curvature["subset_seed"])
         fmodel = FunctionalModel(run_model.model, bn_mode=curvature["bn_mode"])
+        final = checkpoint == "final"
         engine_settings = CurvatureSettings(
             **{field.name: curvature[field.name] for field in dataclasses.fields(CurvatureSettings)
-               if field.name in curvature}, spectrum=checkpoint == "final")
+               if field.name in curvature and field.name != "eigenvectors"},
+            spectrum=final, eigenvectors=final or curvature["eigenvectors"])
         measurement = measure_curvature(fmodel, fmodel.theta0.to(device), x, y, engine_settings)
         io.write_h5(smk.output[0], measurement.arrays,
                     {**measurement.attrs, **labels, "status": "ok", "epoch": epoch,

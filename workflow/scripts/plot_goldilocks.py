@@ -6,6 +6,7 @@ import logging
 import pandas as pd
 
 from lossatlas import io
+from lossatlas.claims import write_claims
 from lossatlas.plots import save_figure
 from lossatlas.plots.goldilocks import goldilocks_table, plot_goldilocks
 
@@ -14,6 +15,7 @@ with io.job_log(smk.log[0]):
     arrays, attrs = io.read_h5(smk.input.measurement)
     table = goldilocks_table(arrays, attrs, pd.read_csv(smk.input.subspace), smk.params.overlay_dim)
     io.write_csv(table, smk.output.table)
+    write_claims(table, smk.output.claims)
     logging.info("\n%s", table.to_string())
     save_figure(plot_goldilocks(table, attrs["init_radius"], attrs["xavier_radius"]),
                 smk.output.pdf, smk.output.png)

@@ -1,8 +1,10 @@
-"""Hessian spectra at the solutions: tidy table with the λ_max claim check, and the figure."""
+"""Hessian spectra at the solutions: tidy table with the λ_max and outlier claim rows, and the
+figure."""
 
 import logging
 
 from lossatlas import io
+from lossatlas.claims import write_claims
 from lossatlas.plots import save_figure
 from lossatlas.plots.curvature import hessian_spectrum_table, plot_hessian_spectrum
 
@@ -12,7 +14,8 @@ with io.job_log(smk.log[0]):
     for path in smk.input:
         arrays, attrs = io.read_h5(path)
         measurements[attrs["run"]] = (arrays, attrs)
-    table = hessian_spectrum_table(measurements)
+    table = hessian_spectrum_table(measurements, smk.params.outlier_tolerance)
     io.write_csv(table, smk.output.table)
+    write_claims(table, smk.output.claims)
     logging.info("\n%s", table.to_string())
     save_figure(plot_hessian_spectrum(measurements, table), smk.output.pdf, smk.output.png)

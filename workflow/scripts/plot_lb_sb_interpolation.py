@@ -1,15 +1,20 @@
-"""Render the LB/SB interpolation figure from its measurement table."""
+"""Render the LB/SB interpolation figure from its measurement table, with its claim rows."""
 
 import logging
 
 import pandas as pd
 
 from lossatlas import io
+from lossatlas.claims import write_claims
+from lossatlas.figure_claims import lb_sb_claims
 from lossatlas.plots import save_figure
 from lossatlas.plots.lines import plot_lb_sb_interpolation
 
 smk = snakemake  # noqa: F821
 with io.job_log(smk.log[0]) as log:
     table = pd.read_csv(smk.input[0])
+    claims = pd.DataFrame(lb_sb_claims(table, smk.params.rise_alpha))
+    logging.info("\n%s", claims.to_string())
+    write_claims(claims, smk.output.claims)
     save_figure(plot_lb_sb_interpolation(table), smk.output.pdf, smk.output.png)
     logging.info("wrote %s and %s", smk.output.pdf, smk.output.png)

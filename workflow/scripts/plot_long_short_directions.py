@@ -4,6 +4,7 @@ the claim rows, and the figure."""
 import logging
 
 from lossatlas import io
+from lossatlas.claims import write_claims
 from lossatlas.plots import save_figure
 from lossatlas.plots.wedge import long_short_table, plot_long_short_directions
 
@@ -12,5 +13,6 @@ with io.job_log(smk.log[0]):
     arrays, attrs = io.read_h5(smk.input[0])
     table = long_short_table(arrays, attrs)
     io.write_csv(table, smk.output.table)
+    write_claims(table, smk.output.claims, smk.params.runs)
     logging.info("\n%s", table.to_string())
     save_figure(plot_long_short_directions(arrays, attrs, table), smk.output.pdf, smk.output.png)

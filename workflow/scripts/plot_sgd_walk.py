@@ -1,4 +1,4 @@
-"""Render the SGD walk: loss on the segments between consecutive iterates."""
+"""Render the SGD walk: loss on the segments between consecutive iterates, with the claim row."""
 
 import logging
 
@@ -6,12 +6,17 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from lossatlas import io
+from lossatlas.claims import write_claims
+from lossatlas.figure_claims import sgd_walk_claim
 from lossatlas.plots import save_figure
 from lossatlas.plots.landscape import plot_sgd_walk
 
 smk = snakemake  # noqa: F821
 with io.job_log(smk.log[0]) as log:
     walk = pd.read_csv(smk.input[0])
+    write_claims(pd.DataFrame([sgd_walk_claim(walk, smk.params.run,
+                                              smk.params.min_interior_fraction)]),
+                 smk.output.claims)
     if (walk["status"] != "ok").any():
         logging.warning("%s", walk["status"].iloc[0])
         figure = plt.figure(figsize=(5, 4))

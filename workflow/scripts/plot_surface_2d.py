@@ -1,5 +1,6 @@
-"""Render the 2D surfaces of the chosen solutions side by side, with their roughness index;
-solutions skipped upstream (a diverged run) are named in a footnote."""
+"""Render the 2D surfaces of the chosen solutions along both direction kinds (random
+filter-normalized, top-2 Hessian eigenvectors), with their roughness index, and the basin-width
+claim rows; solutions skipped upstream (a diverged run) are named in a footnote."""
 
 import logging
 
@@ -7,25 +8,41 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from lossatlas import io
+from lossatlas.claims import write_claims
+from lossatlas.figure_claims import surface_width_claim
 from lossatlas.plots import save_figure
-from lossatlas.plots.landscape import plot_surfaces_2d
+from lossatlas.plots.landscape import plot_surfaces_2d, roughness_label
+
+KIND_LABELS = {"random": "random filter-normalized", "hessian": "top-2 Hessian eigenvector"}
 
 smk = snakemake  # noqa: F821
+runs, kinds = smk.params.runs, smk.params.kinds
+paths = iter(smk.input.surfaces)
 with io.job_log(smk.log[0]):
-    surfaces, skipped = {}, []
-    for run, surface_path, roughness_path in zip(smk.params.runs, smk.input.surfaces,
-                                                 smk.input.roughness):
-        arrays, attrs = io.read_h5(surface_path)
-        if attrs["status"] != "ok":
-            logging.warning("%s", attrs["status"])
-            skipped.append(attrs["status"])
-            continue
-        roughness = pd.read_csv(roughness_path)["roughness_index"].iloc[0]
-        surfaces[f"{run}, roughness index {roughness:.3f}"] = arrays
+    surfaces, skipped, claims = {}, set(), []
+    for kind in kinds:
+        solved = {}
+        for run, roughness_path in zip(runs, smk.input.roughness):
+            arrays, attrs = io.read_h5(next(paths))
+            if attrs["status"] != "ok":
+                logging.warning("%s", attrs["status"])
+                skipped.add(attrs["status"])
+                continue
+            label = f"{run}, {KIND_LABELS[kind]}"
+            if kind == "random":
+                label += f"\n{roughness_label(pd.read_csv(roughness_path))}"
+            surfaces[label] = arrays
+            solved[run] = arrays
+        claims.append(surface_width_claim(solved, smk.params.small_batch, smk.params.large_batch,
+                                          smk.params.width_delta, KIND_LABELS[kind]))
+    claims = pd.DataFrame(claims)
+    logging.info("\n%s", claims.to_string())
+    write_claims(claims, smk.output.claims)
     if surfaces:
         figure = plot_surfaces_2d(surfaces)
     else:
         figure = plt.figure(figsize=(6, 2))
     if skipped:
-        figure.text(0.5, 0.0, "; ".join(skipped), ha="center", va="top", color="firebrick")
+        figure.text(0.5, 0.0, "; ".join(sorted(skipped)), ha="center", va="top",
+                    color="firebrick")
     save_figure(figure, smk.output.pdf, smk.output.png)

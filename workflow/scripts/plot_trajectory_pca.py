@@ -1,17 +1,23 @@
-"""Render the trajectory on its PCA plane over the loss contours."""
+"""Render the trajectory on its PCA plane over the loss contours, with the explained-variance claim
+row."""
 
 import json
 import logging
 
 import matplotlib.pyplot as plt
+import pandas as pd
 
 from lossatlas import io
+from lossatlas.claims import write_claims
+from lossatlas.figure_claims import trajectory_pca_claim
 from lossatlas.plots import save_figure
 from lossatlas.plots.landscape import plot_trajectory_pca
 
 smk = snakemake  # noqa: F821
 with io.job_log(smk.log[0]) as log:
     arrays, attrs = io.read_h5(smk.input[0])
+    write_claims(pd.DataFrame([trajectory_pca_claim(attrs, smk.params.min_explained_variance)]),
+                 smk.output.claims)
     if attrs["status"] != "ok":
         logging.warning("%s", attrs["status"])
         figure = plt.figure(figsize=(5, 4))

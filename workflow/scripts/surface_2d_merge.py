@@ -1,4 +1,5 @@
-"""Merge the parts of a 2D surface into one HDF5 file with tomgoldstein/loss-landscape names."""
+"""Merge the parts of a 2D surface (one run, one direction kind) into one HDF5 file with
+tomgoldstein/loss-landscape names."""
 
 import logging
 
@@ -12,7 +13,8 @@ with io.job_log(smk.log[0]) as log:
     if statuses != {"ok"}:
         skipped = sorted(statuses - {"ok"})[0]
         logging.warning("%s", skipped)
-        io.write_h5(smk.output[0], {}, {"status": skipped, "run": smk.wildcards.run})
+        io.write_h5(smk.output[0], {}, {"status": skipped, "run": smk.wildcards.run,
+                                        "direction_kind": smk.wildcards.kind})
     else:
         surface = merge_surface_parts(parts)
         attrs = {**smk.config["figures"]["surface_2d"], **surface.attrs, "run": smk.wildcards.run}

@@ -1,4 +1,6 @@
-"""One part of a filter-normalized 2D loss surface around a solution (Li et al. 2018)."""
+"""One part of a 2D loss surface around a solution (Li et al. 2018), along one direction kind:
+``random`` (the shared Gaussian directions, filter-normalized to the solution) or ``hessian`` (its
+top-2 Hessian eigenvectors, scaled to the length of the normalized random direction)."""
 
 import logging
 
@@ -8,6 +10,7 @@ import torch
 from lossatlas import io
 from lossatlas.landscape import (
     SurfacePart,
+    eigenvector_plane,
     load_directions,
     save_surface_part,
     surface_2d_part,
@@ -17,7 +20,7 @@ from lossatlas.runs import load_solution, skip_reason
 
 smk = snakemake  # noqa: F821
 torch.set_num_threads(smk.threads)
-settings = smk.params.settings
+settings, kind = smk.params.settings, smk.wildcards.kind
 part, parts = int(smk.wildcards.part), settings["parts"]
 xs = np.linspace(settings["xmin"], settings["xmax"], settings["xnum"])
 ys = np.linspace(settings["ymin"], settings["ymax"], settings["ynum"])
@@ -34,9 +37,23 @@ with io.job_log(smk.log[0]) as log:
         d1, d2 = (normalize_direction(raw[i].to(run.device), run.theta, run.layout,
                                       settings["normalization"], settings["ignore_biasbn"])
                   for i in (0, 1))
-        logging.info("part %d of %d of a %d x %d grid", part, parts, len(xs), len(ys))
+        attrs = {"direction_kind": kind}
+        if kind == "hessian":
+            arrays, curvature = io.read_h5(smk.input.curvature[0])
+            unit = float(d1.norm())
+            plane = eigenvector_plane(arrays["hessian_top"],
+                                      torch.from_numpy(arrays["hessian_eigenvectors"]).to(run.theta),
+                                      unit, settings["width_delta"], settings["hessian_extent"],
+                                      settings["xnum"], settings["ynum"])
+            d1, d2 = plane.directions
+            xs, ys = plane.xs, plane.ys
+            attrs.update({"eigenvalues": arrays["hessian_top"][:2].tolist(), "unit": unit,
+                          "hessian_samples": curvature["n_samples"],
+                          "hessian_bn_mode": curvature["bn_mode"]})
+        logging.info("%s directions: part %d of %d of a %d x %d grid", kind, part, parts, len(xs),
+                     len(ys))
         result = surface_2d_part(run.model, run.theta, d1, d2, xs, ys, run.train_test, part=part,
                                  n_parts=parts, bn_policy=settings["bn_policy"],
                                  precision=run.precision, progress_file=log)
-        result.attrs["status"] = "ok"
+        result.attrs.update({**attrs, "status": "ok"})
         save_surface_part(smk.output[0], result)

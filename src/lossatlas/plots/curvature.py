@@ -14,9 +14,18 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import MaxNLocator
 
+from ..claims import claim_row
 from ..stats import count_outliers
 
-LAMBDA_MAX_CLAIM = "lambda_max(LB) > lambda_max(SB)"
+FIGURE = "hessian_spectrum"
+KESKAR = "Keskar et al. 2017"
+SAGUN = "Sagun et al. 2017; Papyan 2019"
+COHEN = "Cohen et al. 2021"
+GUR_ARI = "Gur-Ari et al. 2018"
+LAMBDA_MAX_CLAIM = "the LB solution is sharper: λ_max(LB) > λ_max(SB)"
+OUTLIER_CLAIM = "the Hessian has about C outlier eigenvalues above the bulk"
+EDGE_CLAIM = "full-batch GD trains at the edge of stability: λ_max ≈ 2(1 + β)/η late in training"
+OVERLAP_CLAIM = "the gradient lies mostly in the top-k Hessian eigenspace"
 
 
 def stability_threshold(lr: float, momentum: float) -> float:
@@ -25,11 +34,13 @@ def stability_threshold(lr: float, momentum: float) -> float:
     return 2.0 * (1.0 + momentum) / lr
 
 
-def hessian_spectrum_table(measurements: dict[str, tuple[dict, dict]]) -> pd.DataFrame:
+def hessian_spectrum_table(measurements: dict[str, tuple[dict, dict]], outlier_tolerance: int
+                           ) -> pd.DataFrame:
     """One row per run (``measurements``: run → final-checkpoint measurement): λ_max, Tr H (Hutch++),
-    the Gauss–Newton λ_max, outlier counts of H and G (``count_outliers`` on the top-k) and C; then a
-    claim row (``run == "claim"``) whether λ_max of the largest-batch run exceeds that of the
-    smallest-batch run (``holds`` is empty when the runs share a batch size or one was skipped)."""
+    the Gauss–Newton λ_max, outlier counts of H and G (``count_outliers`` on the top-k) and C; then
+    the claim rows (``claims.claim_row``): λ_max of the largest-batch run exceeds that of the
+    smallest-batch run (Keskar et al. 2017), and per run the outliers of H number C within
+    ``outlier_tolerance`` (Sagun et al. 2017; Papyan 2019)."""
     rows = []
     for run, (arrays, attrs) in measurements.items():
         row = {"run": run, "group": attrs["group"], "status": attrs["status"],
@@ -48,17 +59,40 @@ def hessian_spectrum_table(measurements: dict[str, tuple[dict, dict]]) -> pd.Dat
     table = table.astype({column: "Int64" for column in counts if column in table})
     sb = table.loc[table["batch_size"].idxmin()]
     lb = table.loc[table["batch_size"].idxmax()]
-    comparable = sb["batch_size"] < lb["batch_size"] and sb["status"] == lb["status"] == "ok"
-    claim = {"run": "claim", "claim": LAMBDA_MAX_CLAIM, "sb_run": sb["run"], "lb_run": lb["run"],
-             "holds": bool(lb["lambda_max"] > sb["lambda_max"]) if comparable else None}
-    return pd.concat([table, pd.DataFrame([claim])], ignore_index=True)
+    pair = [lb["run"], sb["run"]]
+    statistic = "λ_max(LB) / λ_max(SB)"
+    if sb["batch_size"] == lb["batch_size"]:
+        claims = [claim_row(KESKAR, FIGURE, LAMBDA_MAX_CLAIM, statistic, None, "> 1", None,
+                            "the runs share one batch size", pair)]
+    elif sb["status"] != "ok" or lb["status"] != "ok":
+        claims = [claim_row(KESKAR, FIGURE, LAMBDA_MAX_CLAIM, statistic, None, "> 1", None,
+                            _skipped_note([sb["status"], lb["status"]]).strip(" []"), pair)]
+    else:
+        ratio = float(lb["lambda_max"] / sb["lambda_max"])
+        claims = [claim_row(KESKAR, FIGURE, LAMBDA_MAX_CLAIM, statistic, ratio, "> 1", ratio > 1,
+                            runs=pair)]
+    for _, row in table.iterrows():
+        statistic = ("outliers of H (top eigenvalues above the largest gap in log-eigenvalue "
+                     "among the top-k) − C")
+        threshold = f"within ±{outlier_tolerance}"
+        if row["status"] != "ok":
+            claims.append(claim_row(SAGUN, FIGURE, OUTLIER_CLAIM, statistic, None, threshold, None,
+                                    row["status"], [row["run"]]))
+            continue
+        excess = int(row["outlier_count"] - row["num_classes"])
+        claims.append(claim_row(SAGUN, FIGURE, OUTLIER_CLAIM, statistic, excess, threshold,
+                                abs(excess) <= outlier_tolerance, runs=[row["run"]]))
+    return pd.concat([table, pd.DataFrame(claims)], ignore_index=True)
 
 
-def curvature_along_training_table(measurements: list[tuple[dict, dict]], overlap_k: int | None
-                                   ) -> pd.DataFrame:
+def curvature_along_training_table(measurements: list[tuple[dict, dict]], overlap_k: int | None,
+                                   stability_window: float, stability_tolerance: float,
+                                   min_overlap: float) -> pd.DataFrame:
     """One row per (run, epoch checkpoint): λ_max, Tr H, gradient norm, the overlap ‖P_k g‖²/‖g‖²
-    with the top-k Hessian eigenspace (k = ``overlap_k``, None: C), loss, lr, and the stability
-    threshold 2(1 + β)/η for full-batch SGD runs (batch size ≥ training-set size; else NaN)."""
+    with the top-k Hessian eigenspace (k = ``overlap_k``, None: C) and with the top eigenvector
+    alone (``gradient_overlap_top1``), loss, lr, and the stability threshold 2(1 + β)/η for
+    full-batch SGD runs (batch size ≥ training-set size; else NaN); then the claim rows of
+    ``along_training_claims``."""
     rows = []
     for arrays, attrs in measurements:
         row = {key: attrs[key] for key in ("run", "group", "checkpoint", "status", "optimizer",
@@ -73,11 +107,55 @@ def curvature_along_training_table(measurements: list[tuple[dict, dict]], overla
                         "lambda_max": attrs["lambda_max"], "trace": attrs["trace"],
                         "gradient_norm": attrs["gradient_norm"], "overlap_k": k,
                         "gradient_overlap": float(arrays["gradient_overlap"][k - 1]),
+                        "gradient_overlap_top1": float(arrays["gradient_overlap"][0]),
                         "lr": attrs["lr"], "full_batch": full_batch,
                         "stability_threshold": (stability_threshold(attrs["lr"], attrs["momentum"])
                                                 if full_batch else np.nan)})
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    claims = along_training_claims(table, stability_window, stability_tolerance, min_overlap)
+    return pd.concat([table, pd.DataFrame(claims)], ignore_index=True)
+
+
+def along_training_claims(table: pd.DataFrame, stability_window: float,
+                          stability_tolerance: float, min_overlap: float) -> list[dict]:
+    """Claim rows of ``curvature_along_training`` (``table``: its per-checkpoint rows). Per
+    full-batch run (Cohen et al. 2021): mean λ_max over the checkpoints in the last
+    ``stability_window`` of its epochs, over 2(1 + β)/η, within 1 ± ``stability_tolerance``. Per
+    run (Gur-Ari et al. 2018): mean overlap ‖P_k g‖²/‖g‖² over the checkpoints after epoch 0
+    ≥ ``min_overlap``. A skipped run gives inconclusive rows."""
+    figure = "curvature_along_training"
+    claims = []
+    full_batch_runs = (set(table.loc[table["full_batch"].fillna(False).astype(bool), "run"])
+                       if "full_batch" in table else set())
+    for run, rows in table.groupby("run", sort=False):
+        ok = rows[rows["status"] == "ok"]
+        skipped = _skipped_note(rows["status"]).strip(" []")
+        statistic = "mean λ_max over the last epochs / 2(1 + β)/η"
+        threshold = f"within 1 ± {stability_tolerance:g}"
+        if run in full_batch_runs:
+            if skipped:
+                claims.append(claim_row(COHEN, figure, EDGE_CLAIM, statistic, None, threshold,
+                                        None, skipped, [run]))
+            else:
+                last = ok[ok["epoch"] >= (1 - stability_window) * ok["epoch"].max()]
+                ratio = float((last["lambda_max"] / last["stability_threshold"]).mean())
+                claims.append(claim_row(
+                    COHEN, figure, EDGE_CLAIM,
+                    f"{statistic} (epochs {int(last['epoch'].min())}–{int(last['epoch'].max())})",
+                    ratio, threshold, abs(ratio - 1) <= stability_tolerance, runs=[run]))
+        statistic = "mean ‖P_k g‖²/‖g‖² over checkpoints after epoch 0"
+        late = ok[ok["epoch"] > 0]
+        if skipped or late.empty:
+            claims.append(claim_row(GUR_ARI, figure, OVERLAP_CLAIM, statistic, None,
+                                    f"≥ {min_overlap:g}", None,
+                                    skipped or "no checkpoint after epoch 0", [run]))
+            continue
+        overlap = float(late["gradient_overlap"].mean())
+        claims.append(claim_row(GUR_ARI, figure, OVERLAP_CLAIM,
+                                f"{statistic} (k = {int(late['overlap_k'].iloc[0])})", overlap,
+                                f"≥ {min_overlap:g}", overlap >= min_overlap, runs=[run]))
+    return claims
 
 
 def _skipped_note(statuses) -> str:
@@ -123,20 +201,20 @@ def plot_hessian_spectrum(measurements: dict[str, tuple[dict, dict]], table: pd.
                 title="Outliers (above the largest log-gap)")
     for ax in axes[:2]:
         ax.legend(fontsize=7)
-    claim = table[table["run"] == "claim"].iloc[0]
-    verdict = {True: "holds", False: "fails"}.get(claim["holds"], "not checked")
-    figure.suptitle(f"{LAMBDA_MAX_CLAIM}: {verdict}" + _skipped_note(table["status"].dropna()),
-                    fontsize=10)
+    claim = table[(table["run"] == "claim") & (table["claim"] == LAMBDA_MAX_CLAIM)].iloc[0]
+    figure.suptitle(f"{LAMBDA_MAX_CLAIM}: {claim['verdict']}"
+                    + _skipped_note(table["status"].dropna()), fontsize=10)
     figure.tight_layout()
     return figure
 
 
 def plot_curvature_along_training(table: pd.DataFrame) -> plt.Figure:
     """λ_max (with the dashed stability threshold 2(1 + β)/η of full-batch runs), Tr H and the
-    gradient overlap with the top-k Hessian eigenspace against the epoch (symlog axis), one line per
-    run. ``table`` from ``curvature_along_training_table``."""
+    gradient overlap with the top-k Hessian eigenspace (dotted: the top eigenvector alone) against
+    the epoch (symlog axis), one line per run. ``table`` from ``curvature_along_training_table``."""
     sns.set_theme(style="whitegrid", context="paper")
     figure, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    table = table[table["run"] != "claim"]
     ok = table[table["status"] == "ok"].sort_values(["run", "epoch"])
     colours = dict(zip(ok["run"].unique(), sns.color_palette("colorblind", ok["run"].nunique())))
     for run, rows in ok.groupby("run", sort=False):
@@ -144,6 +222,8 @@ def plot_curvature_along_training(table: pd.DataFrame) -> plt.Figure:
         label = f"{first['group']} (batch {first['batch_size']})"
         for ax, column in zip(axes, ("lambda_max", "trace", "gradient_overlap")):
             ax.plot(rows["epoch"], rows[column], "o-", ms=3, color=colours[run], label=label)
+        axes[2].plot(rows["epoch"], rows["gradient_overlap_top1"], "x:", ms=3, color=colours[run],
+                     label=f"{label}, k = 1")
         if rows["full_batch"].astype(bool).all():
             axes[0].plot(rows["epoch"], rows["stability_threshold"], ls="--", color=colours[run],
                          label=f"2(1+β)/η of {first['group']}")
@@ -151,14 +231,15 @@ def plot_curvature_along_training(table: pd.DataFrame) -> plt.Figure:
     axes[0].set(ylabel="λ_max", title="Sharpness λ_max")
     axes[0].set_yscale("log")
     axes[1].set(ylabel="Tr H (Hutch++)", title="Hessian trace")
-    axes[2].set(ylabel=f"‖P_k g‖² / ‖g‖²  (k = {overlap_k})", ylim=(0, 1.02),
+    axes[2].set(ylabel=f"‖P_k g‖² / ‖g‖²  (k = {overlap_k}; dotted: k = 1)", ylim=(0, 1.02),
                 title="Gradient in the top-k eigenspace")
+    axes[2].legend(fontsize=6)
     for ax in axes:
         ax.set_xscale("symlog", linthresh=1)
         ax.set_xlim(left=0)
         ax.set_xlabel("epoch")
     axes[0].legend(fontsize=7)
-    note = _skipped_note(table["status"])
+    note = _skipped_note(table["status"].dropna())
     if note:
         figure.suptitle(note.strip(), fontsize=10)
     figure.tight_layout()

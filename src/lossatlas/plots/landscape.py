@@ -88,6 +88,19 @@ def _shared_scale(surfaces: list[np.ma.MaskedArray], is_loss: bool
     return Normalize(vmin, vmax), np.linspace(vmin, vmax, SURFACE_LEVEL_COUNT), vmax
 
 
+def roughness_label(roughness: pd.DataFrame) -> str:
+    """Panel label for one solution's roughness (``measure_roughness`` table, one row per
+    direction): the index std(T)/mean(T) of the normalized total variations T (Wu, Du, Chen 2021),
+    and, when it is 0, that every profile was monotone on each side of the solution (T = 1), so the
+    reader sees why rather than a bare 0."""
+    tv = roughness["normalized_tv"].to_numpy(dtype=float)
+    index = float(roughness["roughness_index"].iloc[0])
+    if np.allclose(tv, 1.0):
+        return f"roughness index {index:.3f}: all {tv.size} profiles monotone each side"
+    return (f"roughness index {index:.3f} ({int((tv > 1 + 1e-9).sum())} of {tv.size} profiles "
+            "not monotone each side)")
+
+
 def plot_surfaces_2d(surfaces: dict[str, dict[str, np.ndarray]], metric: str = "train_loss"
                      ) -> plt.Figure:
     """Li et al. (2018) filter-normalized 2D surfaces, one row per solution: contour lines, filled

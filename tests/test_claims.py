@@ -1,0 +1,185 @@
+"""Claim rows: the row format, writing and gathering (a skipped run is inconclusive), and each
+figure's statistic on hand-made inputs with known answers."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from lossatlas.claims import (
+    CLAIM_COLUMNS,
+    claim_row,
+    claims_html,
+    claims_markdown,
+    gather_claims,
+    write_claims,
+)
+from lossatlas.figure_claims import (
+    dataset_claims,
+    lb_sb_claims,
+    mli_claims,
+    sgd_walk_claim,
+    surface_width_claim,
+    trajectory_pca_claim,
+)
+from lossatlas.landscape import eigenvector_plane, trajectory_pca
+from lossatlas.stats import basin_width, end_rise
+
+
+def test_claim_row_verdicts_and_inconclusive_needs_a_reason():
+    row = claim_row("W", "fig", "c", "s", 2.0, "> 1", True, runs=["a-s0", "b-s0"])
+    assert set(CLAIM_COLUMNS) - {"config"} <= set(row) and row["run"] == "claim"
+    assert (row["verdict"], row["runs"]) == ("holds", "a-s0 b-s0")
+    assert claim_row("W", "fig", "c", "s", 0.5, "> 1", False)["verdict"] == "does not hold"
+    unsure = claim_row("W", "fig", "c", "s", float("nan"), "> 1", True, "skipped: a-s0 diverged")
+    assert unsure["verdict"] == "inconclusive" and np.isnan(unsure["value"])
+    with pytest.raises(ValueError, match="needs a reason"):
+        claim_row("W", "fig", "c", "s", None, "> 1", None)
+
+
+def test_write_and_gather_fill_runs_and_config(tmp_path):
+    table = pd.DataFrame([{"run": "sb-s0", "loss": 0.1},
+                          claim_row("W", "one", "c1", "s", 1.23456789, "> 1", True),
+                          claim_row("W", "one", "c2", "s", 0.5, "> 1", False, runs=["x-s0"])])
+    write_claims(table, tmp_path / "one.csv", runs=["sb-s0", "lb-s0"])
+    skipped = pd.DataFrame([claim_row("V", "two", "c3", "s", None, "≥ 0.5", None,
+                                      "skipped: lb-s0 diverged", ["lb-s0"])])
+    write_claims(skipped, tmp_path / "two.csv")
+    gathered = gather_claims([tmp_path / "one.csv", tmp_path / "two.csv"], "smoke")
+    assert list(gathered.columns) == list(CLAIM_COLUMNS)
+    assert gathered["runs"].tolist() == ["sb-s0 lb-s0", "x-s0", "lb-s0"]
+    assert gathered["verdict"].tolist() == ["holds", "does not hold", "inconclusive"]
+    assert gathered["value"].iloc[0] == pytest.approx(1.235)
+    assert gathered["reason"].tolist() == ["", "", "skipped: lb-s0 diverged"]
+    assert (gathered["config"] == "smoke").all()
+    markdown = claims_markdown(gathered)
+    assert "3 claims: 1 holds, 1 does not hold, 1 inconclusive" in markdown
+    assert "inconclusive (skipped: lb-s0 diverged)" in markdown
+    page = claims_html(gathered)
+    assert page.count("<tr>") == 4 and "#ffcdd2" in page and "#c8e6c9" in page
+    with pytest.raises(ValueError, match="no claim row"):
+        write_claims(table.iloc[:1], tmp_path / "none.csv")
+
+
+def test_basin_width_of_a_surface_with_known_width():
+    xs, ys = np.linspace(-1, 1, 41), np.linspace(-1, 1, 21)
+    surface = 1.0 + 2 * np.abs(xs)[:, None] + 4 * np.abs(ys)[None, :]
+    width = basin_width(xs, ys, surface, delta=0.5)
+    assert width.widths == pytest.approx([0.25, 0.25, 0.125, 0.125])
+    assert not width.censored.any() and width.mean == pytest.approx(0.1875)
+    flat_in_y = 1.0 + 2 * np.abs(xs)[:, None] + 0 * ys[None, :]
+    censored = basin_width(xs, ys, flat_in_y, delta=0.5)
+    assert censored.censored.tolist() == [False, False, True, True]
+    assert censored.widths[2:] == pytest.approx([1.0, 1.0])
+
+
+def surfaces_with_slopes(slopes):
+    xs = np.linspace(-1, 1, 21)
+    return {run: {"xcoordinates": xs, "ycoordinates": xs,
+                  "train_loss": slope * (np.abs(xs)[:, None] + np.abs(xs)[None, :])}
+            for run, slope in slopes.items()}
+
+
+def test_surface_width_claim_sb_wider_skipped_and_censored():
+    row = surface_width_claim(surfaces_with_slopes({"sb-s0": 1.0, "lb-s0": 2.0}), "sb-s0",
+                              "lb-s0", 0.5, "random")
+    assert row["value"] == pytest.approx(2.0) and row["verdict"] == "holds"
+    wider_lb = surface_width_claim(surfaces_with_slopes({"sb-s0": 2.0, "lb-s0": 1.0}), "sb-s0",
+                                   "lb-s0", 0.5, "random")
+    assert wider_lb["verdict"] == "does not hold"
+    skipped = surface_width_claim(surfaces_with_slopes({"sb-s0": 1.0}), "sb-s0", "lb-s0", 0.5,
+                                  "random")
+    assert skipped["verdict"] == "inconclusive" and "lb-s0" in skipped["reason"]
+    censored = surface_width_claim(surfaces_with_slopes({"sb-s0": 1.0, "lb-s0": 0.1}), "sb-s0",
+                                   "lb-s0", 0.5, "random")
+    assert censored["verdict"] == "inconclusive" and "grid edge" in censored["reason"]
+
+
+def test_trajectory_pca_claim_on_a_path_with_known_variance():
+    # centred offsets with orthogonal columns of squared norms 4·4, 1·4, 1·4: top-2 share 5/6
+    pattern = torch.tensor([[1.0, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]])
+    path = torch.cat([pattern * torch.tensor([2.0, 1.0, 1.0]), torch.zeros(4, 5)], 1) + 3.0
+    pca = trajectory_pca(path)
+    attrs = {"run": "sb-s0", "status": "ok",
+             "explained_variance_ratio": str([float(v) for v in pca.explained_variance_ratio])}
+    row = trajectory_pca_claim(attrs, min_fraction=0.8)
+    assert row["value"] == pytest.approx(5 / 6) and row["verdict"] == "holds"
+    assert trajectory_pca_claim(attrs, min_fraction=0.9)["verdict"] == "does not hold"
+    skipped = trajectory_pca_claim({"run": "sb-s0", "status": "skipped: sb-s0 diverged"}, 0.5)
+    assert skipped["verdict"] == "inconclusive"
+
+
+def walk_table(profiles, status="ok"):
+    rows = [{"segment": s, "t": t, "loss": loss, "status": status,
+             "segment_min_interior": 0 < int(np.argmin(profile)) < len(profile) - 1}
+            for s, profile in enumerate(profiles) for t, loss in enumerate(profile)]
+    return pd.DataFrame(rows)
+
+
+def test_sgd_walk_claim_counts_profiles_with_an_interior_minimum():
+    walk = walk_table([[1.0, 0.5, 0.8], [1.0, 0.9, 0.7], [0.6, 0.4, 0.6], [0.6, 0.3, 0.2]])
+    row = sgd_walk_claim(walk, "sb-s0", min_fraction=0.5)
+    assert row["value"] == pytest.approx(0.5) and row["verdict"] == "holds"
+    assert sgd_walk_claim(walk, "sb-s0", min_fraction=0.6)["verdict"] == "does not hold"
+    skipped = sgd_walk_claim(pd.DataFrame([{"run": "sb-s0", "status": "skipped: sb-s0 diverged"}]),
+                             "sb-s0", 0.5)
+    assert skipped["verdict"] == "inconclusive"
+
+
+def test_end_rise_and_lb_sb_claims_on_a_known_line():
+    alphas = np.linspace(-1, 2, 31)
+    assert end_rise(alphas, alphas ** 2, 0.0, -0.5) == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="must lie in"):
+        end_rise(alphas, alphas ** 2, 1.0, 1.5)
+    # train loss 4α² left of LB, (α − 1)² right of SB; test accuracy 0.6 at LB, 0.7 at SB
+    train = np.where(alphas < 0, 4 * alphas ** 2, np.where(alphas > 1, (alphas - 1) ** 2, 0.0))
+    accuracy = 0.6 + 0.1 * np.clip(alphas, 0, 1)
+    table = pd.concat([pd.DataFrame({"alpha": alphas, "split": split, "loss": train,
+                                     "accuracy": accuracy, "line": "lb_to_sb", "status": "ok",
+                                     "start_run": "lb-s0", "end_run": "sb-s0"})
+                       for split in ("train", "test")])
+    sharp, better = lb_sb_claims(table, rise_alpha=0.5)
+    assert sharp["value"] == pytest.approx(4.0) and sharp["verdict"] == "holds"
+    assert better["value"] == pytest.approx(0.1) and better["verdict"] == "holds"
+    assert sharp["runs"] == "lb-s0 sb-s0"
+    skipped = pd.DataFrame([{"line": "lb_to_sb", "status": "skipped: lb-s0 diverged",
+                             "start_run": "lb-s0", "end_run": "sb-s0"}])
+    assert [r["verdict"] for r in lb_sb_claims(skipped, 0.5)] == ["inconclusive"] * 2
+
+
+def test_mli_claims_on_a_hand_made_sweep():
+    runs = [("sgd", "none", 0.0, 1.0), ("sgd", "none", 0.0005, 2.0), ("sgd", "none", 0.1, 3.0),
+            ("adam", "none", 0.2, 5.0), ("sgd", "batch", 0.3, 6.0)]
+    metrics = pd.DataFrame([{"run": f"r{i}-s0", "optimizer": opt, "norm": norm, "delta": delta,
+                             "monotonic": delta <= 0.001, "distance": distance, "status": "ok"}
+                            for i, (opt, norm, delta, distance) in enumerate(runs)])
+    rows = {row["claim"]: row for row in mli_claims(metrics, min_monotonic_fraction=0.5)}
+    values = [row["value"] for row in rows.values()]
+    assert values == pytest.approx([2 / 3, 1.0 - 2 / 4, 1.0 - 2 / 4, 1.0])
+    assert all(row["verdict"] == "holds" for row in rows.values())
+    skipped = metrics.iloc[:3].assign(status="skipped: r diverged")
+    assert {row["verdict"] for row in mli_claims(skipped, 0.5)} == {"inconclusive"}
+
+
+def test_dataset_claims_against_published_accuracies():
+    rows = dataset_claims("mnist1d", {"mlp": ("sb-s0", {"status": "ok", "test_acc": 0.6}),
+                                      "cnn1d": ("cnn1d-s0", {"status": "ok", "test_acc": 0.7})},
+                          tolerance=0.1)
+    assert [(r["value"], r["verdict"]) for r in rows] == [(0.6, "holds"), (0.7, "does not hold")]
+    diverged = dataset_claims("mnist1d", {"mlp": ("sb-s0", {"status": "diverged"})}, 0.1)
+    assert diverged[0]["verdict"] == "inconclusive"
+    unknown = dataset_claims("cifar10", {"resnet20": ("sb-s0", {"status": "ok", "test_acc": 0.9})},
+                             0.1)
+    assert unknown[0]["verdict"] == "inconclusive" and "no published" in unknown[0]["reason"]
+
+
+def test_eigenvector_plane_spans_the_quadratic_width_of_each_direction():
+    vectors = torch.eye(4)[:3]
+    plane = eigenvector_plane([8.0, 2.0, 1.0], vectors, unit=2.0, delta=0.25, extent=3.0, xnum=5,
+                              ynum=3)
+    assert plane.directions.tolist() == (2 * torch.eye(4)[:2]).tolist()
+    # √(2 · 0.25 / λ) = 0.25 and 0.5 parameter units, i.e. 0.125 and 0.25 in units of 2
+    assert plane.xs == pytest.approx(np.linspace(-0.375, 0.375, 5))
+    assert plane.ys == pytest.approx([-0.75, 0.0, 0.75])
+    with pytest.raises(ValueError, match="positive"):
+        eigenvector_plane([1.0, -1.0], vectors, 1.0, 0.1, 3.0, 5, 5)

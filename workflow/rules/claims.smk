@@ -1,0 +1,95 @@
+# One claims table for every figure: each figure rule writes its claim rows to
+# {CLAIMS_ROOT}/{figure}.csv (lossatlas.claims.write_claims); the dataset sanity rows compare the
+# configured model and a reference model with the dataset's published test accuracies; `claims`
+# gathers them into results/claims.csv, .md and .html (the opening of the report).
+from pathlib import Path
+
+from lossatlas.figure_claims import PUBLISHED_TEST_ACCURACY
+
+SANITY = config["dataset_sanity"]
+check_run_groups("dataset_sanity.run", [SANITY["run"]])
+CONFIG_NAME = " + ".join(
+    Path(path).stem for path in workflow.overwrite_configfiles or ["config/config.yaml"]
+)
+REFERENCE_ROOT = f"results/runs/{DATASET}/reference"
+# The reference run is trained only where the dataset has a published accuracy for its model.
+REFERENCE_RUN = (
+    f"{SANITY['reference_model']}-s0"
+    if SANITY["reference_model"] in PUBLISHED_TEST_ACCURACY.get(DATASET, {})
+    else None
+)
+REFERENCE_SETTINGS = {
+    **config["training"],
+    **SANITY["reference_training"],
+    "seed": 0,
+    "model": {},
+    "parameterization": {"kind": "full"},
+}
+CLAIM_SOURCES = [*FIGURES, "dataset_sanity"]
+
+
+rule train_reference:
+    input:
+        data=f"resources/data/{DATASET}.h5",
+        init=[],
+    output:
+        final=f"{REFERENCE_ROOT}/{{run}}/final.pt",
+        init=f"{REFERENCE_ROOT}/{{run}}/init.pt",
+        trajectory=f"{REFERENCE_ROOT}/{{run}}/trajectory.pt",
+        trainable=f"{REFERENCE_ROOT}/{{run}}/trainable.pt",
+        metrics=f"{REFERENCE_ROOT}/{{run}}/metrics.csv",
+        status=f"{REFERENCE_ROOT}/{{run}}/status.json",
+    log:
+        f"results/logs/train/{DATASET}/reference/{{run}}.log",
+    conda:
+        "../../envs/lossatlas.yaml"
+    threads: 2
+    resources:
+        gpu=1 if config["device"] != "cpu" else 0,
+    params:
+        settings=json.dumps(REFERENCE_SETTINGS, sort_keys=True),
+        model=SANITY["reference_model"],
+        device=config["device"],
+        resume=lambda wildcards: f"{REFERENCE_ROOT}/{wildcards.run}/resume.pt",
+    script:
+        "../scripts/train.py"
+
+
+rule dataset_sanity:
+    input:
+        run_status=f"{RUN_ROOT}/{first_run(SANITY['run'])}/status.json",
+        reference_status=(
+            [f"{REFERENCE_ROOT}/{REFERENCE_RUN}/status.json"] if REFERENCE_RUN else []
+        ),
+    output:
+        f"{CLAIMS_ROOT}/dataset_sanity.csv",
+    log:
+        "results/logs/claims/dataset_sanity.log",
+    conda:
+        "../../envs/lossatlas.yaml"
+    params:
+        dataset=DATASET,
+        model=MODEL,
+        run=first_run(SANITY["run"]),
+        reference_model=SANITY["reference_model"],
+        reference_run=REFERENCE_RUN,
+        tolerance=SANITY["tolerance"],
+    script:
+        "../scripts/dataset_sanity.py"
+
+
+rule claims:
+    input:
+        expand(f"{CLAIMS_ROOT}/{{source}}.csv", source=CLAIM_SOURCES),
+    output:
+        csv="results/claims.csv",
+        markdown="results/claims.md",
+        html="results/claims.html",
+    log:
+        "results/logs/claims/claims.log",
+    conda:
+        "../../envs/lossatlas.yaml"
+    params:
+        config_name=CONFIG_NAME,
+    script:
+        "../scripts/gather_claims.py"

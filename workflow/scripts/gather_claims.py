@@ -1,0 +1,14 @@
+"""Gather every figure's claim rows into results/claims.csv, claims.md and claims.html."""
+
+import logging
+
+from lossatlas import io
+from lossatlas.claims import claims_html, claims_markdown, gather_claims, write_text
+
+smk = snakemake  # noqa: F821
+with io.job_log(smk.log[0]):
+    table = gather_claims(smk.input, smk.params.config_name)
+    io.write_csv(table, smk.output.csv)
+    write_text(claims_markdown(table), smk.output.markdown)
+    write_text(claims_html(table), smk.output.html)
+    logging.info("%d claims: %s", len(table), table["verdict"].value_counts().to_dict())
