@@ -79,6 +79,10 @@ INPUT_SHAPES = {
     "cifar100": (3, 32, 32),
 }
 
+# Training samples of each prepared dataset (before train_fraction).
+TRAIN_SIZES = {"mnist1d": 4000, "mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000,
+               "cifar100": 50000}
+
 NUM_CLASSES = {"mnist1d": 10, "mnist": 10, "fashion_mnist": 10, "cifar10": 10, "cifar100": 100}
 
 
