@@ -222,6 +222,8 @@ def train_run(model: nn.Module, data, settings: TrainSettings, seed: int, *,
             epoch, step, elapsed = saved["epoch"], saved["step"], saved["elapsed"]
             status, divergence = saved["status"], saved["divergence"]
             theta0 = flat_params_from_state(init_state, fmodel.layout).to(device)
+            if progress_file is not None:
+                progress_file.write(f"resuming from {resume} at epoch {epoch}\n")
         elif progress_file is not None:
             progress_file.write(f"{resume} was written by another run (fingerprint "
                                 f"{saved.get('fingerprint')} != {run_fingerprint}); starting afresh\n")
