@@ -23,7 +23,7 @@ test: venv
 	$(BIN)/python -m pytest -ra
 
 test-slurm: venv
-	tests/slurm/test_slurm.sh
+	bash tests/slurm/test_slurm.sh
 
 clean:
 	rm -rf results/runs results/figures results/measurements results/report.html .snakemake
