@@ -18,6 +18,7 @@ include: "workflow/rules/curvature.smk"
 include: "workflow/rules/subspace.smk"
 include: "workflow/rules/goldilocks.smk"
 include: "workflow/rules/wedge.smk"
+include: "workflow/rules/structures.smk"
 
 
 FIGURES = [
@@ -32,11 +33,15 @@ FIGURES = [
     "goldilocks",
     "long_short_directions",
     "wedge_cuts",
+    "mode_connectivity",
+    "low_loss_subspace",
+    "ensembles",
 ]
 
 
 wildcard_constraints:
     run=r"[A-Za-z0-9_.]+-s\d+",
+    structure=r"[A-Za-z0-9_.-]+",
 
 
 rule all:

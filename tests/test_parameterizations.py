@@ -1,5 +1,5 @@
 """Parameterizations and the one trainer: matrix-free projection == dense A, subspace at d = D with
-A = I == full-space training, resume after SIGKILL for a subspace run, bad specs."""
+A = I == full-space training, resume after SIGKILL for a subspace and a curve run, bad specs."""
 
 import signal
 import subprocess
@@ -137,29 +137,35 @@ RESUME_SCRIPT = textwrap.dedent("""
     from test_parameterizations import make_model
     from test_train import synthetic_data
     from lossatlas import io
-    from lossatlas.parameterizations import build_parameterization
+    from lossatlas.parameterizations import build_parameterization, build_structure
     from lossatlas.params import get_flat_params
     from lossatlas.train import TrainSettings, train_run
     model = make_model(0)
-    subspace = build_parameterization({{"kind": "subspace", "dim": 25, "seed": 4,
-                                        "projection": "blocked"}}, get_flat_params(model))
+    if {kind!r} == "subspace":
+        parameterization = build_parameterization({{"kind": "subspace", "dim": 25, "seed": 4,
+                                                    "projection": "blocked"}},
+                                                  get_flat_params(model))
+    else:
+        ends = torch.stack([get_flat_params(model), get_flat_params(make_model(1))])
+        parameterization = build_structure({{"kind": {kind!r}, "l2": 1e-3}}, ends, ["a", "b"])
     settings = TrainSettings(optimizer="adam", lr=0.01, epochs={epochs}, batch_size=8,
                              checkpoint_epochs=(0, 1, {epochs}))
     result = train_run(model, synthetic_data(n_train=1024), settings, seed=0,
-                       parameterization=subspace, resume_path={resume!r})
+                       parameterization=parameterization, resume_path={resume!r})
     io.save_torch({{"final": result.final_state, "trainable": result.trainable,
                    "history": result.history}}, {out!r})
 """)
 
 
-def test_subspace_resume_after_kill_is_identical(tmp_path):
+@pytest.mark.parametrize("kind, tensor", [("subspace", "z"), ("bezier", "bend")])
+def test_resume_after_kill_is_identical(tmp_path, kind, tensor):
     tests = str(__import__("pathlib").Path(__file__).parent)
     epochs = 12
 
     def script(name, resume):
         path = tmp_path / f"{name}.py"
         path.write_text(RESUME_SCRIPT.format(tests=tests, epochs=epochs, resume=str(resume),
-                                             out=str(tmp_path / f"{name}.pt")))
+                                             out=str(tmp_path / f"{name}.pt"), kind=kind))
         return path
 
     subprocess.run([sys.executable, script("straight", tmp_path / "unused.pt")], check=True)
@@ -175,7 +181,8 @@ def test_subspace_resume_after_kill_is_identical(tmp_path):
     assert 1 <= saved_epoch < epochs, "the kill must land mid-run"
     subprocess.run([sys.executable, script("killed", resume)], check=True)
     straight, resumed = io.load_torch(tmp_path / "straight.pt"), io.load_torch(tmp_path / "killed.pt")
-    assert torch.equal(straight["trainable"]["final"]["z"], resumed["trainable"]["final"]["z"])
+    assert torch.equal(straight["trainable"]["final"][tensor],
+                       resumed["trainable"]["final"][tensor])
     assert all(torch.equal(straight["final"][k], resumed["final"][k]) for k in straight["final"])
     assert [r["train_loss"] for r in straight["history"]] == [r["train_loss"] for r in resumed["history"]]
 

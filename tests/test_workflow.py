@@ -18,7 +18,8 @@ BIN = Path(sys.executable).parent
 SNAKEMAKE = str(BIN / "snakemake")
 FIGURES = ["lb_sb_interpolation", "surface_2d", "trajectory_pca", "mli", "sgd_walk",
            "hessian_spectrum", "curvature_along_training", "subspace_training", "goldilocks",
-           "long_short_directions", "wedge_cuts"]
+           "long_short_directions", "wedge_cuts", "mode_connectivity", "low_loss_subspace",
+           "ensembles"]
 
 
 def expected_runs(config):
@@ -98,6 +99,14 @@ def write_config(workdir, name, overrides):
     ({"training.lr": float("inf")}, "training.lr=inf"),
     ({"training.train_fraction": float("nan")}, "training.train_fraction=nan"),
     ({"training.divergence_loss_factor": 1.0}, "divergence_loss_factor"),
+    ({"figures.mode_connectivity.pairs": 2}, "mode_connectivity needs 4 independent solutions"),
+    ({"figures.mode_connectivity.curves": ["spline"]}, "spline"),
+    ({"figures.low_loss_subspace.modes": 2}, "modes"),
+    ({"figures.low_loss_subspace.connectors": 0}, "connectors"),
+    ({"figures.low_loss_subspace.samples": 0}, "samples"),
+    ({"figures.low_loss_subspace.training": {"weight_decay": 0.1}}, "weight_decay"),
+    ({"figures.ensembles.members": 4}, "ensembles needs 4 independent solutions"),
+    ({"runs.wedge.checkpoint_epochs": [0, 1]}, "figures.ensembles.members"),
 ])
 def test_bad_config_stops_before_any_job(workdir, override, culprit):
     configfile = write_config(workdir, "bad", override)
@@ -193,7 +202,20 @@ def test_smoke_run_end_to_end(workdir):
     along = pd.read_csv(measurements / "curvature_along_training.csv")
     gd = along[along["run"] == "gd-s0"]
     assert gd["full_batch"].all() and (gd["stability_threshold"] == 2 / 0.2).all()
-    assert len(pd.read_csv(measurements / "mli.csv")) == 4
+    curves = pd.read_csv(measurements / "mode_connectivity.csv")
+    assert set(curves["path"].dropna()) == {"line", "bezier", "polychain"}
+    structures = workdir / "results/structures/mnist1d/mlp"
+    assert sorted(p.name for p in structures.iterdir()) == [
+        "bezier_wedge-s0_wedge-s1", "complex_wedge_n3_k2", "polychain_wedge-s0_wedge-s1"]
+    mli_runs = {f"{group}-s{seed}" for group in ["sb", "lb", "adam_bn", "gd", "wedge"]
+                for seed in smoke["runs"][group].get("seeds", [0])}
+    assert set(pd.read_csv(measurements / "mli.csv")["run"]) == mli_runs
+    for figure in ("subspace_training", "goldilocks", "long_short_directions", "wedge_cuts",
+                   "mode_connectivity", "low_loss_subspace", "ensembles"):
+        table = pd.read_csv(measurements / f"{figure}.csv")
+        claims = table[table["run"] == "claim"]
+        assert len(claims) >= 1 and set(claims["verdict"]) <= {"holds", "does not hold",
+                                                                 "inconclusive"}
     snakemake(workdir, "--profile", "workflow/profiles/ci", "--report", "results/report.html")
     report = (workdir / "results/report.html").read_text(errors="ignore")
     for figure in FIGURES:
@@ -235,3 +257,20 @@ def test_diverged_run_is_skipped_visibly(workdir):
     assert attrs["status"] == "skipped: lb-s0 diverged"
     spectrum = pd.read_csv(workdir / "results/measurements/mnist1d/mlp/hessian_spectrum.csv")
     assert spectrum.loc[spectrum["run"] == "lb-s0", "status"].str.startswith("skipped: lb-s0").all()
+
+
+@pytest.mark.workflow
+def test_structures_through_a_diverged_solution_are_skipped_visibly(workdir):
+    configfile = write_config(workdir, "diverge_wedge", {"runs.wedge.lr": 1.0e9,
+                                                         "runs.wedge.momentum": 0.99})
+    snakemake(workdir, "mode_connectivity", "low_loss_subspace", "ensembles", "--forcerun", "train",
+              "--configfile", configfile)
+    status = json.loads((workdir / "results/structures/mnist1d/mlp/complex_wedge_n3_k2/"
+                         "status.json").read_text())
+    assert status["status"] == "skipped" and "diverged" in status["reason"]
+    measurements = workdir / "results/measurements/mnist1d/mlp"
+    for figure in ("mode_connectivity", "low_loss_subspace", "ensembles"):
+        table = pd.read_csv(measurements / f"{figure}.csv")
+        assert table.loc[table["run"] != "claim", "status"].str.startswith("skipped").all()
+        assert (table.loc[table["run"] == "claim", "verdict"] == "inconclusive").all()
+        assert (workdir / f"results/figures/{figure}.png").exists()

@@ -196,35 +196,23 @@ def _recomputed_buffers(batch_fmodel: FunctionalModel, bn_names: list[str], thet
     return out
 
 
-def evaluate_points(model: nn.Module | FunctionalModel, points: torch.Tensor, x: torch.Tensor,
-                    y: torch.Tensor, *, bn_policy: str = "keep", bn_data: torch.Tensor | None = None,
-                    bn_batch_size: int | None = None,
-                    bn_buffers: Mapping[str, torch.Tensor] | None = None,
-                    chunk_points: int | None = None, batch_size: int | None = None,
-                    memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET, precision: str = "fp32",
-                    progress_file=None) -> PointMetrics:
-    """Mean loss and accuracy of ``model`` at each row of ``points`` ``(K, D)`` on ``(x, y)``.
-
-    ``model``: an ``nn.Module`` (evaluated in eval mode on a private copy) or a ``FunctionalModel``
-    with ``bn_mode="eval"``. ``x`` ``(N, ...)`` and ``y`` ``(N,)`` stay on their device; points and
-    buffers are moved there. Points are processed ``chunk_points`` at a time (one vmapped forward
-    pass per data batch of ``batch_size`` samples); unset sizes are chosen so that the activations
-    of a chunk fit ``memory_budget_bytes``. ``bn_policy``, ``bn_data`` (training inputs),
-    ``bn_batch_size`` (default: all of ``bn_data`` at once) and ``bn_buffers`` (per point,
-    ``{name: (K, ...)}``) as in the module docstring. ``precision``: ``"fp32"``; on CUDA also
-    ``"tf32"`` or ``"bf16"`` (autocast). ``progress_file``: stream for a tqdm bar over point chunks.
-    """
-    fmodel = model if isinstance(model, FunctionalModel) else FunctionalModel(model)
+def _batched_logits(fmodel: FunctionalModel, points: torch.Tensor, x: torch.Tensor, *,
+                    bn_policy: str, bn_data: torch.Tensor | None, bn_batch_size: int | None,
+                    bn_buffers: Mapping[str, torch.Tensor] | None, chunk_points: int | None,
+                    batch_size: int | None, memory_budget_bytes: int, precision: str,
+                    progress_file) -> tuple[str, Iterator[tuple[int, int, torch.Tensor]]]:
+    """The BN policy applied, and an iterator over ``(start, first, logits)``: the float32 logits
+    ``(k, b, C)`` of the points ``points[start:start + k]`` on the samples ``x[first:first + b]``
+    (arguments as in ``evaluate_points``)."""
     if fmodel.bn_mode != "eval":
-        raise ValueError(f"evaluate_points needs a FunctionalModel with bn_mode='eval', "
+        raise ValueError(f"evaluation needs a FunctionalModel with bn_mode='eval', "
                          f"got {fmodel.bn_mode!r}; batch norm is set by bn_policy")
     if bn_policy not in BN_POLICIES:
         raise ValueError(f"unknown bn_policy {bn_policy!r}; valid: {', '.join(BN_POLICIES)}")
     if points.dim() != 2 or points.shape[1] != fmodel.layout.dim:
         raise ValueError(f"points must have shape (K, {fmodel.layout.dim}), got {tuple(points.shape)}")
-    if x.shape[0] != y.shape[0] or x.shape[0] == 0:
-        raise ValueError(f"x and y must hold the same nonzero number of samples, got {x.shape[0]} "
-                         f"and {y.shape[0]}")
+    if x.shape[0] == 0:
+        raise ValueError("need at least one sample")
     device = x.device
     n_points, n_samples = points.shape[0], x.shape[0]
     policy = bn_policy if fmodel.has_batch_norm else "none"
@@ -259,31 +247,86 @@ def evaluate_points(model: nn.Module | FunctionalModel, points: torch.Tensor, x:
     def logits(theta, buffers, xb):
         return fmodel.logits(theta, xb, {**base_buffers, **buffers})
 
+    points = points.to(device=device, dtype=fmodel.theta0.dtype)
+
+    def batches() -> Iterator[tuple[int, int, torch.Tensor]]:
+        with torch.no_grad(), _precision(precision, device):
+            for start in tqdm(range(0, n_points, chunk), desc="point chunks", file=progress_file,
+                              mininterval=1.0, disable=progress_file is None):
+                thetas = points[start:start + chunk]
+                buffers = {name: b[start:start + chunk] for name, b in per_point_buffers.items()}
+                if batch_fmodel is not None:
+                    buffers = _recomputed_buffers(batch_fmodel, bn_names, thetas, bn_data,
+                                                  bn_batch_size)
+                for first in range(0, n_samples, batch):
+                    xb = x[first:first + batch]
+                    yield start, first, vmap(logits, in_dims=(0, 0, None))(thetas, buffers, xb).float()
+
+    return policy, batches()
+
+
+def evaluate_points(model: nn.Module | FunctionalModel, points: torch.Tensor, x: torch.Tensor,
+                    y: torch.Tensor, *, bn_policy: str = "keep", bn_data: torch.Tensor | None = None,
+                    bn_batch_size: int | None = None,
+                    bn_buffers: Mapping[str, torch.Tensor] | None = None,
+                    chunk_points: int | None = None, batch_size: int | None = None,
+                    memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET, precision: str = "fp32",
+                    progress_file=None) -> PointMetrics:
+    """Mean loss and accuracy of ``model`` at each row of ``points`` ``(K, D)`` on ``(x, y)``.
+
+    ``model``: an ``nn.Module`` (evaluated in eval mode on a private copy) or a ``FunctionalModel``
+    with ``bn_mode="eval"``. ``x`` ``(N, ...)`` and ``y`` ``(N,)`` stay on their device; points and
+    buffers are moved there. Points are processed ``chunk_points`` at a time (one vmapped forward
+    pass per data batch of ``batch_size`` samples); unset sizes are chosen so that the activations
+    of a chunk fit ``memory_budget_bytes``. ``bn_policy``, ``bn_data`` (training inputs),
+    ``bn_batch_size`` (default: all of ``bn_data`` at once) and ``bn_buffers`` (per point,
+    ``{name: (K, ...)}``) as in the module docstring. ``precision``: ``"fp32"``; on CUDA also
+    ``"tf32"`` or ``"bf16"`` (autocast). ``progress_file``: stream for a tqdm bar over point chunks.
+    """
+    fmodel = model if isinstance(model, FunctionalModel) else FunctionalModel(model)
+    if x.shape[0] != y.shape[0] or x.shape[0] == 0:
+        raise ValueError(f"x and y must hold the same nonzero number of samples, got {x.shape[0]} "
+                         f"and {y.shape[0]}")
+    policy, batches = _batched_logits(
+        fmodel, points, x, bn_policy=bn_policy, bn_data=bn_data, bn_batch_size=bn_batch_size,
+        bn_buffers=bn_buffers, chunk_points=chunk_points, batch_size=batch_size,
+        memory_budget_bytes=memory_budget_bytes, precision=precision, progress_file=progress_file)
+
     def summed_loss(batch_logits, yb):
         return loss_from_logits(batch_logits, yb, fmodel.loss_name) * yb.shape[0]
 
-    loss_sum = torch.zeros(n_points, dtype=torch.float64)
-    correct = torch.zeros(n_points, dtype=torch.float64)
-    points = points.to(device=device, dtype=fmodel.theta0.dtype)
-    starts = range(0, n_points, chunk)
-    with torch.no_grad(), _precision(precision, device):
-        for start in tqdm(starts, desc="point chunks", file=progress_file, mininterval=1.0,
-                          disable=progress_file is None):
-            thetas = points[start:start + chunk]
-            buffers = {name: b[start:start + chunk] for name, b in per_point_buffers.items()}
-            if batch_fmodel is not None:
-                buffers = _recomputed_buffers(batch_fmodel, bn_names, thetas, bn_data, bn_batch_size)
-            chunk_loss = torch.zeros(thetas.shape[0], dtype=torch.float64, device=device)
-            chunk_correct = torch.zeros(thetas.shape[0], dtype=torch.int64, device=device)
-            for first in range(0, n_samples, batch):
-                xb, yb = x[first:first + batch], y[first:first + batch]
-                out = vmap(logits, in_dims=(0, 0, None))(thetas, buffers, xb).float()
-                chunk_loss += vmap(summed_loss, in_dims=(0, None))(out, yb).double()
-                chunk_correct += (out.argmax(-1) == yb).sum(-1)
-            loss_sum[start:start + chunk] = chunk_loss.cpu()
-            correct[start:start + chunk] = chunk_correct.cpu().double()
-    return PointMetrics(loss=(loss_sum / n_samples).numpy(), accuracy=(correct / n_samples).numpy(),
+    n_points, n_samples = points.shape[0], x.shape[0]
+    loss_sum = torch.zeros(n_points, dtype=torch.float64, device=x.device)
+    correct = torch.zeros(n_points, dtype=torch.int64, device=x.device)
+    for start, first, out in batches:
+        yb = y[first:first + out.shape[1]]
+        loss_sum[start:start + out.shape[0]] += vmap(summed_loss, in_dims=(0, None))(out, yb).double()
+        correct[start:start + out.shape[0]] += (out.argmax(-1) == yb).sum(-1)
+    return PointMetrics(loss=(loss_sum.cpu() / n_samples).numpy(),
+                        accuracy=(correct.cpu().double() / n_samples).numpy(),
                         bn_policy=policy, n_samples=n_samples)
+
+
+def predict_points(model: nn.Module | FunctionalModel, points: torch.Tensor, x: torch.Tensor, *,
+                   bn_policy: str = "keep", bn_data: torch.Tensor | None = None,
+                   bn_batch_size: int | None = None, chunk_points: int | None = None,
+                   batch_size: int | None = None, memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET,
+                   precision: str = "fp32", progress_file=None) -> tuple[torch.Tensor, str]:
+    """Softmax outputs ``(K, N, C)`` (float32, CPU) of ``model`` at each row of ``points``
+    ``(K, D)`` on the inputs ``x`` ``(N, ...)``, and the BN policy applied; the same batched
+    passes and options as ``evaluate_points`` (ensembles, disagreement, CKA)."""
+    fmodel = model if isinstance(model, FunctionalModel) else FunctionalModel(model)
+    policy, batches = _batched_logits(
+        fmodel, points, x, bn_policy=bn_policy, bn_data=bn_data, bn_batch_size=bn_batch_size,
+        bn_buffers=None, chunk_points=chunk_points, batch_size=batch_size,
+        memory_budget_bytes=memory_budget_bytes, precision=precision, progress_file=progress_file)
+    probabilities = None
+    for start, first, out in batches:
+        if probabilities is None:
+            probabilities = torch.empty(points.shape[0], x.shape[0], out.shape[-1])
+        probabilities[start:start + out.shape[0], first:first + out.shape[1]] = \
+            out.softmax(-1).cpu()
+    return probabilities, policy
 
 
 def evaluate_train_test(model: nn.Module | FunctionalModel, points: torch.Tensor,

@@ -8,7 +8,11 @@ trainable tensors of any parameterization with one loop:
 - ``FullSpace``: θ itself is trained (ordinary training);
 - ``RandomSubspace``: θ = θ₀ + A z with z ``(d,)`` starting at 0 and A a fixed random ``(D, d)``
   matrix (intrinsic dimension, Li, Farkhoor, Liu & Yosinski 2018; the random "cuts" of Fort &
-  Jastrzebski 2019).
+  Jastrzebski 2019);
+- ``BezierCurve``, ``PolygonalChain``: a curve between two fixed solutions through a trainable bend
+  (mode connectivity, Garipov et al. 2018), one random t per minibatch;
+- ``SimplicialComplex``: simplices sharing trainable connector points, each containing one of N
+  fixed solutions (Benton et al. 2021; Fort & Jastrzebski 2019), J random points per minibatch.
 
 A parameterization's ``describe()`` is part of the run's resume fingerprint and of its outputs.
 """
@@ -41,8 +45,14 @@ class Parameterization(Protocol):
 
     def theta(self, tensors: dict[str, torch.Tensor], sample: torch.Tensor | None = None
               ) -> torch.Tensor:
-        """θ ``(D,)`` at the trainable ``tensors`` (differentiable); ``sample=None`` gives the
-        point that checkpoints and per-epoch metrics describe."""
+        """θ ``(D,)`` at the trainable ``tensors`` (differentiable), or ``(J, D)`` points whose
+        losses the trainer averages; ``sample=None`` gives the one point ``(D,)`` that checkpoints
+        and per-epoch metrics describe."""
+
+    def penalty(self, tensors: dict[str, torch.Tensor], sample: torch.Tensor | None,
+                thetas: torch.Tensor) -> torch.Tensor | None:
+        """A term added to the minibatch loss at the points ``thetas`` ``(D,)`` or ``(J, D)``
+        that ``theta(tensors, sample)`` gave (``None``: nothing added)."""
 
     def describe(self) -> dict:
         """JSON-able settings that identify the parameterization."""
@@ -67,6 +77,9 @@ class FullSpace:
 
     def theta(self, tensors: dict[str, torch.Tensor], sample: None = None) -> torch.Tensor:
         return tensors["theta"]
+
+    def penalty(self, tensors, sample, thetas) -> None:
+        return None
 
     def describe(self) -> dict:
         return {"kind": self.kind, "dim": self.theta0.numel()}
@@ -234,6 +247,9 @@ class RandomSubspace:
     def theta(self, tensors: dict[str, torch.Tensor], sample: None = None) -> torch.Tensor:
         return self.theta0 + self.projection.apply(tensors["z"])
 
+    def penalty(self, tensors, sample, thetas) -> None:
+        return None
+
     def describe(self) -> dict:
         return {"kind": self.kind, **self.projection.describe()}
 
@@ -270,6 +286,38 @@ def build_parameterization(spec: dict | None, theta0: torch.Tensor, *,
                                                    memory_budget_bytes=budget, device=device))
 
 
+STRUCTURES = ("bezier", "polychain", "complex")
+
+
+def build_structure(spec: dict, points: torch.Tensor, labels: list[str], *,
+                    device: torch.device | str = "cpu") -> _Curve | SimplicialComplex:
+    """The low-loss structure through the fixed solutions ``points`` ``(N, D)`` (named by
+    ``labels``) that ``spec`` asks for: ``{"kind": "bezier" | "polychain", "l2": wd}`` (N = 2) or
+    ``{"kind": "complex", "connectors": k, "samples": J, "l2": wd, "volume_weight": λ}``, on
+    ``device``."""
+    spec = dict(spec)
+    kind = spec.pop("kind", None)
+    if kind not in STRUCTURES:
+        raise ValueError(f"unknown structure {kind!r}; valid: {', '.join(STRUCTURES)}")
+    if len(labels) != points.shape[0]:
+        raise ValueError(f"{points.shape[0]} points but {len(labels)} labels")
+    points = points.to(device)
+    l2 = spec.pop("l2", 0.0)
+    if kind == "complex":
+        structure = SimplicialComplex(points, spec.pop("connectors", 1),
+                                      samples=spec.pop("samples", 5), l2=l2,
+                                      volume_weight=spec.pop("volume_weight", 0.0),
+                                      labels=tuple(labels))
+    else:
+        if points.shape[0] != 2:
+            raise ValueError(f"a {kind} curve connects 2 solutions, got {points.shape[0]}")
+        curve = BezierCurve if kind == "bezier" else PolygonalChain
+        structure = curve(points, l2=l2, labels=tuple(labels))
+    if spec:
+        raise ValueError(f"unknown option(s) of structure {kind!r}: {sorted(spec)}")
+    return structure
+
+
 def scale_parameters_(model: torch.nn.Module, scale: float) -> None:
     """Multiply every trainable parameter of ``model`` (weights and biases) by ``scale`` in place,
     so ‖θ₀‖ becomes ``scale``·‖θ₀‖ (inits at radius scale α, Fort & Scherlis 2019)."""
@@ -278,3 +326,164 @@ def scale_parameters_(model: torch.nn.Module, scale: float) -> None:
     with torch.no_grad():
         for param in model.parameters():
             param.mul_(scale)
+
+
+class _Curve:
+    """A curve θ(t), t ∈ [0, 1], between two fixed solutions θ_a = θ(0) and θ_b = θ(1) through one
+    trainable bend θ_c (Garipov et al. 2018): θ(t) = Σ_i c_i(t) p_i with control points
+    (θ_a, θ_c, θ_b) and the subclass's ``coefficients(t)`` ``(T, 3)``. Trainable ``{"bend": (D,)}``, starting at
+    the midpoint (θ_a + θ_b)/2, where the curve is the straight segment. Each minibatch draws one
+    t ~ U(0, 1); ``sample=None`` gives θ(½). ``penalty`` is Garipov's L2 on the curve point,
+    0.5·``l2``·‖θ(t)‖² (the optimizer then has no weight decay). ``labels`` name the endpoints
+    (run ids) in ``describe()``."""
+
+    kind = "curve"
+
+    def __init__(self, endpoints: torch.Tensor, *, l2: float = 0.0,
+                 labels: tuple[str, str] = ("a", "b")):
+        if endpoints.dim() != 2 or endpoints.shape[0] != 2:
+            raise ValueError(f"a curve needs endpoints of shape (2, D), got {tuple(endpoints.shape)}")
+        if not l2 >= 0:
+            raise ValueError(f"l2 must be >= 0, got {l2}")
+        self.endpoints = endpoints.detach()
+        self.l2 = l2
+        self.labels = tuple(labels)
+
+    def control_points(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(θ_a, θ_c, θ_b) as ``(3, D)``."""
+        return torch.stack([self.endpoints[0], tensors["bend"], self.endpoints[1]])
+
+    def points(self, tensors: dict[str, torch.Tensor], t) -> torch.Tensor:
+        """θ(t) ``(T, D)`` at parameters t ``(T,)``."""
+        t = torch.as_tensor(t, dtype=self.endpoints.dtype, device=self.endpoints.device)
+        return self.coefficients(t) @ self.control_points(tensors)
+
+    def initial_tensors(self) -> dict[str, torch.Tensor]:
+        return {"bend": self.endpoints.mean(0).clone()}
+
+    def sample(self, generator: torch.Generator) -> torch.Tensor:
+        return torch.rand(1, generator=generator)
+
+    def theta(self, tensors: dict[str, torch.Tensor], sample: torch.Tensor | None = None
+              ) -> torch.Tensor:
+        return self.points(tensors, [0.5] if sample is None else sample)[0]
+
+    def penalty(self, tensors: dict[str, torch.Tensor], sample, thetas: torch.Tensor
+                ) -> torch.Tensor | None:
+        return 0.5 * self.l2 * thetas.pow(2).sum() if self.l2 else None
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "endpoints": list(self.labels), "l2": self.l2,
+                "endpoints_sha256": _tensor_digest(self.endpoints)}
+
+    def to(self, device: torch.device | str) -> _Curve:
+        return type(self)(self.endpoints.to(device), l2=self.l2, labels=self.labels)
+
+
+class BezierCurve(_Curve):
+    """Quadratic Bézier curve θ(t) = (1−t)² θ_a + 2t(1−t) θ_c + t² θ_b (Garipov et al. 2018)."""
+
+    kind = "bezier"
+
+    @staticmethod
+    def coefficients(t: torch.Tensor) -> torch.Tensor:
+        return torch.stack([(1 - t) ** 2, 2 * t * (1 - t), t ** 2], dim=-1)
+
+
+class PolygonalChain(_Curve):
+    """Polygonal chain θ_a → θ_c → θ_b with the bend at t = ½ (Garipov et al. 2018)."""
+
+    kind = "polychain"
+
+    @staticmethod
+    def coefficients(t: torch.Tensor) -> torch.Tensor:
+        first = torch.stack([1 - 2 * t, 2 * t, torch.zeros_like(t)], dim=-1)
+        second = torch.stack([torch.zeros_like(t), 2 - 2 * t, 2 * t - 1], dim=-1)
+        return torch.where((t < 0.5)[..., None], first, second)
+
+
+class SimplicialComplex:
+    """A low-loss complex through N fixed solutions ("modes", ``(N, D)``) with k trainable
+    connector points (Benton et al. 2021; the low-loss subspaces through a set of solutions of
+    Fort & Jastrzebski 2019): simplex i = {mode i} ∪ connectors, so every simplex shares the
+    connectors and the complex contains all N modes. Vertices are indexed modes 0…N−1, then
+    connectors N…N+k−1. Trainable ``{"connectors": (k, D)}``, all starting at the modes' centroid.
+
+    Each minibatch picks one simplex uniformly and draws ``samples`` (J) weight vectors from
+    Dirichlet(1) on its k + 1 vertices; the sample is the weight matrix ``(J, N + k)`` over all
+    vertices (zero off the simplex) and θ = weights @ vertices ``(J, D)``, whose losses the trainer
+    averages. ``sample=None`` gives the connectors' centroid. ``penalty``: 0.5·``l2``·mean_j‖θ_j‖²
+    and, with ``volume_weight`` λ > 0, Benton et al.'s −λ·log(Vol + 10⁻⁴) of the sampled simplex
+    (Vol = √det(EEᵀ)/m! with E the m edge vectors from its first vertex)."""
+
+    kind = "complex"
+
+    def __init__(self, modes: torch.Tensor, connectors: int, *, samples: int = 5, l2: float = 0.0,
+                 volume_weight: float = 0.0, labels: tuple[str, ...] | None = None):
+        if modes.dim() != 2 or modes.shape[0] < 2:
+            raise ValueError(f"a complex needs at least 2 modes as (N, D), got {tuple(modes.shape)}")
+        if connectors < 1 or samples < 1:
+            raise ValueError(f"need connectors >= 1 and samples >= 1, got {connectors}, {samples}")
+        if not (l2 >= 0 and volume_weight >= 0):
+            raise ValueError(f"l2 and volume_weight must be >= 0, got {l2}, {volume_weight}")
+        self.modes = modes.detach()
+        self.n_modes, self.n_connectors, self.samples = modes.shape[0], connectors, samples
+        self.l2, self.volume_weight = l2, volume_weight
+        self.labels = tuple(labels) if labels is not None else tuple(
+            f"mode {i}" for i in range(self.n_modes))
+
+    def simplex(self, index: int) -> list[int]:
+        """Vertex indices of simplex ``index``: mode ``index`` and every connector."""
+        return [index, *range(self.n_modes, self.n_modes + self.n_connectors)]
+
+    def vertices(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        """All vertices ``(N + k, D)``: modes, then connectors."""
+        return torch.cat([self.modes, tensors["connectors"]])
+
+    def initial_tensors(self) -> dict[str, torch.Tensor]:
+        return {"connectors": self.modes.mean(0).repeat(self.n_connectors, 1)}
+
+    def sample(self, generator: torch.Generator) -> torch.Tensor:
+        index = int(torch.randint(self.n_modes, (1,), generator=generator))
+        gamma = torch.empty(self.samples, self.n_connectors + 1).exponential_(generator=generator)
+        weights = torch.zeros(self.samples, self.n_modes + self.n_connectors)
+        weights[:, self.simplex(index)] = gamma / gamma.sum(1, keepdim=True)
+        return weights
+
+    def theta(self, tensors: dict[str, torch.Tensor], sample: torch.Tensor | None = None
+              ) -> torch.Tensor:
+        if sample is None:
+            return tensors["connectors"].mean(0)
+        return sample.to(self.modes) @ self.vertices(tensors)
+
+    def penalty(self, tensors: dict[str, torch.Tensor], sample: torch.Tensor | None,
+                thetas: torch.Tensor) -> torch.Tensor | None:
+        terms = []
+        if self.l2:
+            terms.append(0.5 * self.l2 * thetas.pow(2).sum(-1).mean())
+        if self.volume_weight:
+            on_simplex = sample[0].nonzero().flatten().tolist()
+            volume = simplex_volume(self.vertices(tensors)[on_simplex])
+            terms.append(-self.volume_weight * torch.log(volume + 1e-4))
+        return sum(terms) if terms else None
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "modes": list(self.labels), "connectors": self.n_connectors,
+                "samples": self.samples, "l2": self.l2, "volume_weight": self.volume_weight,
+                "modes_sha256": _tensor_digest(self.modes)}
+
+    def to(self, device: torch.device | str) -> SimplicialComplex:
+        return SimplicialComplex(self.modes.to(device), self.n_connectors, samples=self.samples,
+                                 l2=self.l2, volume_weight=self.volume_weight, labels=self.labels)
+
+
+def simplex_volume(vertices: torch.Tensor) -> torch.Tensor:
+    """m-dimensional volume of the simplex with vertices ``(m + 1, D)``: √det(E Eᵀ)/m!, E the
+    ``(m, D)`` edge vectors from the first vertex (differentiable; 0 for a degenerate simplex)."""
+    edges = vertices[1:] - vertices[0]
+    gram = edges @ edges.T
+    return torch.linalg.det(gram).clamp_min(1e-30).sqrt() / math.factorial(edges.shape[0])
+
+
+def _tensor_digest(tensor: torch.Tensor) -> str:
+    return hashlib.sha256(tensor.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]

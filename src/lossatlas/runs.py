@@ -17,7 +17,7 @@ from .models import build_model
 from .params import ParamLayout, flat_params_from_state, get_flat_params, param_layout
 from .train import resolve_device
 
-STATUSES = ("ok", "diverged")
+STATUSES = ("ok", "diverged", "skipped")
 
 
 def build_run_model(model_name: str, model_knobs: dict, data) -> nn.Module:
@@ -39,7 +39,8 @@ def load_run_model(model_name: str, model_knobs: dict, data, checkpoint: str | o
 
 
 def read_status(path: str | os.PathLike) -> dict:
-    """The ``status.json`` of a run: ``{"status": "ok"|"diverged", ...}``."""
+    """The ``status.json`` of a run or structure: ``{"status": "ok"|"diverged"|"skipped", ...}``
+    (``skipped`` with a ``reason``: a structure whose solutions did not all finish)."""
     status = json.loads(Path(path).read_text())
     if status.get("status") not in STATUSES:
         raise ValueError(f"{path}: unknown run status {status.get('status')!r}")
@@ -63,10 +64,12 @@ def load_trajectory(path: str | os.PathLike, kind: str = "epoch") -> list[tuple[
 
 
 def skip_reason(status_path: str | os.PathLike, run: str) -> str | None:
-    """``None`` for a run that finished, else the visible reason a measurement skips it
-    (``"skipped: RUN diverged"``)."""
-    status = read_status(status_path)["status"]
-    return None if status == "ok" else f"skipped: {run} {status}"
+    """``None`` for a run (or structure) that finished, else the visible reason a measurement skips
+    it (``"skipped: RUN diverged"``, ``"skipped: STRUCTURE skipped (REASON)"``)."""
+    status = read_status(status_path)
+    if status["status"] == "skipped":
+        return f"skipped: {run} skipped ({status.get('reason', 'no reason given')})"
+    return None if status["status"] == "ok" else f"skipped: {run} {status['status']}"
 
 
 def flat_checkpoints(points: list[tuple[int, dict]], layout) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """Training of one run in any parameterization: seeded, checkpointed along the trajectory,
 resumable, divergence-aware. Ordinary training is the ``FullSpace`` parameterization; random
-subspaces (and later curves and simplices) go through the same loop.
+subspaces, mode-connecting curves and simplicial complexes go through the same loop.
 
 A run is fully described by ``TrainSettings`` and its seed. The seed fixes the initialization
 (``torch.manual_seed(seed)`` before the model is built, so runs that share a seed share θ₀) and the
@@ -33,7 +33,7 @@ from .parameterizations import FullSpace, Parameterization
 from .params import flat_params_from_state, get_flat_params, set_flat_params_
 
 OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("constant", "cosine")
+SCHEDULES = ("constant", "cosine", "garipov")
 
 
 @dataclass(frozen=True)
@@ -113,9 +113,21 @@ def _make_optimizer(tensors: list[torch.Tensor], settings: TrainSettings) -> tor
     return torch.optim.Adam(tensors, lr=settings.lr, weight_decay=settings.weight_decay)
 
 
+def _garipov_factor(fraction: float) -> float:
+    """Garipov et al. 2018's curve schedule: 1 for the first 50% of training, then linear down to
+    0.01 at 90%, then 0.01."""
+    if fraction <= 0.5:
+        return 1.0
+    if fraction <= 0.9:
+        return 1.0 - 0.99 * (fraction - 0.5) / 0.4
+    return 0.01
+
+
 def _lr_factor(settings: TrainSettings, total_steps: int) -> Callable[[int], float]:
     if settings.schedule == "constant":
         return lambda step: 1.0
+    if settings.schedule == "garipov":
+        return lambda step: _garipov_factor(min(step, total_steps) / total_steps)
     return lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
 
 
@@ -148,13 +160,16 @@ def train_run(model: nn.Module, data, settings: TrainSettings, seed: int, *,
     ``DatasetTensors``) in ``parameterization`` (default: ``FullSpace`` at the model's θ): the
     optimizer updates the parameterization's trainable tensors, each minibatch's loss is taken at
     θ = f(tensors, sample) through ``FunctionalModel`` in train mode (batch-norm layers use batch
-    statistics and update the running statistics, which checkpoints keep).
+    statistics and update the running statistics, which checkpoints keep); when the
+    parameterization gives J points ``(J, D)`` (a complex), the minibatch loss is the mean of their
+    losses, and its ``penalty`` (e.g. L2 on θ(t) for curves) is added.
 
     Losses are mean cross-entropy in nats, accuracies fractions in [0, 1]; ``grad_norm`` is the mean
     over the epoch's steps of the norm of the minibatch gradient with respect to the trainable
     tensors (θ for the full space, z for a subspace); ``param_norm`` and ``dist_from_init`` are
-    ‖θ‖ and ‖θ − θ₀‖ of the point f(tensors). A run whose loss, weights or gradients become NaN/inf,
-    or whose train loss exceeds ``settings.divergence_loss_factor`` times its epoch-0 train loss,
+    ‖θ‖ and ‖θ − θ₀‖ of the point f(tensors) (``sample=None``: θ(½) of a curve, the connectors'
+    centroid of a complex). A run whose loss, weights or gradients become NaN/inf, or whose train
+    loss exceeds ``settings.divergence_loss_factor`` times its epoch-0 train loss,
     stops at the end of that epoch as ``"diverged"``.
 
     With ``resume_path``, the training state is saved there after every epoch and resumed from it
@@ -261,8 +276,13 @@ def train_run(model: nn.Module, data, settings: TrainSettings, seed: int, *,
                 break
             index = order[batch * settings.batch_size:(batch + 1) * settings.batch_size]
             optimizer.zero_grad(set_to_none=True)
-            theta = parameterization.theta(tensors, parameterization.sample(generator))
-            fmodel.loss(theta, x_train[index], y_train[index]).backward()
+            sample = parameterization.sample(generator)
+            thetas = parameterization.theta(tensors, sample)
+            xb, yb = x_train[index], y_train[index]
+            loss = (fmodel.loss(thetas, xb, yb) if thetas.dim() == 1
+                    else torch.stack([fmodel.loss(theta, xb, yb) for theta in thetas]).mean())
+            penalty = parameterization.penalty(tensors, sample, thetas)
+            (loss if penalty is None else loss + penalty).backward()
             grad_norms.append(torch.linalg.vector_norm(
                 torch.stack([t.grad.norm() for t in tensors.values() if t.grad is not None])))
             optimizer.step()

@@ -1,0 +1,258 @@
+# Low-loss structures through independent solutions of one run group: mode-connecting curves
+# between pairs (Garipov et al. 2018), a complex through N solutions (Benton et al. 2021; Fort &
+# Jastrzebski 2019), and ensembles of independent vs related solutions (Fort, Hu &
+# Lakshminarayanan 2019). Structures are trained by `train_structure` (the same trainer as runs).
+MODE_CONNECTIVITY = config["figures"]["mode_connectivity"]
+LOW_LOSS = config["figures"]["low_loss_subspace"]
+ENSEMBLES = config["figures"]["ensembles"]
+STRUCTURE_ROOT = f"results/structures/{DATASET}/{MODEL}"
+for _key, _settings, _least in (
+    ("mode_connectivity", MODE_CONNECTIVITY, 2 * MODE_CONNECTIVITY["pairs"]),
+    ("low_loss_subspace", LOW_LOSS, LOW_LOSS["modes"]),
+    ("ensembles", ENSEMBLES, ENSEMBLES["members"]),
+):
+    check_run_groups(f"figures.{_key}.run", [_settings["run"]])
+    if len(run_ids(_settings["run"])) < _least:
+        raise ValueError(
+            f"config figures.{_key}: run group {_settings['run']!r} has "
+            f"{len(run_ids(_settings['run']))} seed(s); {_key} needs {_least} independent "
+            f"solutions (set runs.{_settings['run']}.seeds)"
+        )
+STRUCTURES = {}
+PAIRS = []
+for _p in range(MODE_CONNECTIVITY["pairs"]):
+    _a, _b = run_ids(MODE_CONNECTIVITY["run"])[2 * _p : 2 * _p + 2]
+    PAIRS.append([_a, _b])
+    for _kind in MODE_CONNECTIVITY["curves"]:
+        STRUCTURES[f"{_kind}_{_a}_{_b}"] = {
+            "spec": {"kind": _kind, "l2": MODE_CONNECTIVITY["training"]["l2"]},
+            "points": [_a, _b],
+            "training": MODE_CONNECTIVITY["training"],
+        }
+COMPLEX_MODES = run_ids(LOW_LOSS["run"])[: LOW_LOSS["modes"]]
+COMPLEX = f"complex_{LOW_LOSS['run']}_n{LOW_LOSS['modes']}_k{LOW_LOSS['connectors']}"
+STRUCTURES[COMPLEX] = {
+    "spec": {
+        "kind": "complex",
+        "connectors": LOW_LOSS["connectors"],
+        "samples": LOW_LOSS["samples"],
+        "volume_weight": LOW_LOSS["volume_weight"],
+        "l2": LOW_LOSS["training"]["l2"],
+    },
+    "points": COMPLEX_MODES,
+    "training": LOW_LOSS["training"],
+}
+ENSEMBLE_RUNS = run_ids(ENSEMBLES["run"])[: ENSEMBLES["members"]]
+if COMPLEX_MODES[0] != ENSEMBLE_RUNS[0]:
+    raise ValueError(
+        f"config figures.ensembles.run={ENSEMBLES['run']!r}: its first solution "
+        f"{ENSEMBLE_RUNS[0]} must be the first mode of figures.low_loss_subspace "
+        f"({COMPLEX_MODES[0]}), whose complex gives the structure ensemble"
+    )
+_anchor = RUNS[ENSEMBLE_RUNS[0]]
+_snapshots = [e for e in _anchor["checkpoint_epochs"] if 0 < e < _anchor["epochs"]]
+if len(_snapshots) < ENSEMBLES["members"] - 1:
+    raise ValueError(
+        f"config figures.ensembles.members={ENSEMBLES['members']}: run {ENSEMBLE_RUNS[0]} "
+        f"saves {len(_snapshots)} checkpoint(s) strictly between epoch 0 and its last epoch "
+        f"(checkpoint_epochs {_anchor['checkpoint_epochs']}); a snapshot ensemble needs "
+        "members - 1 of them besides the final point"
+    )
+
+
+rule train_structure:
+    input:
+        data=f"resources/data/{DATASET}.h5",
+        final=lambda wc: [
+            f"{run_dir(run)}/final.pt" for run in STRUCTURES[wc.structure]["points"]
+        ],
+        status=lambda wc: [
+            f"{run_dir(run)}/status.json" for run in STRUCTURES[wc.structure]["points"]
+        ],
+    output:
+        trainable=f"{STRUCTURE_ROOT}/{{structure}}/trainable.pt",
+        metrics=f"{STRUCTURE_ROOT}/{{structure}}/metrics.csv",
+        status=f"{STRUCTURE_ROOT}/{{structure}}/status.json",
+    log:
+        f"results/logs/structures/{DATASET}/{MODEL}/{{structure}}.log",
+    conda:
+        "../../envs/lossatlas.yaml"
+    threads: 2
+    resources:
+        gpu=1 if config["device"] != "cpu" else 0,
+    params:
+        structure=lambda wc: STRUCTURES[wc.structure],
+        runs=lambda wc: {run: RUNS[run] for run in STRUCTURES[wc.structure]["points"]},
+        model=MODEL,
+        device=config["device"],
+        resume=lambda wc: f"{STRUCTURE_ROOT}/{wc.structure}/resume.pt",
+    script:
+        "../scripts/train_structure.py"
+
+
+rule measure_mode_connectivity:
+    input:
+        data=f"resources/data/{DATASET}.h5",
+        final=[f"{run_dir(run)}/final.pt" for pair in PAIRS for run in pair],
+        status=[f"{run_dir(run)}/status.json" for pair in PAIRS for run in pair],
+        curves=[
+            f"{STRUCTURE_ROOT}/{kind}_{a}_{b}/trainable.pt"
+            for a, b in PAIRS
+            for kind in MODE_CONNECTIVITY["curves"]
+        ],
+        curve_status=[
+            f"{STRUCTURE_ROOT}/{kind}_{a}_{b}/status.json"
+            for a, b in PAIRS
+            for kind in MODE_CONNECTIVITY["curves"]
+        ],
+    output:
+        f"{MEASURE_ROOT}/mode_connectivity.h5",
+    log:
+        f"results/logs/measure/{DATASET}/{MODEL}/mode_connectivity.log",
+    conda:
+        "../../envs/lossatlas.yaml"
+    threads: 2
+    resources:
+        gpu=1 if config["device"] != "cpu" else 0,
+    params:
+        model=MODEL,
+        pairs=PAIRS,
+        settings={run: RUNS[run] for pair in PAIRS for run in pair},
+        figure=MODE_CONNECTIVITY,
+        device=config["device"],
+        precision=config["precision"],
+    script:
+        "../scripts/measure_mode_connectivity.py"
+
+
+rule measure_low_loss_subspace:
+    input:
+        data=f"resources/data/{DATASET}.h5",
+        final=[f"{run_dir(run)}/final.pt" for run in COMPLEX_MODES],
+        status=[f"{run_dir(run)}/status.json" for run in COMPLEX_MODES],
+        complex=f"{STRUCTURE_ROOT}/{COMPLEX}/trainable.pt",
+        complex_status=f"{STRUCTURE_ROOT}/{COMPLEX}/status.json",
+    output:
+        f"{MEASURE_ROOT}/low_loss_subspace.h5",
+    log:
+        f"results/logs/measure/{DATASET}/{MODEL}/low_loss_subspace.log",
+    conda:
+        "../../envs/lossatlas.yaml"
+    threads: 2
+    resources:
+        gpu=1 if config["device"] != "cpu" else 0,
+    params:
+        model=MODEL,
+        runs=COMPLEX_MODES,
+        settings={run: RUNS[run] for run in COMPLEX_MODES},
+        figure=LOW_LOSS,
+        device=config["device"],
+        precision=config["precision"],
+    script:
+        "../scripts/measure_low_loss_subspace.py"
+
+
+rule measure_ensembles:
+    input:
+        data=f"resources/data/{DATASET}.h5",
+        final=[f"{run_dir(run)}/final.pt" for run in ENSEMBLE_RUNS],
+        status=[f"{run_dir(run)}/status.json" for run in ENSEMBLE_RUNS],
+        trajectory=f"{run_dir(ENSEMBLE_RUNS[0])}/trajectory.pt",
+        mode_final=[f"{run_dir(run)}/final.pt" for run in COMPLEX_MODES],
+        complex=f"{STRUCTURE_ROOT}/{COMPLEX}/trainable.pt",
+        complex_status=f"{STRUCTURE_ROOT}/{COMPLEX}/status.json",
+    output:
+        f"{MEASURE_ROOT}/ensembles.h5",
+    log:
+        f"results/logs/measure/{DATASET}/{MODEL}/ensembles.log",
+    conda:
+        "../../envs/lossatlas.yaml"
+    threads: 2
+    resources:
+        gpu=1 if config["device"] != "cpu" else 0,
+    params:
+        model=MODEL,
+        runs=ENSEMBLE_RUNS,
+        settings={run: RUNS[run] for run in ENSEMBLE_RUNS},
+        modes=COMPLEX_MODES,
+        figure=ENSEMBLES,
+        device=config["device"],
+        precision=config["precision"],
+    script:
+        "../scripts/measure_ensembles.py"
+
+
+rule plot_mode_connectivity:
+    input:
+        rules.measure_mode_connectivity.output[0],
+    output:
+        table=f"{MEASURE_ROOT}/mode_connectivity.csv",
+        pdf="results/figures/mode_connectivity.pdf",
+        png=report(
+            "results/figures/mode_connectivity.png",
+            caption="../report/mode_connectivity.rst",
+            category="Low-loss structures",
+        ),
+    log:
+        "results/logs/figures/mode_connectivity.log",
+    conda:
+        "../../envs/lossatlas.yaml"
+    params:
+        barrier_ratio=MODE_CONNECTIVITY["barrier_ratio"],
+    script:
+        "../scripts/plot_mode_connectivity.py"
+
+
+rule plot_low_loss_subspace:
+    input:
+        rules.measure_low_loss_subspace.output[0],
+    output:
+        table=f"{MEASURE_ROOT}/low_loss_subspace.csv",
+        pdf="results/figures/low_loss_subspace.pdf",
+        png=report(
+            "results/figures/low_loss_subspace.png",
+            caption="../report/low_loss_subspace.rst",
+            category="Low-loss structures",
+        ),
+    log:
+        "results/logs/figures/low_loss_subspace.log",
+    conda:
+        "../../envs/lossatlas.yaml"
+    params:
+        barrier_tolerance=LOW_LOSS["barrier_tolerance"],
+    script:
+        "../scripts/plot_low_loss_subspace.py"
+
+
+rule plot_ensembles:
+    input:
+        rules.measure_ensembles.output[0],
+    output:
+        table=f"{MEASURE_ROOT}/ensembles.csv",
+        pdf="results/figures/ensembles.pdf",
+        png=report(
+            "results/figures/ensembles.png",
+            caption="../report/ensembles.rst",
+            category="Low-loss structures",
+        ),
+    log:
+        "results/logs/figures/ensembles.log",
+    conda:
+        "../../envs/lossatlas.yaml"
+    script:
+        "../scripts/plot_ensembles.py"
+
+
+rule mode_connectivity:
+    input:
+        rules.plot_mode_connectivity.output,
+
+
+rule low_loss_subspace:
+    input:
+        rules.plot_low_loss_subspace.output,
+
+
+rule ensembles:
+    input:
+        rules.plot_ensembles.output,

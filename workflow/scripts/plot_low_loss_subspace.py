@@ -1,0 +1,16 @@
+"""Low-loss complex through N solutions (Fort & Jastrzebski 2019; Benton et al. 2021): max and
+mean loss over the complex and the linear simplex, the claim row, and the figure."""
+
+import logging
+
+from lossatlas import io
+from lossatlas.plots import save_figure
+from lossatlas.plots.structures import low_loss_subspace_table, plot_low_loss_subspace
+
+smk = snakemake  # noqa: F821
+with io.job_log(smk.log[0]):
+    arrays, attrs = io.read_h5(smk.input[0])
+    table = low_loss_subspace_table(arrays, attrs, smk.params.barrier_tolerance)
+    io.write_csv(table, smk.output.table)
+    logging.info("\n%s", table.to_string())
+    save_figure(plot_low_loss_subspace(arrays, attrs, table), smk.output.pdf, smk.output.png)

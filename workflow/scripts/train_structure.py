@@ -1,0 +1,57 @@
+"""Train one low-loss structure (a curve between two solutions, or a complex through N) with the
+same trainer as runs: its trainable tensors (bend or connectors) at init and final, per-epoch
+metrics at its reference point, and status; skipped visibly when a solution did not finish."""
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from lossatlas import io
+from lossatlas.data import load_dataset
+from lossatlas.parameterizations import build_structure
+from lossatlas.params import get_flat_params
+from lossatlas.runs import load_run_model, skip_reason
+from lossatlas.train import TrainSettings, resolve_device, train_run
+
+smk = snakemake  # noqa: F821
+torch.set_num_threads(smk.threads)
+structure, runs = smk.params.structure, smk.params.runs
+names = list(runs)
+with io.job_log(smk.log[0]) as log:
+    logging.info("structure %s: %s through %s", smk.wildcards.structure, structure["spec"], names)
+    reasons = [reason for run, status in zip(names, smk.input.status)
+               if (reason := skip_reason(status, run))]
+    if reasons:
+        logging.warning("%s", reasons[0])
+        io.save_torch({"parameterization": structure["spec"], "tensors": {}},
+                      smk.output.trainable)
+        io.write_csv(pd.DataFrame(columns=["epoch", "train_loss"]), smk.output.metrics)
+        io.write_json({"status": "skipped", "reason": reasons[0].removeprefix("skipped: ")},
+                      smk.output.status)
+    else:
+        device = resolve_device(smk.params.device)
+        first = runs[names[0]]
+        data = load_dataset(smk.input.data, train_fraction=first["train_fraction"],
+                            label_noise=first["label_noise"], seed=first["seed"])
+        models = [load_run_model(smk.params.model, runs[run]["model"], data, path)
+                  for run, path in zip(names, smk.input.final)]
+        points = torch.stack([get_flat_params(model) for model in models])
+        parameterization = build_structure(structure["spec"], points, names, device=device)
+        training = {k: v for k, v in structure["training"].items() if k != "l2"}
+        settings = TrainSettings(**training, weight_decay=0.0, checkpoint_epochs=(0,))
+        result = train_run(models[0], data, settings, first["seed"],
+                           parameterization=parameterization,
+                           identity={"runs": runs, "spec": structure["spec"]},
+                           resume_path=smk.params.resume, device=device, progress_file=log)
+        io.save_torch({"parameterization": result.parameterization,
+                       "tensors": result.trainable}, smk.output.trainable)
+        io.write_csv(pd.DataFrame(result.history), smk.output.metrics)
+        last = result.history[-1]
+        io.write_json({"status": result.status, "divergence": result.divergence,
+                       "steps": result.steps, "epochs": last["epoch"],
+                       "train_loss": last["train_loss"], "test_acc": last["test_acc"],
+                       "parameterization": result.parameterization}, smk.output.status)
+        logging.info("finished with status %s after %d steps", result.status, result.steps)
+    Path(smk.params.resume).unlink(missing_ok=True)
