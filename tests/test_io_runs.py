@@ -3,6 +3,7 @@
 import builtins
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -175,3 +176,10 @@ def test_status_json_is_strict_json(tmp_path):
                   path)
     status = json.loads(path.read_text(), parse_constant=lambda name: pytest.fail(name))
     assert status == {"status": "diverged", "train_loss": None, "losses": [None, 1.0]}
+
+
+def test_write_refuses_to_replace_a_device_or_folder(tmp_path):
+    for target in (Path("/dev/null"), tmp_path):
+        with pytest.raises(OSError, match=f"cannot write {target}: it exists and is not a regular"):
+            io.write_json({"a": 1}, target)
+    assert Path("/dev/null").is_char_device()

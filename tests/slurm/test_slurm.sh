@@ -17,7 +17,7 @@ SLURM=(snakemake --profile workflow/profiles/slurm --slurm-status-command squeue
 LOCAL=(snakemake --profile workflow/profiles/ci)
 RUN_DIR=results/runs/mnist1d/mlp
 # The fault test trains sb for FAULT_EPOCHS epochs, long enough to cancel it mid-run.
-FAULT_EPOCHS=200
+FAULT_EPOCHS=40
 FAULT_CONFIG=config/fault.yaml
 FAULT_TARGET=$RUN_DIR/sb-s0/final.pt
 BACKGROUND_PID=
@@ -80,10 +80,10 @@ for dir in "$WORK/fault-local" "$WORK/fault-cluster"; do
     fault_config "$dir"
 done
 run_in "$WORK/fault-local" snakemake.log \
-    snakemake --cores 2 --configfile "$FAULT_CONFIG" "$FAULT_TARGET"
+    snakemake "$FAULT_TARGET" --cores 2 --configfile "$FAULT_CONFIG"
 
 step "fault: the same run on Slurm, cancelled with scancel after its first epochs"
-(cd "$WORK/fault-cluster" && exec "${SLURM[@]}" --configfile "$FAULT_CONFIG" "$FAULT_TARGET" \
+(cd "$WORK/fault-cluster" && exec "${SLURM[@]}" "$FAULT_TARGET" --configfile "$FAULT_CONFIG" \
     >snakemake.log 2>&1) &
 BACKGROUND_PID=$!
 resume=$WORK/fault-cluster/$RUN_DIR/sb-s0/resume.pt
@@ -104,7 +104,7 @@ test ! -e "$WORK/fault-cluster/$FAULT_TARGET"
 epoch=$(python -c "from lossatlas import io; print(io.load_torch('$resume')['epoch'])")
 step "job $job cancelled at epoch $epoch of $FAULT_EPOCHS; rerunning with the profile"
 run_in "$WORK/fault-cluster" rerun.log \
-    "${SLURM[@]}" --configfile "$FAULT_CONFIG" "$FAULT_TARGET"
+    "${SLURM[@]}" "$FAULT_TARGET" --configfile "$FAULT_CONFIG"
 grep -q "resuming from .*resume.pt at epoch $epoch" \
     "$WORK/fault-cluster/results/logs/train/mnist1d/mlp/sb-s0.log"
 python "$ROOT/tests/slurm/compare_results.py" "$WORK/fault-local" "$WORK/fault-cluster" \
