@@ -34,9 +34,9 @@ class CorruptFileError(RuntimeError):
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success rename it onto ``path``, on error
     delete it. A ``path`` that exists as something other than a regular file (a device such as
-    /dev/null, a folder) is refused: the rename would replace it. Temporary files of ``path`` left by a killed writer (``.NAME.*.tmp``) are removed
-    first: one job owns each output, so none of them is being written. An ``OSError`` of the write
-    or rename is raised again naming ``path``."""
+    /dev/null, a folder) is refused: the rename would replace it. Temporary files of ``path`` left
+    by a killed writer (``.NAME.*.tmp``) are removed first: one job owns each output, so none of
+    them is being written. An ``OSError`` of the write or rename is raised again naming ``path``."""
     target = Path(path)
     if target.exists() and not target.is_file():
         raise OSError(errno.EEXIST, f"cannot write {target}: it exists and is not a regular file "
