@@ -12,7 +12,6 @@ from lossatlas.curvature import (
     HessianOperator,
     MatrixOperator,
     ResidualOperator,
-    count_outliers,
     gradient_overlap,
     hessian_directions,
     hutchinson_trace,
@@ -28,6 +27,7 @@ from lossatlas.curvature import (
 from lossatlas.functional import FunctionalModel
 from lossatlas.landscape import line_points
 from lossatlas.models import build_model
+from lossatlas.stats import count_outliers
 
 CASES = {
     "mlp": dict(name="mlp", norm="none", bn_mode="eval"),

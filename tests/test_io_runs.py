@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -66,6 +67,26 @@ def test_job_log_records_the_traceback(tmp_path):
             raise ValueError("bad setting x")
     text = log.read_text()
     assert "starting" in text and "job failed" in text and "bad setting x" in text
+    assert set(io.job_timings(log)) == {"startup_wall", "startup_cpu"}
+
+
+def test_job_log_times_start_up_and_job(tmp_path):
+    log = tmp_path / "job.log"
+    with io.job_log(log):
+        sum(range(10**6))
+    timings = io.job_timings(log)
+    assert 0 < timings["startup_cpu"] < timings["cpu"]
+    assert 0 < timings["startup_wall"] <= timings["wall"] < 3600
+
+
+def test_write_rows_reads_back_with_pandas(tmp_path):
+    rows = [{"epoch": 0, "loss": float("nan"), "lr": np.float64(0.1), "status": "ok"},
+            {"epoch": 1, "loss": 1 / 3, "lr": 0.05, "status": "ok"}]
+    io.write_rows(rows, tmp_path / "m.csv")
+    table = pd.read_csv(tmp_path / "m.csv")
+    assert list(table.columns) == ["epoch", "loss", "lr", "status"]
+    assert table["epoch"].tolist() == [0, 1] and np.isnan(table["loss"][0])
+    assert table["loss"][1] == 1 / 3 and table["lr"].tolist() == [0.1, 0.05]
 
 
 def test_trajectory_read_back_in_order(tmp_path):

@@ -14,10 +14,10 @@ from lossatlas.models import build_model
 from lossatlas.parameterizations import (BezierCurve, PolygonalChain, SimplicialComplex,
                                          build_structure, simplex_volume)
 from lossatlas.params import get_flat_params, set_flat_params_
-from lossatlas.structures import (complex_weights, ensemble_accuracy, hull_weights,
-                                  linear_barrier, mode_connectivity, pairwise_disagreement,
-                                  plane_grid_through, points_from_weights, radius_within,
-                                  segment_weights, simplex_lattice)
+from lossatlas.stats import (ensemble_accuracy, linear_barrier, mode_connectivity,
+                             pairwise_disagreement, radius_within)
+from lossatlas.structures import (complex_weights, hull_weights, plane_grid_through,
+                                  points_from_weights, segment_weights, simplex_lattice)
 from lossatlas.train import TrainSettings, _garipov_factor, init_model, train_run
 from test_train import synthetic_data
 

@@ -16,16 +16,19 @@ from lossatlas.parameterizations import RandomProjection
 from lossatlas.params import get_flat_params, set_flat_params_
 from lossatlas.plots.wedge import (BARRIER_CLAIM, LONG_CLAIM, TUNNEL_CLAIM, long_short_table,
                                    plot_long_short_directions, plot_wedge_cuts, wedge_cuts_table)
-from lossatlas.wedge import (
+from lossatlas.stats import (
     Crossing,
     Width,
     barrier_height,
     crossing_distance,
+    low_loss_width,
+    width_radius_correlation,
+)
+from lossatlas.wedge import (
     direction_points,
     distance_grid,
     in_plane_normal,
     long_short_profiles,
-    low_loss_width,
     plane_basis,
     plane_coordinates,
     plane_cut,
@@ -34,7 +37,6 @@ from lossatlas.wedge import (
     ray_offsets,
     ray_points,
     unit_directions_toward,
-    width_radius_correlation,
 )
 
 

@@ -175,6 +175,16 @@ def test_one_figure_plans_only_what_it_needs(workdir, figure, rules):
 @pytest.mark.workflow
 def test_smoke_run_end_to_end(workdir):
     snakemake(workdir, "--profile", "workflow/profiles/ci")
+    logs, benchmarks = workdir / "results/logs", workdir / "results/benchmarks"
+    for log in logs.rglob("*.log"):
+        timings = io.job_timings(log)
+        assert 0 < timings["startup_cpu"] <= timings["cpu"], log
+        benchmark = pd.read_csv(benchmarks / log.relative_to(logs).with_suffix(".tsv"), sep="\t")
+        assert benchmark["s"].iloc[0] > 0, log
+    summary = subprocess.run([sys.executable, str(ROOT / "benchmarks/summarize_benchmarks.py"),
+                              "--floor-runs", "1"], cwd=workdir, capture_output=True, text=True,
+                             check=True).stdout
+    assert "| … beyond the torch floor |" in summary and "| train |" in summary
     figures = workdir / "results/figures"
     for figure in FIGURES:
         for ext in ("pdf", "png"):

@@ -578,20 +578,6 @@ def measure_curvature(fmodel: FunctionalModel, theta: torch.Tensor, x: torch.Ten
     return CurvatureMeasurement(arrays, attrs)
 
 
-def count_outliers(eigenvalues) -> int:
-    """Number of outlier eigenvalues among the top eigenvalues of a Hessian (Sagun et al. 2017;
-    Papyan 2019): sorted descending, the positive ones are split at the largest gap in
-    log-eigenvalue, max_i log(λ_i / λ_{i+1}), and the count is the number above the split. Needs the
-    top-k to reach into the bulk (k > the expected count, e.g. k > C); with fewer than two positive
-    eigenvalues every positive one counts."""
-    values = torch.as_tensor(eigenvalues, dtype=torch.float64).flatten()
-    positive = values[values > 0].sort(descending=True).values
-    if len(positive) < 2:
-        return len(positive)
-    gaps = positive[:-1].log() - positive[1:].log()
-    return int(gaps.argmax().item()) + 1
-
-
 def hessian_directions(fmodel: FunctionalModel, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
                        k: int = 2, chunk_size: int | None = None, tol: float = 1e-4,
                        max_iter: int = 200, seed: int = 0) -> EigenResult:

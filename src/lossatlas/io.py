@@ -3,27 +3,33 @@
 Every writer goes through ``atomic_path``: the data is written to a temporary file next to the
 target and renamed over it, so a crash never leaves a half-written output (and the temporary file a
 killed writer leaves behind is removed by the next write of the same target). A failed write
-(full disk, read-only folder) raises ``OSError`` naming the target and the errno.
+(full disk, read-only folder) raises ``OSError`` naming the target and the errno. torch, h5py and
+pandas are imported by the functions that use them, so a job that only reads tables and draws
+figures does not pay for torch.
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
 import glob
 import json
 import logging
 import math
 import os
+import re
 import tempfile
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-import h5py
 import numpy as np
-import pandas as pd
-import torch
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import torch
 
 
 class CorruptFileError(RuntimeError):
@@ -64,6 +70,8 @@ def save_torch(obj: object, path: str | os.PathLike) -> None:
     """Atomically ``torch.save`` an object made of tensors, numbers, strings, lists and dicts. The
     data goes through a Python file object (flushed and fsynced), so a full disk raises
     ``OSError`` (ENOSPC) naming ``path`` rather than torch's unnamed stream error."""
+    import torch
+
     with atomic_path(path) as tmp, open(tmp, "wb") as stream:
         torch.save(obj, stream)
         stream.flush()
@@ -73,6 +81,8 @@ def save_torch(obj: object, path: str | os.PathLike) -> None:
 def load_torch(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> object:
     """``torch.load`` with ``weights_only=True``; a missing or unreadable file raises an error
     naming it."""
+    import torch
+
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint not found: {path}")
@@ -89,6 +99,8 @@ def save_state_dict(state: Mapping[str, torch.Tensor], path: str | os.PathLike) 
 
 def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Load a model state dict saved by ``save_state_dict``."""
+    import torch
+
     state = load_torch(path)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CorruptFileError(f"{path} is not a state dict of tensors")
@@ -106,11 +118,13 @@ def _attr_value(value: object) -> object:
 def write_h5(path: str | os.PathLike, arrays: Mapping[str, np.ndarray | torch.Tensor],
              attrs: Mapping[str, object]) -> None:
     """Atomically write arrays as datasets and ``attrs`` as file attributes (dicts and lists as
-    JSON strings, ``None`` as ``"none"``)."""
+    JSON strings, ``None`` as ``"none"``); torch tensors are written as their numpy arrays."""
+    import h5py
+
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             for name, array in arrays.items():
-                if isinstance(array, torch.Tensor):
+                if hasattr(array, "detach"):
                     array = array.detach().cpu().numpy()
                 f.create_dataset(name, data=array)
             for key, value in attrs.items():
@@ -121,6 +135,21 @@ def write_csv(table: pd.DataFrame, path: str | os.PathLike) -> None:
     """Atomically write a tidy table as CSV."""
     with atomic_path(path) as tmp:
         table.to_csv(tmp, index=False)
+
+
+def write_rows(rows: Sequence[Mapping[str, object]], path: str | os.PathLike) -> None:
+    """Atomically write rows with the same keys as CSV (columns in the first row's order) without
+    pandas; floats are written with ``repr`` precision (NaN as ``nan``)."""
+    columns = list(rows[0])
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as stream:
+            writer = csv.writer(stream)
+            writer.writerow(columns)
+            writer.writerows([_csv_value(row[key]) for key in columns] for row in rows)
+
+
+def _csv_value(value: object) -> object:
+    return repr(float(value)) if isinstance(value, float) else value
 
 
 def write_json(obj: object, path: str | os.PathLike) -> None:
@@ -143,6 +172,8 @@ def _finite_or_none(obj: object) -> object:
 def read_h5(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, object]]:
     """All datasets and file attributes of an HDF5 file written by ``write_h5`` (JSON attributes
     stay strings); an unreadable file raises ``CorruptFileError`` naming it."""
+    import h5py
+
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"HDF5 file not found: {path}")
@@ -156,15 +187,52 @@ def read_h5(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, o
     return arrays, attrs
 
 
+TIMING_FORMAT = "{label}: {wall:.3f} s wall, {cpu:.3f} s CPU from interpreter start"
+
+
+def seconds_since_process_start() -> float:
+    """Wall-clock seconds since this process started (Linux ``/proc``, 10 ms resolution; NaN where
+    there is no ``/proc``)."""
+    try:
+        stat = Path("/proc/self/stat").read_text()
+    except OSError:
+        return float("nan")
+    start_ticks = int(stat.rsplit(")", 1)[1].split()[19])
+    return time.clock_gettime(time.CLOCK_BOOTTIME) - start_ticks / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
 def job_log(path: str | os.PathLike) -> Iterator[TextIO]:
     """Open a job's log file, send ``logging`` (level INFO) to it, and record the traceback of an
-    exception that ends the job before re-raising it. Yields the stream (for progress bars)."""
+    exception that ends the job before re-raising it. Yields the stream (for progress bars).
+
+    The first line is the job's start-up (interpreter, imports and module-level code of the
+    script), the last of a finished job its total, both as wall and CPU seconds of this process
+    (``TIMING_FORMAT``; ``job_timings`` reads them back)."""
     with open(path, "w") as stream:
         logging.basicConfig(stream=stream, level=logging.INFO, force=True,
                             format="%(asctime)s %(levelname)s %(message)s")
+        _log_timing("start-up")
         try:
             yield stream
         except BaseException:
             logging.exception("job failed")
             raise
+        _log_timing("finished")
+
+
+def _log_timing(label: str) -> None:
+    logging.info(TIMING_FORMAT.format(label=label, wall=seconds_since_process_start(),
+                                      cpu=time.process_time()))
+
+
+def job_timings(path: str | os.PathLike) -> dict[str, float]:
+    """The timings a ``job_log`` wrote to the log ``path``: ``startup_wall``, ``startup_cpu`` and,
+    for a job that finished, ``wall`` and ``cpu`` (seconds from interpreter start)."""
+    text = Path(path).read_text()
+    timings = {}
+    for label, prefix in (("start-up", "startup_"), ("finished", "")):
+        match = re.search(rf"{label}: (\S+) s wall, (\S+) s CPU", text)
+        if match:
+            timings[f"{prefix}wall"], timings[f"{prefix}cpu"] = map(float, match.groups())
+    return timings

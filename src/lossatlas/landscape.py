@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
@@ -23,6 +23,9 @@ from .evaluate import evaluate_train_test
 from .functional import FunctionalModel
 from .io import read_h5, write_h5
 from .params import ParamLayout, random_direction
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ORIENTATION_2D = "values[ix, iy] = f(theta + xcoordinates[ix] * d1 + ycoordinates[iy] * d2)"
 ORIENTATION_1D = "values[ix] = f(theta + xcoordinates[ix] * d1)"
@@ -188,6 +191,8 @@ def surface_1d(model: nn.Module | FunctionalModel, theta: torch.Tensor, directio
 def surface_1d_table(surface: Surface) -> pd.DataFrame:
     """A 1D ``Surface`` as a tidy table: one row per (α, split) with columns ``alpha``, ``split``
     (train/test), ``loss`` (nats), ``accuracy`` ([0, 1]) and ``bn_policy``."""
+    import pandas as pd
+
     arrays = surface.arrays
     return pd.DataFrame([
         {"alpha": float(alpha), "split": split, "loss": float(arrays[f"{split}_loss"][i]),

@@ -12,7 +12,7 @@ from torch import nn
 
 from . import io
 from .data import DatasetTensors, load_dataset
-from .evaluate import precision_for
+from .evaluate import precision_for, subset_indices
 from .models import build_model
 from .params import ParamLayout, flat_params_from_state, get_flat_params, param_layout
 from .train import resolve_device
@@ -93,6 +93,16 @@ class Solution:
     def train_test(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(x_train, y_train, x_test, y_test)``, the ``data`` argument of the surfaces."""
         return self.data.x_train, self.data.y_train, self.data.x_test, self.data.y_test
+
+    def train_subset(self, n_samples: int | None, seed: int = 0
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x, y)`` of the seeded training subset of at most ``n_samples`` samples that
+        ``evaluate_train_test(..., n_samples=n_samples, seed=seed)`` uses (``None``: all)."""
+        index = subset_indices(len(self.data.y_train), n_samples, seed)
+        if index is None:
+            return self.data.x_train, self.data.y_train
+        index = index.to(self.device)
+        return self.data.x_train[index], self.data.y_train[index]
 
 
 def load_solution(data_path: str | os.PathLike, model_name: str, run_settings: dict,

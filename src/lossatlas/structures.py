@@ -21,31 +21,8 @@ from .landscape import plane_points
 from .parameterizations import SimplicialComplex
 from .wedge import plane_coordinates, plane_grid
 
-# --- profiles along paths ------------------------------------------------------------------------
 
 
-def linear_barrier(ts, values) -> float:
-    """max over t of v(t) − [(1 − t) v(0) + t v(1)] for a profile ``values`` ``(T,)`` on increasing
-    parameters ``ts`` ``(T,)`` from 0 to 1: how far the path rises above the linear interpolation
-    of its end values (0 for a path that never does)."""
-    t, v = np.asarray(ts, dtype=np.float64), np.asarray(values, dtype=np.float64)
-    if t.ndim != 1 or t.shape != v.shape or t.size < 2 or t[0] != 0 or t[-1] != 1:
-        raise ValueError(f"need matching profiles on t from 0 to 1, got shapes {t.shape}, {v.shape}")
-    return float(max(0.0, np.max(v - ((1 - t) * v[0] + t * v[-1]))))
-
-
-def mode_connectivity(values) -> float:
-    """Yang et al. 2021's mc = ½(v₀ + v₁) − v(t*), t* = argmax_t |v(t) − ½(v₀ + v₁)| over the
-    interior points of a profile ``values`` ``(T,)`` whose first and last entries are the ends:
-    negative when the path has a barrier (poorly connected), positive when its interior is lower
-    than its ends, ≈ 0 when the ends are well connected. (The ends themselves are left out of the
-    argmax, so that ends of unequal value on a flat path give mc = 0, not ±|v₀ − v₁|/2.)"""
-    v = np.asarray(values, dtype=np.float64)
-    if v.ndim != 1 or v.size < 3:
-        raise ValueError(f"a profile needs at least 3 points, got shape {v.shape}")
-    mean_end = 0.5 * (v[0] + v[-1])
-    interior = v[1:-1]
-    return float(mean_end - interior[np.argmax(np.abs(interior - mean_end))])
 
 
 # --- sampling simplices --------------------------------------------------------------------------
@@ -119,23 +96,8 @@ def plane_through(p0: torch.Tensor, p1: torch.Tensor, p2: torch.Tensor
 # --- ensembles -----------------------------------------------------------------------------------
 
 
-def ensemble_accuracy(probabilities: torch.Tensor, y: torch.Tensor) -> np.ndarray:
-    """Test accuracy ``(K,)`` of the ensembles of the first 1, 2, …, K members: the arg-max of the
-    mean softmax output over the members, ``probabilities`` ``(K, N, C)``, against labels
-    ``y`` ``(N,)``."""
-    running = probabilities.double().cumsum(0)
-    return (running.argmax(-1) == y.cpu()[None]).double().mean(-1).numpy()
 
 
-def pairwise_disagreement(probabilities: torch.Tensor) -> float:
-    """Mean over pairs of members of the fraction of inputs whose arg-max predictions differ
-    (Fort, Hu & Lakshminarayanan 2019), for ``probabilities`` ``(K, N, C)``, K ≥ 2."""
-    if probabilities.shape[0] < 2:
-        raise ValueError("disagreement needs at least 2 members")
-    predictions = probabilities.argmax(-1)
-    pairs = list(itertools.combinations(range(predictions.shape[0]), 2))
-    return float(np.mean([(predictions[i] != predictions[j]).double().mean().item()
-                          for i, j in pairs]))
 
 
 def dirichlet_weights(count: int, vertices: int, seed: int) -> np.ndarray:
@@ -143,16 +105,6 @@ def dirichlet_weights(count: int, vertices: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).dirichlet(np.ones(vertices), size=count)
 
 
-def radius_within(distances, losses, threshold: float) -> float:
-    """Largest grid distance t of a profile ``losses`` ``(T,)`` on increasing ``distances`` (from 0)
-    up to which every loss stays ≤ ``threshold`` (0 when only t = 0 does; non-finite counts as
-    above)."""
-    t = np.asarray(distances, dtype=np.float64)
-    below = np.isfinite(np.asarray(losses)) & (np.asarray(losses) <= threshold)
-    if not below[0]:
-        raise ValueError(f"the profile starts above the threshold {threshold}")
-    first_above = np.flatnonzero(~below)
-    return float(t[-1] if first_above.size == 0 else t[first_above[0] - 1])
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,13 @@ point is evaluated by ``evaluate_points`` (one batched call per measurement or p
 - Long and short directions: the loss along unit directions u from a solution θ_a, at distances t
   on a grid ``distance_grid``: random unit directions (plain Gaussian normalized over all of θ,
   not filter-normalized), the unit directions toward other solutions θ_j and the top Hessian
-  eigenvectors. A direction's crossing distance (``crossing_distance``) is the first grid t where
-  the loss exceeds L(θ_a) + δ; the straight segment θ_a → θ_j gives a barrier height
-  (``barrier_height``).
+  eigenvectors. A direction's crossing distance (``stats.crossing_distance``) is the first grid t
+  where the loss exceeds L(θ_a) + δ; the straight segment θ_a → θ_j gives a barrier height
+  (``stats.barrier_height``).
 - Wedge cuts: the loss on the plane through the origin and two points p1, p2 with the orthonormal
   basis of ``plane_basis`` (so in-plane coordinates are distances), and along each solution's ray
-  the width of the low-loss interval (``low_loss_width``) across the ray, in the plane, at radius
-  scales s: the points s·θ + w·e⊥ (``ray_points``).
+  the width of the low-loss interval (``stats.low_loss_width``) across the ray, in the plane, at
+  radius scales s: the points s·θ + w·e⊥ (``ray_points``).
 """
 
 from __future__ import annotations
@@ -23,15 +23,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.stats import spearmanr
 from torch import nn
 
 from .evaluate import PointMetrics, evaluate_points
 from .functional import FunctionalModel
 from .parameterizations import RandomProjection
-
-DIRECTION_KINDS = ("random", "toward solution", "hessian")
-
+from .stats import DIRECTION_KINDS
 
 # --- long and short directions -----------------------------------------------------------------
 
@@ -61,46 +58,6 @@ def direction_points(theta: torch.Tensor, directions: torch.Tensor, distances) -
     t = torch.as_tensor(distances, dtype=theta.dtype, device=theta.device)
     points = theta + t[None, :, None] * directions.to(theta)[:, None, :]
     return points.reshape(-1, theta.numel())
-
-
-@dataclass(frozen=True)
-class Crossing:
-    """Where a loss profile first exceeds a threshold: ``distance`` is the first grid t with loss >
-    threshold (the largest t when it never does: ``censored``, so the crossing is beyond it), and
-    the crossing lies in (``last_below``, ``distance``] at the grid's resolution."""
-
-    distance: float
-    last_below: float
-    censored: bool
-
-
-def crossing_distance(distances, losses, threshold: float) -> Crossing:
-    """``Crossing`` of a profile ``losses`` ``(T,)`` on increasing ``distances`` ``(T,)`` starting
-    at 0, whose value at t = 0 is at most ``threshold``. A non-finite loss counts as above."""
-    t = np.asarray(distances, dtype=np.float64)
-    values = np.asarray(losses, dtype=np.float64)
-    if t.ndim != 1 or t.shape != values.shape or t.size < 2:
-        raise ValueError(f"distances and losses must be 1-D of the same length >= 2, got "
-                         f"{t.shape} and {values.shape}")
-    if t[0] != 0 or np.any(np.diff(t) <= 0):
-        raise ValueError("distances must start at 0 and increase")
-    above = ~(values <= threshold)
-    if above[0]:
-        raise ValueError(f"the loss at t = 0 ({values[0]:.6g}) already exceeds the threshold "
-                         f"{threshold:.6g}")
-    if not above.any():
-        return Crossing(float(t[-1]), float(t[-1]), True)
-    first = int(np.argmax(above))
-    return Crossing(float(t[first]), float(t[first - 1]), False)
-
-
-def barrier_height(losses) -> float:
-    """max over the interior points of a segment profile ``losses`` ``(P,)`` (P ≥ 3, ends
-    included) minus the larger end value: positive when the path rises above both ends."""
-    values = np.asarray(losses, dtype=np.float64)
-    if values.ndim != 1 or values.size < 3:
-        raise ValueError(f"a segment profile needs at least 3 points, got shape {values.shape}")
-    return float(values[1:-1].max() - max(values[0], values[-1]))
 
 
 def unit_directions_toward(theta: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor,
@@ -223,55 +180,6 @@ def ray_points(theta: torch.Tensor, normal: torch.Tensor, scales, offsets) -> to
     w = torch.as_tensor(np.asarray(offsets, dtype=np.float64)).to(theta)
     points = s[:, None, None] * theta + w[None, :, None] * normal.to(theta)
     return points.reshape(-1, theta.numel())
-
-
-@dataclass(frozen=True)
-class Width:
-    """The contiguous low-loss interval [``left``, ``right``] of offsets around w = 0 (grid
-    points with loss ≤ threshold), its ``width`` = right − left (0 when the point at w = 0 is
-    above: then ``left`` = ``right`` = 0), and ``censored`` when it reaches an end of the grid
-    (the true interval is wider)."""
-
-    width: float
-    left: float
-    right: float
-    censored: bool
-
-
-def low_loss_width(offsets, losses, threshold: float) -> Width:
-    """``Width`` of the low-loss interval of a profile ``losses`` ``(W,)`` on increasing
-    ``offsets`` ``(W,)`` that contain 0. A non-finite loss counts as above the threshold."""
-    w = np.asarray(offsets, dtype=np.float64)
-    values = np.asarray(losses, dtype=np.float64)
-    if w.ndim != 1 or w.shape != values.shape:
-        raise ValueError(f"offsets and losses must be 1-D of the same length, got {w.shape} and "
-                         f"{values.shape}")
-    if np.any(np.diff(w) <= 0) or not np.any(w == 0):
-        raise ValueError("offsets must increase and contain 0")
-    centre = int(np.flatnonzero(w == 0)[0])
-    below = values <= threshold
-    if not below[centre]:
-        return Width(0.0, 0.0, 0.0, False)
-    left = centre
-    while left > 0 and below[left - 1]:
-        left -= 1
-    right = centre
-    while right < w.size - 1 and below[right + 1]:
-        right += 1
-    return Width(float(w[right] - w[left]), float(w[left]), float(w[right]),
-                 left == 0 or right == w.size - 1)
-
-
-def width_radius_correlation(radii, widths) -> float:
-    """Spearman rank correlation of the widths ``(S,)`` of one ray with the radii ``(S,)``; NaN
-    when either is constant (no ranking to correlate)."""
-    r, w = np.asarray(radii, dtype=np.float64), np.asarray(widths, dtype=np.float64)
-    if r.shape != w.shape or r.ndim != 1 or r.size < 2:
-        raise ValueError(f"radii and widths must be 1-D of the same length >= 2, got {r.shape} "
-                         f"and {w.shape}")
-    if np.ptp(r) == 0 or np.ptp(w) == 0:
-        return float("nan")
-    return float(spearmanr(r, w).statistic)
 
 
 @dataclass

@@ -52,6 +52,8 @@ rule measure_curvature:
         f"{MEASURE_ROOT}/curvature/{{run}}/{{checkpoint}}.h5",
     log:
         f"results/logs/measure/{DATASET}/{MODEL}/curvature/{{run}}/{{checkpoint}}.log",
+    benchmark:
+        f"results/benchmarks/measure/{DATASET}/{MODEL}/curvature/{{run}}/{{checkpoint}}.tsv"
     wildcard_constraints:
         checkpoint=r"final|epoch-\d+",
     conda:
@@ -81,6 +83,8 @@ rule plot_hessian_spectrum:
         ),
     log:
         "results/logs/figures/hessian_spectrum.log",
+    benchmark:
+        "results/benchmarks/figures/hessian_spectrum.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     script:
@@ -104,6 +108,8 @@ rule plot_curvature_along_training:
         ),
     log:
         "results/logs/figures/curvature_along_training.log",
+    benchmark:
+        "results/benchmarks/figures/curvature_along_training.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     params:

@@ -9,6 +9,8 @@ rule prepare_dataset:
         "resources/data/{dataset}.h5",
     log:
         "results/logs/prepare_dataset/{dataset}.log",
+    benchmark:
+        "results/benchmarks/prepare_dataset/{dataset}.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     params:

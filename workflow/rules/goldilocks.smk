@@ -35,6 +35,8 @@ rule measure_goldilocks:
         f"{MEASURE_ROOT}/goldilocks.h5",
     log:
         f"results/logs/measure/{DATASET}/{MODEL}/goldilocks.log",
+    benchmark:
+        f"results/benchmarks/measure/{DATASET}/{MODEL}/goldilocks.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     threads: 2
@@ -65,6 +67,8 @@ rule plot_goldilocks:
         ),
     log:
         "results/logs/figures/goldilocks.log",
+    benchmark:
+        "results/benchmarks/figures/goldilocks.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     params:

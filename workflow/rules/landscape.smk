@@ -58,6 +58,8 @@ rule surface_directions:
         f"{MEASURE_ROOT}/surface_2d/directions.h5",
     log:
         f"results/logs/measure/{DATASET}/{MODEL}/surface_directions.log",
+    benchmark:
+        f"results/benchmarks/measure/{DATASET}/{MODEL}/surface_directions.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     params:
@@ -79,6 +81,8 @@ rule measure_surface_2d_part:
         temp(f"{MEASURE_ROOT}/surface_2d/{{run}}.part{{part}}.h5"),
     log:
         f"results/logs/measure/{DATASET}/{MODEL}/surface_2d/{{run}}.part{{part}}.log",
+    benchmark:
+        f"results/benchmarks/measure/{DATASET}/{MODEL}/surface_2d/{{run}}.part{{part}}.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     threads: 2
@@ -104,6 +108,8 @@ rule merge_surface_2d:
         f"{MEASURE_ROOT}/surface_2d/{{run}}.h5",
     log:
         f"results/logs/measure/{DATASET}/{MODEL}/surface_2d/{{run}}.merge.log",
+    benchmark:
+        f"results/benchmarks/measure/{DATASET}/{MODEL}/surface_2d/{{run}}.merge.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     script:
@@ -120,6 +126,8 @@ rule measure_roughness:
         f"{MEASURE_ROOT}/roughness/{{run}}.csv",
     log:
         f"results/logs/measure/{DATASET}/{MODEL}/roughness/{{run}}.log",
+    benchmark:
+        f"results/benchmarks/measure/{DATASET}/{MODEL}/roughness/{{run}}.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     threads: 2
@@ -148,6 +156,8 @@ rule plot_surface_2d:
         ),
     log:
         "results/logs/figures/surface_2d.log",
+    benchmark:
+        "results/benchmarks/figures/surface_2d.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     params:
@@ -166,6 +176,8 @@ rule measure_trajectory_pca:
         f"{MEASURE_ROOT}/trajectory_pca/{{run}}.h5",
     log:
         f"results/logs/measure/{DATASET}/{MODEL}/trajectory_pca/{{run}}.log",
+    benchmark:
+        f"results/benchmarks/measure/{DATASET}/{MODEL}/trajectory_pca/{{run}}.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     threads: 2
@@ -193,6 +205,8 @@ rule plot_trajectory_pca:
         ),
     log:
         "results/logs/figures/trajectory_pca.log",
+    benchmark:
+        "results/benchmarks/figures/trajectory_pca.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     script:
@@ -210,6 +224,8 @@ rule measure_mli_line:
         metrics=f"{MEASURE_ROOT}/mli/{{run}}.metrics.csv",
     log:
         f"results/logs/measure/{DATASET}/{MODEL}/mli/{{run}}.log",
+    benchmark:
+        f"results/benchmarks/measure/{DATASET}/{MODEL}/mli/{{run}}.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     threads: 2
@@ -239,6 +255,8 @@ rule plot_mli:
         ),
     log:
         "results/logs/figures/mli.log",
+    benchmark:
+        "results/benchmarks/figures/mli.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     script:
@@ -254,6 +272,8 @@ rule measure_sgd_walk:
         f"{MEASURE_ROOT}/sgd_walk/{{run}}.csv",
     log:
         f"results/logs/measure/{DATASET}/{MODEL}/sgd_walk/{{run}}.log",
+    benchmark:
+        f"results/benchmarks/measure/{DATASET}/{MODEL}/sgd_walk/{{run}}.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     threads: 2
@@ -281,6 +301,8 @@ rule plot_sgd_walk:
         ),
     log:
         "results/logs/figures/sgd_walk.log",
+    benchmark:
+        "results/benchmarks/figures/sgd_walk.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     script:

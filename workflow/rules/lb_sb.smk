@@ -19,6 +19,8 @@ rule measure_lb_sb_interpolation:
         f"{MEASURE_ROOT}/lb_sb_interpolation.csv",
     log:
         f"results/logs/measure/{DATASET}/{MODEL}/lb_sb_interpolation.log",
+    benchmark:
+        f"results/benchmarks/measure/{DATASET}/{MODEL}/lb_sb_interpolation.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     threads: 2
@@ -54,6 +56,8 @@ rule plot_lb_sb_interpolation:
         ),
     log:
         "results/logs/figures/lb_sb_interpolation.log",
+    benchmark:
+        "results/benchmarks/figures/lb_sb_interpolation.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     script:

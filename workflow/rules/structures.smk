@@ -75,6 +75,8 @@ rule train_structure:
         status=f"{STRUCTURE_ROOT}/{{structure}}/status.json",
     log:
         f"results/logs/structures/{DATASET}/{MODEL}/{{structure}}.log",
+    benchmark:
+        f"results/benchmarks/structures/{DATASET}/{MODEL}/{{structure}}.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     threads: 2
@@ -109,6 +111,8 @@ rule measure_mode_connectivity:
         f"{MEASURE_ROOT}/mode_connectivity.h5",
     log:
         f"results/logs/measure/{DATASET}/{MODEL}/mode_connectivity.log",
+    benchmark:
+        f"results/benchmarks/measure/{DATASET}/{MODEL}/mode_connectivity.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     threads: 2
@@ -136,6 +140,8 @@ rule measure_low_loss_subspace:
         f"{MEASURE_ROOT}/low_loss_subspace.h5",
     log:
         f"results/logs/measure/{DATASET}/{MODEL}/low_loss_subspace.log",
+    benchmark:
+        f"results/benchmarks/measure/{DATASET}/{MODEL}/low_loss_subspace.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     threads: 2
@@ -165,6 +171,8 @@ rule measure_ensembles:
         f"{MEASURE_ROOT}/ensembles.h5",
     log:
         f"results/logs/measure/{DATASET}/{MODEL}/ensembles.log",
+    benchmark:
+        f"results/benchmarks/measure/{DATASET}/{MODEL}/ensembles.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     threads: 2
@@ -195,6 +203,8 @@ rule plot_mode_connectivity:
         ),
     log:
         "results/logs/figures/mode_connectivity.log",
+    benchmark:
+        "results/benchmarks/figures/mode_connectivity.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     params:
@@ -216,6 +226,8 @@ rule plot_low_loss_subspace:
         ),
     log:
         "results/logs/figures/low_loss_subspace.log",
+    benchmark:
+        "results/benchmarks/figures/low_loss_subspace.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     params:
@@ -237,6 +249,8 @@ rule plot_ensembles:
         ),
     log:
         "results/logs/figures/ensembles.log",
+    benchmark:
+        "results/benchmarks/figures/ensembles.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     script:

@@ -54,6 +54,8 @@ rule plot_subspace_training:
         ),
     log:
         "results/logs/figures/subspace_training.log",
+    benchmark:
+        "results/benchmarks/figures/subspace_training.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     params:

@@ -11,6 +11,8 @@ rule train:
         status=f"{RUN_ROOT}/{{run}}/status.json",
     log:
         f"results/logs/train/{DATASET}/{MODEL}/{{run}}.log",
+    benchmark:
+        f"results/benchmarks/train/{DATASET}/{MODEL}/{{run}}.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     threads: 2

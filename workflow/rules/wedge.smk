@@ -45,6 +45,8 @@ rule measure_long_short_directions:
         f"{MEASURE_ROOT}/long_short_directions.h5",
     log:
         f"results/logs/measure/{DATASET}/{MODEL}/long_short_directions.log",
+    benchmark:
+        f"results/benchmarks/measure/{DATASET}/{MODEL}/long_short_directions.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     threads: 2
@@ -73,6 +75,8 @@ rule measure_wedge_cuts:
         init=f"{MEASURE_ROOT}/wedge_cuts/init_plane.h5",
     log:
         f"results/logs/measure/{DATASET}/{MODEL}/wedge_cuts.log",
+    benchmark:
+        f"results/benchmarks/measure/{DATASET}/{MODEL}/wedge_cuts.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     threads: 2
@@ -102,6 +106,8 @@ rule plot_long_short_directions:
         ),
     log:
         "results/logs/figures/long_short_directions.log",
+    benchmark:
+        "results/benchmarks/figures/long_short_directions.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     script:
@@ -122,6 +128,8 @@ rule plot_wedge_cuts:
         ),
     log:
         "results/logs/figures/wedge_cuts.log",
+    benchmark:
+        "results/benchmarks/figures/wedge_cuts.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     script:

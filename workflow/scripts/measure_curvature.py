@@ -1,12 +1,12 @@
 """Curvature of one run at one checkpoint (final or epoch-N): Hessian and Gauss–Newton top
 eigenvalues, Hutch++ trace, SLQ density and gradient overlap on the run's training set."""
 
+import csv
 import dataclasses
 import json
 import logging
 from pathlib import Path
 
-import pandas as pd
 import torch
 
 from lossatlas import io
@@ -28,7 +28,8 @@ with io.job_log(smk.log[0]):
         logging.warning("%s", skipped)
         io.write_h5(smk.output[0], {}, {**labels, "status": skipped})
     else:
-        history = pd.read_csv(smk.input.metrics)
+        with open(smk.input.metrics, newline="") as stream:
+            history = list(csv.DictReader(stream))
         if checkpoint == "final":
             run_model = load_solution(smk.input.data, smk.params.model, settings,
                                       smk.input.checkpoint, device=smk.params.device)
@@ -43,7 +44,7 @@ with io.job_log(smk.log[0]):
                                       device=smk.params.device)
             run_model.model.load_state_dict(states[epoch])
         device, data = run_model.device, run_model.data
-        row = history[history["epoch"] == epoch].iloc[-1]
+        row = [row for row in history if int(row["epoch"]) == epoch][-1]
         x, y = data.x_train, data.y_train
         if curvature["n_samples"] is not None:
             x, y = seeded_subset(x, y, min(curvature["n_samples"], len(x)), curvature["subset_seed"])

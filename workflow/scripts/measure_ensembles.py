@@ -17,7 +17,8 @@ from lossatlas.parameterizations import build_structure
 from lossatlas.params import get_flat_params
 from lossatlas.runs import (flat_checkpoints, load_run_model, load_solution, load_trajectory,
                             skip_reason)
-from lossatlas.structures import dirichlet_weights, points_from_weights, radius_within
+from lossatlas.stats import radius_within
+from lossatlas.structures import dirichlet_weights, points_from_weights
 from lossatlas.wedge import direction_points, distance_grid, random_unit_directions
 
 smk = snakemake  # noqa: F821

@@ -1,8 +1,8 @@
 """A low-loss complex through N solutions (Fort & Jastrzebski 2019; Benton et al. 2021): train and
 test loss and error on a barycentric lattice of every simplex of the trained complex and of the
 linear simplex (convex hull) of the solutions, along every edge of both, and the train loss on the
-plane through three solutions and on planes through two solutions and a connector; one batched
-evaluation, BN statistics recomputed at every point by default."""
+plane through three solutions and on planes through two solutions and a connector; batched
+evaluations, BN statistics recomputed at every point by default."""
 
 import itertools
 import logging
@@ -11,7 +11,7 @@ import time
 import torch
 
 from lossatlas import io
-from lossatlas.evaluate import evaluate_train_test
+from lossatlas.evaluate import evaluate_points, evaluate_train_test
 from lossatlas.parameterizations import build_structure
 from lossatlas.params import get_flat_params
 from lossatlas.runs import load_run_model, load_solution, skip_reason
@@ -58,12 +58,16 @@ with io.job_log(smk.log[0]) as log:
         grids = {name: plane_grid_through(*vertices[list(index)], figure["plane_grid"],
                                           figure["plane_margin"])
                  for name, index in planes.items()}
-        points = torch.cat([points_from_weights(w, vertices) for w in weight_sets.values()]
-                           + [grid.points for grid in grids.values()])
+        points = torch.cat([points_from_weights(w, vertices) for w in weight_sets.values()])
         metrics = evaluate_train_test(solution.model, points, *solution.train_test,
                                       bn_policy=figure["bn_policy"], n_samples=figure["n_samples"],
                                       precision=solution.precision, progress_file=log)
-        arrays, offset = {}, 0
+        x, y = solution.train_subset(figure["n_samples"])
+        plane_losses = evaluate_points(
+            solution.model, torch.cat([grid.points for grid in grids.values()]), x, y,
+            bn_policy=figure["bn_policy"], bn_data=x,
+            precision=solution.precision, progress_file=log).loss
+        arrays, offset, plane_offset = {}, 0, 0
         for name, weights in weight_sets.items():
             arrays[f"{name}_weights"] = weights
             for split, values in (("train", metrics.train), ("test", metrics.test)):
@@ -74,18 +78,18 @@ with io.job_log(smk.log[0]) as log:
             size = (len(grid.xcoordinates), len(grid.ycoordinates))
             arrays[f"plane{p}_xcoordinates"] = grid.xcoordinates
             arrays[f"plane{p}_ycoordinates"] = grid.ycoordinates
-            arrays[f"plane{p}_train_loss"] = metrics.train.loss[offset:offset + size[0] * size[1]
-                                                                ].reshape(size)
+            arrays[f"plane{p}_train_loss"] = plane_losses[
+                plane_offset:plane_offset + size[0] * size[1]].reshape(size)
             arrays[f"plane{p}_corners"] = grid.corners
             arrays[f"plane{p}_vertices"] = grid.coordinates(vertices)
-            offset += size[0] * size[1]
+            plane_offset += size[0] * size[1]
         seconds = time.perf_counter() - start
-        logging.info("%d points on %d train samples in %.1f s", len(points),
-                     metrics.train.n_samples, seconds)
+        logging.info("%d simplex and edge points (train and test) and %d plane points (train) "
+                     "in %.1f s", len(points), len(plane_losses), seconds)
         io.write_h5(smk.output[0], arrays, {
             **attrs, "status": "ok", "n_modes": n_modes, "n_connectors": len(connectors),
             "complex_edges": complex_edges, "hull_edges": hull_edges,
             "planes": list(planes), "plane_vertices": list(planes.values()),
             "bn_policy": metrics.train.bn_policy, "n_samples_train": metrics.train.n_samples,
-            "seconds": seconds, "n_points": len(points),
+            "seconds": seconds, "n_points": len(points) + len(plane_losses),
             "orientation": "plane{p}_train_loss[ix, iy] at origin + x e1 + y e2"})

@@ -64,8 +64,9 @@ with io.job_log(smk.log[0]) as log:
             arrays[f"pair{p}_{split}_error"] = 1.0 - values.accuracy.reshape(shape)
         plane = plane_grid_through(theta_a, bends[curves[0]], theta_b, figure["plane_grid"],
                                    figure["plane_margin"])
-        plane_metrics = evaluate_points(solution.model, plane.points, data.x_train, data.y_train,
-                                        bn_policy=figure["bn_policy"], bn_data=data.x_train,
+        x, y = solution.train_subset(figure["n_samples"])
+        plane_metrics = evaluate_points(solution.model, plane.points, x, y,
+                                        bn_policy=figure["bn_policy"], bn_data=x,
                                         precision=solution.precision, progress_file=log)
         grid = (len(plane.xcoordinates), len(plane.ycoordinates))
         arrays[f"pair{p}_xcoordinates"] = plane.xcoordinates

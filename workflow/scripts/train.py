@@ -5,7 +5,6 @@ import json
 import logging
 from pathlib import Path
 
-import pandas as pd
 import torch
 
 from lossatlas import io
@@ -42,7 +41,7 @@ with io.job_log(smk.log[0]) as log:
     io.save_torch(result.trajectory, smk.output.trajectory)
     io.save_torch({"parameterization": result.parameterization, "tensors": result.trainable},
                   smk.output.trainable)
-    io.write_csv(pd.DataFrame(result.history), smk.output.metrics)
+    io.write_rows(result.history, smk.output.metrics)
     io.save_state_dict(result.final_state, smk.output.final)
     last = result.history[-1]
     io.write_json({"status": result.status, "divergence": result.divergence,

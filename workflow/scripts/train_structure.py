@@ -5,7 +5,6 @@ metrics at its reference point, and status; skipped visibly when a solution did 
 import logging
 from pathlib import Path
 
-import pandas as pd
 import torch
 
 from lossatlas import io
@@ -27,7 +26,8 @@ with io.job_log(smk.log[0]) as log:
         logging.warning("%s", reasons[0])
         io.save_torch({"parameterization": structure["spec"], "tensors": {}},
                       smk.output.trainable)
-        io.write_csv(pd.DataFrame(columns=["epoch", "train_loss"]), smk.output.metrics)
+        with io.atomic_path(smk.output.metrics) as tmp:
+            tmp.write_text("epoch,step,train_loss\n")
         io.write_json({"status": "skipped", "reason": reasons[0].removeprefix("skipped: ")},
                       smk.output.status)
     else:
@@ -47,7 +47,7 @@ with io.job_log(smk.log[0]) as log:
                            resume_path=smk.params.resume, device=device, progress_file=log)
         io.save_torch({"parameterization": result.parameterization,
                        "tensors": result.trainable}, smk.output.trainable)
-        io.write_csv(pd.DataFrame(result.history), smk.output.metrics)
+        io.write_rows(result.history, smk.output.metrics)
         last = result.history[-1]
         io.write_json({"status": result.status, "divergence": result.divergence,
                        "steps": result.steps, "epochs": last["epoch"],

@@ -14,7 +14,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import MaxNLocator
 
-from ..curvature import count_outliers
+from ..stats import count_outliers
 
 LAMBDA_MAX_CLAIM = "lambda_max(LB) > lambda_max(SB)"
 

@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import NullFormatter
-from scipy.stats import spearmanr
 
 from ..claims import claim_row
 
@@ -145,6 +144,8 @@ def _success_claim(success: pd.DataFrame, dim: int) -> dict:
         reason = (f"only {len(usable)} init scale(s) inside the radius grid with subspace and "
                   f"baseline runs (need {MIN_SCALES})")
     else:
+        from scipy.stats import spearmanr
+
         value = float(spearmanr(usable["ratio"], usable["success_fraction"]).statistic)
         if not np.isfinite(value):
             reason = "the ratio or the success fraction is constant across init scales"

@@ -16,10 +16,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-import torch
 
 from ..claims import claim_row
-from ..structures import ensemble_accuracy, linear_barrier, mode_connectivity, pairwise_disagreement
+from ..stats import ensemble_accuracy, linear_barrier, mode_connectivity, pairwise_disagreement
 
 CURVE_WORK = "Garipov et al. 2018; Draxler et al. 2018"
 CURVE_CLAIM = "a trained curve connects independent solutions with a barrier far below the " \
@@ -127,7 +126,8 @@ def plot_mode_connectivity(arrays: dict[str, np.ndarray], attrs: dict,
         levels = np.geomspace(max(loss.min(), 1e-4), loss.max(), 15)
         contour = axes[2].contourf(xs, ys, loss.T, levels=levels, cmap="viridis",
                                    norm=plt.matplotlib.colors.LogNorm())
-        fig.colorbar(contour, ax=axes[2], label="train loss (nats)")
+        fig.colorbar(contour, ax=axes[2], label="train loss (nats)", ticks=levels[::2],
+                     format="%.3g")
         for k, path in enumerate(paths):
             xy = arrays[f"pair{p}_plane_paths"][k]
             axes[2].plot(xy[:, 0], xy[:, 1], color="white" if path == "line" else
@@ -208,7 +208,8 @@ def plot_low_loss_subspace(arrays: dict[str, np.ndarray], attrs: dict,
                        s=50, zorder=3, edgecolor="black")
         ax.set(title=name, xlabel="distance (parameter units)")
         ax.set_aspect("equal", adjustable="box")
-    fig.colorbar(contour, ax=axes[:3], label="train loss (nats)", shrink=0.8)
+    fig.colorbar(contour, ax=axes[:3], label="train loss (nats)", shrink=0.8, ticks=levels[::2],
+                 format="%.3g")
     ax = axes[3]
     points = int(attrs["edge_points"])
     t = np.linspace(0, 1, points)
@@ -241,8 +242,7 @@ def ensembles_table(arrays: dict[str, np.ndarray], attrs: dict) -> pd.DataFrame:
                           None, reason=attrs["status"])
         return pd.DataFrame([{"run": "ensembles", "status": attrs["status"]}, claim])
     kinds = _json(attrs, "kinds")
-    probabilities = torch.as_tensor(arrays["probabilities"])
-    y = torch.as_tensor(arrays["y_test"])
+    probabilities, y = arrays["probabilities"], arrays["y_test"]
     rows = []
     summary = {}
     for k, kind in enumerate(kinds):
@@ -255,7 +255,7 @@ def ensembles_table(arrays: dict[str, np.ndarray], attrs: dict) -> pd.DataFrame:
         predictions = probabilities[k].argmax(-1)
         for m in range(1, predictions.shape[0]):
             member_acc = float(arrays["test_acc"][k, m])
-            disagree = float((predictions[m] != predictions[0]).double().mean())
+            disagree = float((predictions[m] != predictions[0]).mean())
             rows.append({"run": kind, "kind": kind, "row": "member", "member": m,
                          "member_test_acc": member_acc, "member_train_loss":
                          float(arrays["train_loss"][k, m]),

@@ -19,7 +19,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.lines import Line2D
 
 from ..claims import claim_row
-from ..wedge import (DIRECTION_KINDS, barrier_height, crossing_distance, low_loss_width,
+from ..stats import (DIRECTION_KINDS, barrier_height, crossing_distance, low_loss_width,
                      width_radius_correlation)
 
 WORK = "Fort & Jastrzebski 2019"

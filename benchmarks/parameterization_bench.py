@@ -1,11 +1,13 @@
-"""Step time of training in a random subspace θ = θ₀ + A z against full-space training of the same
-model and batch, with A dense and matrix-free (row blocks regenerated at every product).
+"""Step time of training in a parameterization against full-space training of the same model and
+batch: a random subspace θ = θ₀ + A z with A dense and matrix-free (row blocks regenerated at every
+product), a Bézier curve and a polygonal chain between two solutions, and a complex through three
+solutions with two connectors and J = 5 points per minibatch.
 
 Times come from ``train_run`` itself: ``wall_time_s`` of its per-epoch table covers the optimizer
 steps only (not the per-epoch evaluation), so one epoch capped at ``--steps`` steps gives the time
 per step of the one training loop. Run on an idle machine:
 
-    .venv/bin/python benchmarks/subspace_bench.py [--threads 2] [--steps 30] [--device auto]
+    .venv/bin/python benchmarks/parameterization_bench.py [--threads 2] [--steps 30] [--device auto]
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 
 from lossatlas.data import DatasetTensors
 from lossatlas.models import build_model
-from lossatlas.parameterizations import build_parameterization
+from lossatlas.parameterizations import build_parameterization, build_structure
 from lossatlas.params import get_flat_params
 from lossatlas.train import TrainSettings, init_model, resolve_device, train_run
 
@@ -33,9 +35,22 @@ def random_data(input_shape, n, classes=10, seed=0) -> DatasetTensors:
     return DatasetTensors("random", x, y, x[:64], y[:64], [str(c) for c in range(classes)])
 
 
+STRUCTURES = [{"kind": "bezier"}, {"kind": "polychain"},
+              {"kind": "complex", "connectors": 2, "samples": 5}]
+
+
 def step_seconds(name, options, data, batch, spec, steps, device) -> float:
-    model = init_model(lambda: build_model(name, data.input_shape, 10, **options), 0)
-    parameterization = build_parameterization(spec, get_flat_params(model), device=device)
+    def build():
+        return build_model(name, data.input_shape, 10, **options)
+
+    model = init_model(build, 0)
+    if spec is not None and spec["kind"] in ("bezier", "polychain", "complex"):
+        count = 2 if spec["kind"] != "complex" else 3
+        points = torch.stack([get_flat_params(init_model(build, seed)) for seed in range(count)])
+        parameterization = build_structure(spec, points, [str(s) for s in range(count)],
+                                           device=device)
+    else:
+        parameterization = build_parameterization(spec, get_flat_params(model), device=device)
     settings = TrainSettings(optimizer="adam", lr=1e-3, batch_size=batch, epochs=1,
                              steps=steps)
     result = train_run(model, data, settings, seed=0, parameterization=parameterization,
@@ -74,6 +89,11 @@ def main() -> None:
                 seconds = step_seconds(name, options, data, batch, spec, args.steps, device)
                 print(f"| {name} | {dim_full} | {batch} | d={dim} {projection} | "
                       f"{1e3 * seconds:.1f} | {seconds / full:.2f}x |", flush=True)
+        for spec in STRUCTURES:
+            seconds = step_seconds(name, options, data, batch, spec, args.steps, device)
+            label = " ".join(f"{k}={v}" for k, v in spec.items() if k != "kind")
+            print(f"| {name} | {dim_full} | {batch} | {spec['kind']} {label} | "
+                  f"{1e3 * seconds:.1f} | {seconds / full:.2f}x |", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,124 @@
+"""Summarize the per-job benchmarks of a pipeline run as Markdown for benchmarks/RESULTS.md.
+
+Every rule has a Snakemake ``benchmark:`` file at the path of its log with ``results/logs`` →
+``results/benchmarks`` and ``.log`` → ``.tsv``. The job's log holds its start-up and total as wall
+and CPU seconds from interpreter start (``lossatlas.io.job_log``). Start-up is everything before
+the script's first real computation: interpreter, Snakemake's preamble, imports. The torch floor,
+``python -c "import torch"``, is measured here, on the same machine, after the run; each job's
+start-up is split into the floor (capped at the job's start-up, so a job without torch is charged
+only what it took) and what it spent beyond it.
+
+Run after a pipeline run: ``.venv/bin/python benchmarks/summarize_benchmarks.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from lossatlas.io import job_timings
+
+
+@dataclass
+class Job:
+    """One job: its rule, Snakemake's wall time and peak memory, and the timings of its log (CPU
+    from the log when the job finished, else Snakemake's sampled ``cpu_time``)."""
+
+    rule: str
+    wall: float
+    cpu: float
+    startup_wall: float
+    startup_cpu: float
+    max_rss_mb: float
+
+
+def read_jobs(benchmarks: Path, logs: Path) -> tuple[list[Job], list[Path]]:
+    """Every benchmarked job, and the benchmark files whose log holds no start-up line."""
+    jobs, unmatched = [], []
+    for path in sorted(benchmarks.rglob("*.tsv")):
+        with open(path, newline="") as stream:
+            record = next(csv.DictReader(stream, delimiter="\t"))
+        log = logs / path.relative_to(benchmarks).with_suffix(".log")
+        timings = job_timings(log) if log.exists() else {}
+        if "startup_cpu" not in timings:
+            unmatched.append(path)
+            continue
+        rule = record.get("rule_name") or path.relative_to(benchmarks).parts[0]
+        jobs.append(Job(rule, float(record["s"]), timings.get("cpu", float(record["cpu_time"])),
+                        timings["startup_wall"], timings["startup_cpu"],
+                        float(record["max_rss"])))
+    return jobs, unmatched
+
+
+def torch_floor(runs: int) -> tuple[float, float]:
+    """Median wall and CPU seconds of ``python -c "import torch"`` in this interpreter."""
+    walls, cpus = [], []
+    for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import torch"], check=True)
+        walls.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def summary(jobs: list[Job], floor_wall: float, floor_cpu: float, top: int) -> str:
+    """The Markdown summary: totals with the start-up split, then the rules with the most CPU."""
+    wall, cpu = sum(j.wall for j in jobs), sum(j.cpu for j in jobs)
+    startup = (sum(j.startup_wall for j in jobs), sum(j.startup_cpu for j in jobs))
+    floor = (sum(min(j.startup_wall, floor_wall) for j in jobs),
+             sum(min(j.startup_cpu, floor_cpu) for j in jobs))
+    beyond = (startup[0] - floor[0], startup[1] - floor[1])
+    rows = [("all jobs", (wall, cpu)), ("start-up (before the first computation)", startup),
+            ("… the torch floor", floor), ("… beyond the torch floor", beyond),
+            ("computation", (wall - startup[0], cpu - startup[1]))]
+    lines = [f"{len(jobs)} jobs. Torch floor on this machine (median of `python -c \"import "
+             f"torch\"`): {floor_wall:.2f} s wall, {floor_cpu:.2f} s CPU.", "",
+             "| | job wall (s) | share | CPU (s) | share |", "|---|---|---|---|---|"]
+    lines += [f"| {name} | {w:.1f} | {w / wall:.1%} | {c:.1f} | {c / cpu:.1%} |"
+              for name, (w, c) in rows]
+    by_rule = defaultdict(list)
+    for job in jobs:
+        by_rule[job.rule].append(job)
+    ranked = sorted(by_rule.items(), key=lambda item: -sum(j.cpu for j in item[1]))[:top]
+    lines += ["", f"Rules with the most CPU (top {len(ranked)} of {len(by_rule)}):", "",
+              "| rule | jobs | job wall (s) | CPU (s) | start-up CPU per job (s) | beyond torch "
+              "per job (s) | max RSS (MB) |", "|---|---|---|---|---|---|---|"]
+    for rule, group in ranked:
+        n = len(group)
+        lines.append(
+            f"| {rule} | {n} | {sum(j.wall for j in group):.1f} | {sum(j.cpu for j in group):.1f} "
+            f"| {sum(j.startup_cpu for j in group) / n:.2f} "
+            f"| {sum(max(j.startup_cpu - floor_cpu, 0.0) for j in group) / n:.2f} "
+            f"| {max(j.max_rss_mb for j in group):.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--benchmarks", type=Path, default=Path("results/benchmarks"))
+    parser.add_argument("--logs", type=Path, default=Path("results/logs"))
+    parser.add_argument("--floor-runs", type=int, default=5,
+                        help="runs of `python -c \"import torch\"` for the floor (median)")
+    parser.add_argument("--top", type=int, default=10, help="rules listed")
+    args = parser.parse_args()
+    jobs, unmatched = read_jobs(args.benchmarks, args.logs)
+    if not jobs:
+        sys.exit(f"no benchmark with a matching job log under {args.benchmarks}")
+    print(summary(jobs, *torch_floor(args.floor_runs), args.top))
+    if unmatched:
+        print(f"\n{len(unmatched)} benchmark file(s) left out, their log has no start-up line: "
+              + ", ".join(str(path) for path in unmatched[:5]))
+
+
+if __name__ == "__main__":
+    main()
