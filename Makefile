@@ -1,10 +1,11 @@
-# lossatlas: `make reproduce` runs the default config end to end, `make test` runs the test suite.
+# lossatlas: `make reproduce` runs the default config end to end, `make test` runs the test suite,
+# `make test-slurm` runs the smoke config on a real single-node Slurm it sets up (root).
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= all
 
-.PHONY: reproduce test venv clean
+.PHONY: reproduce test test-slurm venv clean
 
 venv: $(VENV)/.installed
 
@@ -20,6 +21,9 @@ reproduce: venv
 
 test: venv
 	$(BIN)/python -m pytest -ra
+
+test-slurm: venv
+	bash tests/slurm/test_slurm.sh
 
 clean:
 	rm -rf results/runs results/figures results/measurements results/benchmarks results/report.html .snakemake

@@ -131,6 +131,37 @@ def test_unknown_name_and_bad_files(tmp_path):
         data.load_dataset(garbage)
 
 
+def test_random_bytes_in_training_array_are_detected(mnist1d_path, tmp_path):
+    damaged = tmp_path / "mnist1d.h5"
+    damaged.write_bytes(mnist1d_path.read_bytes())
+    with h5py.File(damaged, "r") as f:
+        offset = f["x_train"].id.get_offset() + 4 * 1000
+    with open(damaged, "r+b") as stream:
+        stream.seek(offset)
+        stream.write(np.random.default_rng(0).integers(0, 256, 64, dtype=np.uint8).tobytes())
+    with pytest.raises(CorruptFileError, match=r"mnist1d\.h5: array x_train does not match its sha256"):
+        data.load_dataset(damaged)
+
+
+def test_dataset_without_checksums_or_with_non_finite_values_is_refused(mnist1d_path, tmp_path):
+    legacy = tmp_path / "legacy.h5"
+    legacy.write_bytes(mnist1d_path.read_bytes())
+    with h5py.File(legacy, "r+") as f:
+        del f.attrs["sha256"]
+    with pytest.raises(CorruptFileError, match="legacy.h5 has no array checksums.*delete it"):
+        data.load_dataset(legacy)
+    arrays, attrs = read_h5(mnist1d_path)
+    arrays["x_test"][3, 0, 7] = np.nan
+    attrs["sha256"] = json.dumps({k: data._sha256(v) for k, v in arrays.items()})
+    nonfinite = tmp_path / "nonfinite.h5"
+    with h5py.File(nonfinite, "w") as f:
+        for key, value in arrays.items():
+            f[key] = value
+        f.attrs.update(attrs)
+    with pytest.raises(CorruptFileError, match="nonfinite.h5: array x_test has non-finite"):
+        data.load_dataset(nonfinite)
+
+
 # --- download path: small archives in the real formats, served on 127.0.0.1 -------------------
 
 def gzip_idx(array: np.ndarray) -> bytes:
@@ -306,6 +337,28 @@ def test_truncated_archive_with_matching_checksum_fails_cleanly(small_archives, 
         data.prepare_dataset("cifar10", out, download_dir=tmp_path / "downloads",
                              mirror=url + "cifar")
     assert_no_output_and_no_archive(tmp_path, out)
+
+
+def test_archive_member_outside_the_extraction_folder_is_refused(mirror, tmp_path, monkeypatch):
+    served, url, _ = mirror
+    buffer = stdio.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = tarfile.TarInfo("../escaped")
+        info.size = 4
+        tar.addfile(info, stdio.BytesIO(b"evil"))
+    serve(served, "cifar", {"cifar-10-python.tar.gz": buffer.getvalue()})
+    monkeypatch.setitem(data.CHECKSUMS, "cifar10", {"cifar-10-python.tar.gz":
+                                                    md5(buffer.getvalue())})
+    out = tmp_path / "out" / "cifar10.h5"
+    with pytest.raises(CorruptFileError, match="OutsideDestinationError"):
+        data.prepare_dataset("cifar10", out, download_dir=tmp_path / "downloads",
+                             mirror=url + "cifar")
+    assert not (tmp_path / "downloads" / "escaped").exists()
+    assert_no_output_and_no_archive(tmp_path, out)
+
+
+def test_default_urls_use_https():
+    assert all(base.startswith("https://") for base in data.DEFAULT_URL_BASES.values())
 
 
 def test_unreachable_mirror_and_missing_file(mirror, tmp_path):

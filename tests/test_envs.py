@@ -1,5 +1,6 @@
 """The pip lock and the conda env file pin the same versions."""
 
+import re
 from pathlib import Path
 
 import yaml
@@ -18,15 +19,25 @@ def _pins(lines):
 
 
 def test_conda_env_matches_pip_lock():
+    """Every pin of the lock is in the conda env's pip section, at the same version, and nothing
+    else; Python is pinned to its patch version."""
     lock = _pins((ROOT / "envs/requirements.txt").read_text().splitlines())
     env = yaml.safe_load((ROOT / "envs/lossatlas.yaml").read_text())
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    conda_pins = _pins(pip_section)
-    assert conda_pins, "envs/lossatlas.yaml pins nothing"
-    for name, version in conda_pins.items():
-        assert lock.get(name) == version, f"{name}: conda {version}, pip lock {lock.get(name)}"
-    for required in ("torch", "torchvision", "snakemake", "pandas", "seaborn", "h5py", "mnist1d"):
-        assert required in conda_pins
+    assert _pins(pip_section) == lock
+    assert len(pip_section) == len(lock), "the pip section holds more than the lock's pins"
+    python = [d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python")]
+    assert len(python) == 1 and re.fullmatch(r"python=3\.11\.\d+", python[0]), python
+
+
+def test_conda_env_installs_the_project_from_where_snakemake_runs():
+    """The env file names no path (Snakemake resolves none of them against the project); the
+    post-deploy script installs the project from Snakemake's working directory."""
+    text = (ROOT / "envs/lossatlas.yaml").read_text()
+    assert "--editable" not in text and "-e " not in text
+    script = (ROOT / "envs/lossatlas.post-deploy.sh").read_text()
+    assert "pip install --no-deps --no-build-isolation --editable \"$PWD\"" in script
+    assert "pyproject.toml" in script
 
 
 def test_every_lock_line_is_an_exact_pin():

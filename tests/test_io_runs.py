@@ -1,7 +1,9 @@
 """File formats and run read-back: atomic writes, checkpoints, HDF5, job logs, trajectories."""
 
+import builtins
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -147,3 +149,58 @@ def test_claim_rows():
     assert skipped["verdict"] == "inconclusive" and skipped["reason"].startswith("skipped")
     with pytest.raises(ValueError, match="needs a reason"):
         claim_row("w", "f", "c", "s", float("nan"), "> 0.5", True)
+
+
+def test_write_leaves_no_temporary_file_of_a_killed_writer(tmp_path):
+    stale = tmp_path / ".resume.pt.abc123.tmp"
+    stale.write_bytes(b"")
+    other = tmp_path / ".final.pt.abc123.tmp"
+    other.write_bytes(b"")
+    io.save_torch({"epoch": 1}, tmp_path / "resume.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".final.pt.abc123.tmp", "resume.pt"]
+
+
+def test_full_disk_names_the_file_and_enospc(tmp_path, monkeypatch):
+    """Writes go to /dev/full, which answers every write with ENOSPC."""
+    monkeypatch.setattr(io, "open", lambda path, mode: builtins.open("/dev/full", mode),
+                        raising=False)
+    target = tmp_path / "resume.pt"
+    with pytest.raises(OSError, match=rf"cannot write {target} \(ENOSPC"):
+        io.save_torch({"w": torch.zeros(100_000)}, target)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_random_bytes_in_h5_name_the_file(tmp_path):
+    """Random bytes over each 64-byte block of the file's metadata: h5py raises OSError,
+    RuntimeError or KeyError depending on what they hit; every one must name the file."""
+    path = tmp_path / "surface.h5"
+    io.write_h5(path, {"train_loss": np.arange(4096.0), "xcoordinates": np.arange(7.0)},
+                {"status": "ok"})
+    intact = path.read_bytes()
+    rng = np.random.default_rng(0)
+    failures = 0
+    for offset in range(0, 2048, 64):
+        damaged = bytearray(intact)
+        damaged[offset:offset + 64] = rng.integers(0, 256, 64, dtype=np.uint8).tobytes()
+        path.write_bytes(bytes(damaged))
+        try:
+            io.read_h5(path)
+        except io.CorruptFileError as exc:
+            assert str(path) in str(exc)
+            failures += 1
+    assert failures > 10
+
+
+def test_status_json_is_strict_json(tmp_path):
+    path = tmp_path / "status.json"
+    io.write_json({"status": "diverged", "train_loss": float("nan"), "losses": [float("inf"), 1.0]},
+                  path)
+    status = json.loads(path.read_text(), parse_constant=lambda name: pytest.fail(name))
+    assert status == {"status": "diverged", "train_loss": None, "losses": [None, 1.0]}
+
+
+def test_write_refuses_to_replace_a_device_or_folder(tmp_path):
+    for target in (Path("/dev/null"), tmp_path):
+        with pytest.raises(OSError, match=f"cannot write {target}: it exists and is not a regular"):
+            io.write_json({"a": 1}, target)
+    assert Path("/dev/null").is_char_device()

@@ -34,7 +34,7 @@ def rows(table, kind):
     return table[table["run"] == kind].reset_index(drop=True)
 
 
-def test_intrinsic_dimension_and_claims():
+def test_intrinsic_dimension_and_claims(tmp_path):
     # baseline 0.8 at every scale; subspace accuracy grows with d and with the scale
     def accuracy(scale, dim, seed):
         if dim is None:
@@ -54,7 +54,7 @@ def test_intrinsic_dimension_and_claims():
     assert claims.loc[1, "value"] == pytest.approx(1.0) and claims.loc[1, "verdict"] == "holds"
     runs = table[table["kind"].isin(["subspace", "full"])]
     assert len(runs) == 24 and set(runs.loc[runs["kind"] == "full", "dim"]) == {D}
-    save_figure(plot_subspace_training(table, 0.9), "/dev/null", "/dev/null")
+    save_figure(plot_subspace_training(table, 0.9), tmp_path / "f.pdf", tmp_path / "f.png")
 
 
 def test_not_reached_and_skipped_runs():

@@ -79,11 +79,28 @@ def test_divergence_stops_and_is_recorded():
     assert len(result.history) < 21
 
 
+def test_finite_blow_up_is_divergence():
+    data = synthetic_data()
+    settings = TrainSettings(epochs=3, batch_size=256, lr=100.0, momentum=0.0)
+    result = train_run(make_model(0), data, settings, seed=0)
+    assert math.isfinite(result.history[-1]["train_loss"])
+    assert result.status == "diverged" and len(result.history) == 2
+    assert "exceeds divergence_loss_factor 100 x initial loss" in result.divergence
+    lenient = train_run(make_model(0), data, TrainSettings(
+        epochs=3, batch_size=256, lr=100.0, momentum=0.0, divergence_loss_factor=1e30), seed=0)
+    assert lenient.status == "ok" and lenient.divergence is None
+
+
 def test_bad_settings_name_the_knob():
     with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
         TrainSettings(optimizer="rmsprop")
     with pytest.raises(ValueError, match="unknown schedule"):
         TrainSettings(schedule="step")
+    for lr in (math.nan, math.inf):
+        with pytest.raises(ValueError, match="finite lr"):
+            TrainSettings(lr=lr)
+    with pytest.raises(ValueError, match="divergence_loss_factor"):
+        TrainSettings(divergence_loss_factor=1.0)
 
 
 TRAIN_SCRIPT = textwrap.dedent("""
@@ -129,3 +146,39 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     assert states_equal(io.load_state_dict(tmp_path / "final.pt"), io.load_state_dict(tmp_path / "ref.pt"))
     history = json.loads((tmp_path / "history.json").read_text())
     assert [row["epoch"] for row in history] == list(range(9))
+
+
+IDENTITY = {"train_fraction": 0.5, "label_noise": 0.0, "model": {"width": 16, "depth": 1}}
+
+
+@pytest.mark.parametrize("change", ["identity", "data subset", "model width"])
+def test_resume_file_of_another_run_restarts_cleanly(tmp_path, change):
+    """A resume.pt left by a killed run is not used by a run that differs in anything that
+    defines it: the caller's identity, the training data actually passed, or the model."""
+    settings = TrainSettings(epochs=2, batch_size=32)
+    resume = tmp_path / "resume.pt"
+    train_run(make_model(0), synthetic_data(), settings, seed=0, identity=IDENTITY,
+              resume_path=resume)
+    assert io.load_torch(resume)["epoch"] == 2
+
+    data, identity = synthetic_data(), dict(IDENTITY)
+    model = make_model(0)
+    if change == "identity":
+        identity["train_fraction"] = 0.6
+    elif change == "data subset":
+        data = synthetic_data(n_train=200)
+    else:
+        model = init_model(lambda: build_model("mlp", (1, 40), 4, width=24, depth=1), 0)
+    fresh_model = {k: v.clone() for k, v in model.state_dict().items()}
+    log = tmp_path / "train.log"
+    with open(log, "w") as progress:
+        result = train_run(model, data, settings, seed=0, identity=identity, resume_path=resume,
+                           progress_file=progress)
+    assert f"{resume} was written by another run" in log.read_text()
+    assert "starting afresh" in log.read_text()
+    assert [row["epoch"] for row in result.history] == [0, 1, 2]
+    reference_model = build_model("mlp", (1, 40), 4, width=24 if change == "model width" else 16,
+                                  depth=1)
+    reference_model.load_state_dict(fresh_model)
+    reference = train_run(reference_model, data, settings, seed=0, identity=identity)
+    assert states_equal(result.final_state, reference.final_state)

@@ -90,6 +90,17 @@ def write_config(workdir, name, overrides):
     ({"figures.subspace_training.dims": [10, 10**6]}, "figures.subspace_training.dims"),
     ({"figures.subspace_training.training": {"parameterization": {"kind": "full"}}},
      "subspace_training"),
+    ({"training.checkpoint_epochs": [0]}, "figures.trajectory_pca.run"),
+    ({"runs.sb.checkpoint_step_range": [66, 60]}, "runs.sb.checkpoint_step_range=[66, 60]"),
+    ({"runs.sb.checkpoint_step_range": [60, 10**5]}, "runs.sb.checkpoint_step_range"),
+    ({"runs.sb.steps": 5, "runs.sb.checkpoint_step_range": [1, 4]},
+     "runs.sb.steps=5 stops it at epoch 1"),
+    ({"runs.sb.init_from": "sb"}, "runs.sb.init_from: run 'sb' starts from itself"),
+    ({"runs.lb.init_from": "lb_then_sb"}, "(lb -> lb_then_sb -> lb)"),
+    ({"runs.sb.lr": float("nan")}, "runs.sb.lr=nan"),
+    ({"training.lr": float("inf")}, "training.lr=inf"),
+    ({"training.train_fraction": float("nan")}, "training.train_fraction=nan"),
+    ({"training.divergence_loss_factor": 1.0}, "divergence_loss_factor"),
     ({"figures.mode_connectivity.pairs": 2}, "mode_connectivity needs 4 independent solutions"),
     ({"figures.mode_connectivity.curves": ["spline"]}, "spline"),
     ({"figures.low_loss_subspace.modes": 2}, "modes"),
@@ -107,6 +118,21 @@ def test_bad_config_stops_before_any_job(workdir, override, culprit):
     assert result.returncode != 0
     assert culprit in result.stdout + result.stderr
     assert not (workdir / "results").exists()
+
+
+def test_checkpoints_past_a_steps_cap_are_not_measured(workdir):
+    """gd makes one step per epoch; steps: 2 stops it at epoch 2, so epoch 3 is never saved."""
+    configfile = write_config(workdir, "capped", {"runs.gd.steps": 2})
+    result = snakemake(workdir, "curvature_along_training", "-n", "-p", "--configfile", configfile)
+    assert "curvature/gd-s0/epoch-2.h5" in result.stdout
+    assert "curvature/gd-s0/epoch-3.h5" not in result.stdout
+
+
+def test_unknown_run_target_names_the_run(workdir):
+    result = snakemake(workdir, "results/runs/mnist1d/mlp/foo-s9/final.pt", "-n", "--configfile",
+                       "config/smoke.yaml", check=False)
+    assert result.returncode != 0
+    assert "run 'foo-s9' is not in the config" in result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("configfile", sorted(p.name for p in (ROOT / "config").glob("*.yaml")))
@@ -222,11 +248,32 @@ def test_smoke_run_end_to_end(workdir):
 
 
 @pytest.mark.workflow
+def test_reruns_only_what_a_config_change_touches(workdir):
+    """After the smoke run: spelling out a default or reordering lines reruns nothing; a roughness
+    setting reruns the roughness measurements and the figure, not the surfaces."""
+    assert (workdir / "results/figures/surface_2d.png").exists(), "runs after the smoke run"
+    smoke = (workdir / "config/smoke.yaml").read_text()
+    variants = {
+        "default_spelled_out": (smoke.replace("training:\n", "training:\n  weight_decay: 0.0\n", 1),
+                                set()),
+        "lines_swapped": (smoke.replace("    xnum: 7\n    ynum: 5\n", "    ynum: 5\n    xnum: 7\n"),
+                          set()),
+        "roughness_changed": (smoke.replace("roughness_points: 5", "roughness_points: 7"),
+                              {"all", "measure_roughness", "plot_surface_2d"}),
+    }
+    for name, (text, expected) in variants.items():
+        assert text != smoke, name
+        (workdir / "config" / f"{name}.yaml").write_text(text)
+        result = snakemake(workdir, "-n", "--configfile", f"config/{name}.yaml")
+        assert planned_rules(result.stdout) == expected, f"{name}:\n{result.stdout}"
+
+
+@pytest.mark.workflow
 def test_diverged_run_is_skipped_visibly(workdir):
     configfile = write_config(workdir, "diverge", {"runs.lb.lr": 1.0e9, "runs.lb.momentum": 0.99})
     snakemake(workdir, "lb_sb_interpolation", "--forcerun", "train", "--configfile", configfile)
     status = json.loads((workdir / "results/runs/mnist1d/mlp/lb-s0/status.json").read_text())
-    assert status["status"] == "diverged"
+    assert status["status"] == "diverged" and "at epoch" in status["divergence"]
     table = pd.read_csv(workdir / "results/measurements/mnist1d/mlp/lb_sb_interpolation.csv")
     assert table["status"].str.startswith("skipped: lb-s0").all()
     assert (workdir / "results/figures/lb_sb_interpolation.png").exists()

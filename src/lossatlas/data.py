@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import http.client
 import importlib.metadata
 import json
@@ -22,6 +23,7 @@ import math
 import os
 import pickle
 import random
+import tarfile
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,7 +41,8 @@ DATASETS = ("mnist1d", "mnist", "fashion_mnist", "cifar10", "cifar100")
 
 DEFAULT_URL_BASES = {
     "mnist": "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "fashion_mnist": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    # The S3 website host of the dataset has no https; its GitHub repository holds the same files.
+    "fashion_mnist": "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
     "cifar10": "https://www.cs.toronto.edu/~kriz/",
     "cifar100": "https://www.cs.toronto.edu/~kriz/",
 }
@@ -75,6 +78,10 @@ INPUT_SHAPES = {
     "cifar10": (3, 32, 32),
     "cifar100": (3, 32, 32),
 }
+
+# Training samples of each prepared dataset (before train_fraction).
+TRAIN_SIZES = {"mnist1d": 4000, "mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000,
+               "cifar100": 50000}
 
 NUM_CLASSES = {"mnist1d": 10, "mnist": 10, "fashion_mnist": 10, "cifar10": 10, "cifar100": 100}
 
@@ -122,7 +129,8 @@ def prepare_dataset(name: str, out_path: str | os.PathLike, *, download_dir: str
 
     Datasets ``x_train, y_train, x_test, y_test`` (y int64); attributes ``name``, ``classes``,
     ``input_shape``, ``mean``, ``std`` (JSON lists, one entry per channel, in the units of the
-    stored x: 0-255 pixel values for images) and ``source``. Archives are kept, verified, under
+    stored x: 0-255 pixel values for images), ``source`` and ``sha256`` (JSON: array name ->
+    sha256 of its bytes, checked by ``load_dataset``). Archives are kept, verified, under
     ``download_dir/<name>/``; ``mirror`` replaces the official URL base (file names unchanged).
     """
     _check_name(name)
@@ -136,7 +144,8 @@ def prepare_dataset(name: str, out_path: str | os.PathLike, *, download_dir: str
     mean, std = _channel_stats(arrays["x_train"])
     io.write_h5(out_path, arrays, {"name": name, "classes": classes,
                                    "input_shape": list(INPUT_SHAPES[name]), "mean": mean,
-                                   "std": std, "source": source})
+                                   "std": std, "source": source,
+                                   "sha256": {key: _sha256(array) for key, array in arrays.items()}})
     logger.info("wrote %s: %d train / %d test samples, per-channel mean %s std %s", out_path,
                 len(arrays["y_train"]), len(arrays["y_test"]), mean, std)
 
@@ -234,8 +243,8 @@ def _read_idx(name: str, archives: dict[str, Path], scratch: Path) -> dict[str, 
 def _read_cifar(name: str, archive: Path, scratch: Path
                 ) -> tuple[dict[str, np.ndarray], list[str]]:
     """CIFAR-10/100 python-pickle tarball -> uint8 images (N, 3, 32, 32), int64 labels (N,) and
-    class names (CIFAR-100: the 100 fine labels)."""
-    from torchvision.datasets.utils import extract_archive
+    class names (CIFAR-100: the 100 fine labels). The tarball is extracted with tarfile's ``data``
+    filter (no absolute paths, links out of ``scratch`` or device files), md5 check or not."""
 
     if name == "cifar10":
         folder, train_files, test_file = "cifar-10-batches-py", [
@@ -256,7 +265,8 @@ def _read_cifar(name: str, archive: Path, scratch: Path
         return images.reshape(-1, 3, 32, 32), labels
 
     with _reading(name, archive):
-        extract_archive(str(archive), str(scratch))
+        with tarfile.open(archive, "r:gz") as tar:
+            tar.extractall(scratch, filter="data")
         x_train, y_train = images_and_labels(train_files)
         x_test, y_test = images_and_labels([test_file])
         classes = [str(c) for c in unpickle(meta_file)[names_key]]
@@ -273,6 +283,11 @@ def _check_arrays(name: str, arrays: dict[str, np.ndarray], num_classes: int) ->
         if len(y) and (y.min() < 0 or y.max() >= num_classes):
             raise io.CorruptFileError(
                 f"dataset {name}: {split} labels outside [0, {num_classes})")
+
+
+def _sha256(array: np.ndarray) -> str:
+    """sha256 hex digest of an array's bytes (C order)."""
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
 def _channel_stats(x: np.ndarray) -> tuple[list[float], list[float]]:
@@ -337,8 +352,23 @@ def _read_h5(path: Path) -> tuple[dict[str, np.ndarray], dict]:
             arrays = {key: f[key][()] for key in ("x_train", "y_train", "x_test", "y_test")}
             attrs = {"name": str(f.attrs["name"]),
                      **{key: json.loads(f.attrs[key]) for key in ("classes", "mean", "std")}}
-    except (OSError, KeyError, ValueError) as exc:
+            checksums = json.loads(f.attrs["sha256"]) if "sha256" in f.attrs else None
+    except (OSError, RuntimeError, KeyError, ValueError) as exc:  # h5py's errors for damaged files
         raise io.CorruptFileError(f"cannot read dataset file {path}: {exc}") from exc
+    if checksums is None:
+        raise io.CorruptFileError(f"dataset file {path} has no array checksums (written before "
+                                  "they were stored); delete it and rerun to prepare it again")
+    for key, array in arrays.items():
+        if _sha256(array) != checksums.get(key):
+            raise io.CorruptFileError(f"dataset file {path}: array {key} does not match its "
+                                      "sha256 (damaged file); delete it and rerun")
     if not all(math.isfinite(s) and s > 0 for s in attrs["std"]):
         raise io.CorruptFileError(f"dataset file {path} has a non-positive std {attrs['std']}")
+    for key in ("x_train", "x_test"):
+        if not np.isfinite(arrays[key]).all():
+            raise io.CorruptFileError(f"dataset file {path}: array {key} has non-finite values")
+    for key in ("y_train", "y_test"):
+        if len(arrays[key]) and not 0 <= arrays[key].min() <= arrays[key].max() < len(attrs["classes"]):
+            raise io.CorruptFileError(f"dataset file {path}: array {key} has labels outside "
+                                      f"[0, {len(attrs['classes'])})")
     return arrays, attrs

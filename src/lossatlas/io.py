@@ -1,17 +1,22 @@
 """File formats in one place: atomic writes, checkpoints (state dicts), HDF5 and CSV outputs.
 
 Every writer goes through ``atomic_path``: the data is written to a temporary file next to the
-target and renamed over it, so a crash never leaves a half-written output. torch, h5py and pandas
-are imported by the functions that use them, so a job that only reads tables and draws figures
-does not pay for torch.
+target and renamed over it, so a crash never leaves a half-written output (and the temporary file a
+killed writer leaves behind is removed by the next write of the same target). A failed write
+(full disk, read-only folder) raises ``OSError`` naming the target and the errno. torch, h5py and
+pandas are imported by the functions that use them, so a job that only reads tables and draws
+figures does not pay for torch.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import errno
+import glob
 import json
 import logging
+import math
 import os
 import re
 import tempfile
@@ -34,9 +39,17 @@ class CorruptFileError(RuntimeError):
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success rename it onto ``path``, on error
-    delete it."""
+    delete it. A ``path`` that exists as something other than a regular file (a device such as
+    /dev/null, a folder) is refused: the rename would replace it. Temporary files of ``path`` left
+    by a killed writer (``.NAME.*.tmp``) are removed first: one job owns each output, so none of
+    them is being written. An ``OSError`` of the write or rename is raised again naming ``path``."""
     target = Path(path)
+    if target.exists() and not target.is_file():
+        raise OSError(errno.EEXIST, f"cannot write {target}: it exists and is not a regular file "
+                                    "(renaming onto it would replace it)")
     target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -46,16 +59,23 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~umask)
         os.replace(tmp_path, target)
+    except OSError as exc:
+        code = errno.errorcode.get(exc.errno, "unknown errno") if exc.errno else "no errno"
+        raise OSError(exc.errno, f"cannot write {target} ({code}: {exc.strerror or exc})") from exc
     finally:
         tmp_path.unlink(missing_ok=True)
 
 
 def save_torch(obj: object, path: str | os.PathLike) -> None:
-    """Atomically ``torch.save`` an object made of tensors, numbers, strings, lists and dicts."""
+    """Atomically ``torch.save`` an object made of tensors, numbers, strings, lists and dicts. The
+    data goes through a Python file object (flushed and fsynced), so a full disk raises
+    ``OSError`` (ENOSPC) naming ``path`` rather than torch's unnamed stream error."""
     import torch
 
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as stream:
+        torch.save(obj, stream)
+        stream.flush()
+        os.fsync(stream.fileno())
 
 
 def load_torch(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> object:
@@ -133,9 +153,20 @@ def _csv_value(value: object) -> object:
 
 
 def write_json(obj: object, path: str | os.PathLike) -> None:
-    """Atomically write JSON."""
+    """Atomically write strict JSON: non-finite floats (NaN, ±inf) become ``null``."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+        tmp.write_text(json.dumps(_finite_or_none(obj), indent=2, sort_keys=True,
+                                  allow_nan=False) + "\n")
+
+
+def _finite_or_none(obj: object) -> object:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {key: _finite_or_none(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_none(value) for value in obj]
+    return obj
 
 
 def read_h5(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, object]]:
@@ -151,7 +182,7 @@ def read_h5(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, o
             arrays = {name: f[name][()] for name in f.keys()}
             attrs = {key: (value.decode() if isinstance(value, bytes) else value)
                      for key, value in f.attrs.items()}
-    except OSError as exc:
+    except (OSError, RuntimeError, KeyError, ValueError) as exc:  # h5py's errors for damaged files
         raise CorruptFileError(f"cannot read HDF5 file {path}: {exc}") from exc
     return arrays, attrs
 

@@ -41,7 +41,9 @@ class TrainSettings:
     """Knobs of one training run. ``lr`` is the peak learning rate; ``steps`` (if set) stops the run
     after that many optimizer steps, before ``epochs`` is reached. ``checkpoint_epochs`` lists the
     epochs after which θ is saved (0 = init); ``checkpoint_step_range`` = [start, stop) saves θ after
-    each of those global steps (for walks between consecutive iterates)."""
+    each of those global steps (for walks between consecutive iterates). A run diverges when its
+    loss, weights or gradients become non-finite or its train loss exceeds
+    ``divergence_loss_factor`` times its initial (epoch-0) train loss."""
 
     optimizer: str = "sgd"
     lr: float = 0.05
@@ -53,19 +55,24 @@ class TrainSettings:
     schedule: str = "constant"
     checkpoint_epochs: tuple[int, ...] = (0,)
     checkpoint_step_range: tuple[int, int] | None = None
+    divergence_loss_factor: float = 100.0
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
-        if self.batch_size < 1 or self.epochs < 1 or self.lr <= 0:
-            raise ValueError(f"need batch_size >= 1, epochs >= 1 and lr > 0, got {self}")
+        if self.batch_size < 1 or self.epochs < 1 or not self.lr > 0 or not math.isfinite(self.lr):
+            raise ValueError(f"need batch_size >= 1, epochs >= 1 and finite lr > 0, got {self}")
+        if not self.divergence_loss_factor > 1 or not math.isfinite(self.divergence_loss_factor):
+            raise ValueError(f"need a finite divergence_loss_factor > 1, got "
+                             f"{self.divergence_loss_factor}")
 
 
 @dataclass
 class TrainResult:
-    """Outcome of a run: ``status`` is ``"ok"`` or ``"diverged"``; ``history`` one row per epoch;
+    """Outcome of a run: ``status`` is ``"ok"`` or ``"diverged"`` (``divergence`` says why);
+    ``history`` one row per epoch;
     ``trajectory`` maps a label (``epoch-3``, ``step-120``) to a saved state dict (θ the
     parameterization maps to, plus buffers); ``trainable`` maps ``init``, ``final`` and the same
     labels to the parameterization's trainable tensors there; ``parameterization`` is its
@@ -79,6 +86,7 @@ class TrainResult:
     steps: int = 0
     trainable: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
     parameterization: dict = field(default_factory=dict)
+    divergence: str | None = None
 
 
 def resolve_device(device: str) -> torch.device:
@@ -126,11 +134,22 @@ def _lr_factor(settings: TrainSettings, total_steps: int) -> Callable[[int], flo
 def fingerprint(settings: TrainSettings, seed: int, identity: dict | None = None,
                 parameterization: dict | None = None) -> str:
     """Hash of everything that defines a run: training settings, seed, the caller's ``identity``
-    (model, data subset, init) and the parameterization; a resume file is only used by the run
+    (model, data subset, init; ``train_run`` adds digests of the training data and of the initial
+    trainable tensors and buffers) and the parameterization; a resume file is only used by the run
     that wrote it."""
     text = json.dumps({**dataclasses.asdict(settings), "seed": seed, "identity": identity or {},
                        "parameterization": parameterization or {}}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 of named tensors (names, dtypes, shapes and values, in name order)."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.flatten().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def train_run(model: nn.Module, data, settings: TrainSettings, seed: int, *,
@@ -149,12 +168,14 @@ def train_run(model: nn.Module, data, settings: TrainSettings, seed: int, *,
     over the epoch's steps of the norm of the minibatch gradient with respect to the trainable
     tensors (θ for the full space, z for a subspace); ``param_norm`` and ``dist_from_init`` are
     ‖θ‖ and ‖θ − θ₀‖ of the point f(tensors) (``sample=None``: θ(½) of a curve, the connectors'
-    centroid of a complex). A run whose loss, weights or gradients become NaN/inf
+    centroid of a complex). A run whose loss, weights or gradients become NaN/inf, or whose train
+    loss exceeds ``settings.divergence_loss_factor`` times its epoch-0 train loss,
     stops at the end of that epoch as ``"diverged"``.
 
     With ``resume_path``, the training state is saved there after every epoch and resumed from it
     when it exists and was written by the same run (``fingerprint`` of settings, seed,
-    ``identity`` and parameterization).
+    ``identity``, parameterization, training data and initial tensors); a resume file of another
+    run is overwritten, and ``progress_file`` says so.
     """
     device = torch.device(device)
     model = model.to(device)
@@ -173,7 +194,11 @@ def train_run(model: nn.Module, data, settings: TrainSettings, seed: int, *,
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(settings, total_steps))
     generator = torch.Generator().manual_seed(seed)
     description = parameterization.describe()
-    run_fingerprint = fingerprint(settings, seed, identity, description)
+    run_identity = {**(identity or {}),
+                    "data_sha256": tensors_digest({"x": x_train, "y": y_train}),
+                    "init_sha256": tensors_digest({**tensors, **{
+                        f"buffer.{name}": buffer for name, buffer in fmodel.buffers.items()}})}
+    run_fingerprint = fingerprint(settings, seed, run_identity, description)
 
     def point() -> torch.Tensor:
         with torch.no_grad():
@@ -193,7 +218,7 @@ def train_run(model: nn.Module, data, settings: TrainSettings, seed: int, *,
     history: list[dict] = []
     trajectory: dict[str, dict[str, torch.Tensor]] = {}
     trainable = {"init": _cpu_tensors(tensors)}
-    epoch, step, elapsed, status = 0, 0, 0.0, "ok"
+    epoch, step, elapsed, status, divergence = 0, 0, 0.0, "ok", None
 
     resume = Path(resume_path) if resume_path is not None else None
     if resume is not None and resume.exists():
@@ -210,8 +235,10 @@ def train_run(model: nn.Module, data, settings: TrainSettings, seed: int, *,
             init_state, history, trajectory = saved["init"], saved["history"], saved["trajectory"]
             trainable = saved["trainable"]
             epoch, step, elapsed = saved["epoch"], saved["step"], saved["elapsed"]
-            status = saved["status"]
+            status, divergence = saved["status"], saved["divergence"]
             theta0 = flat_params_from_state(init_state, fmodel.layout).to(device)
+            if progress_file is not None:
+                progress_file.write(f"resuming from {resume} at epoch {epoch}\n")
         elif progress_file is not None:
             progress_file.write(f"{resume} was written by another run (fingerprint "
                                 f"{saved.get('fingerprint')} != {run_fingerprint}); starting afresh\n")
@@ -267,7 +294,8 @@ def train_run(model: nn.Module, data, settings: TrainSettings, seed: int, *,
         elapsed += time.perf_counter() - started
         row = record(epoch, float(torch.stack(grad_norms).mean()) if grad_norms else float("nan"))
         history.append(row)
-        if not all(math.isfinite(row[k]) for k in ("train_loss", "param_norm", "grad_norm")):
+        divergence = _divergence(row, history[0]["train_loss"], settings.divergence_loss_factor)
+        if divergence is not None:
             status = "diverged"
         if epoch in settings.checkpoint_epochs:
             checkpoint(f"epoch-{epoch}")
@@ -279,14 +307,27 @@ def train_run(model: nn.Module, data, settings: TrainSettings, seed: int, *,
                            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                            "generator": generator.get_state(), "init": init_state,
                            "history": history, "trajectory": trajectory, "trainable": trainable,
-                           "epoch": epoch, "step": step, "elapsed": elapsed, "status": status},
+                           "epoch": epoch, "step": step, "elapsed": elapsed, "status": status,
+                           "divergence": divergence},
                           resume)
     bar.close()
     sync_model()
     trainable["final"] = _cpu_tensors(tensors)
     return TrainResult(status=status, final_state=_cpu_state(model), init_state=init_state,
                        history=history, trajectory=trajectory, steps=step, trainable=trainable,
-                       parameterization=description)
+                       parameterization=description, divergence=divergence)
+
+
+def _divergence(row: dict, initial_loss: float, factor: float) -> str | None:
+    """Why the epoch in ``row`` counts as diverged (non-finite values, or a train loss above
+    ``factor`` times ``initial_loss``), or ``None``."""
+    non_finite = [k for k in ("train_loss", "param_norm", "grad_norm") if not math.isfinite(row[k])]
+    if non_finite:
+        return f"non-finite {', '.join(non_finite)} at epoch {row['epoch']}"
+    if row["train_loss"] > factor * initial_loss:
+        return (f"train loss {row['train_loss']:.4g} at epoch {row['epoch']} exceeds "
+                f"divergence_loss_factor {factor:g} x initial loss {initial_loss:.4g}")
+    return None
 
 
 def init_model(build: Callable[[], nn.Module], seed: int) -> nn.Module:

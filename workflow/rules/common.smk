@@ -1,12 +1,44 @@
 # Config validation, the run table of the sweep, and path helpers.
 import json
+import math
 
 from snakemake.utils import validate
 
-from lossatlas.data import INPUT_SHAPES, NUM_CLASSES
+from lossatlas.data import INPUT_SHAPES, NUM_CLASSES, TRAIN_SIZES
 from lossatlas.models import build_model, model_options
 
 validate(config, "../schemas/config.schema.yaml")
+
+
+def check_finite(value, key):
+    """Stop with an error naming config key ``key`` (or the one below it) at a NaN or infinite
+    number, which the schema's bounds let through."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"config {key}={value}: must be a finite number")
+    if isinstance(value, dict):
+        for name, item in value.items():
+            check_finite(item, f"{key}.{name}" if key else name)
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            check_finite(item, f"{key}[{index}]")
+
+
+def canonical(value):
+    """``value`` with the keys of every dict sorted (recursively): Snakemake compares params by
+    their repr, so settings must not depend on the order of the config's lines."""
+    if isinstance(value, dict):
+        return {key: canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(item) for item in value]
+    return value
+
+
+check_finite(config, "")
+for _key in list(config):
+    if _key == "runs":  # the order of the run groups is the figures' order
+        config[_key] = {name: canonical(group) for name, group in config[_key].items()}
+    else:
+        config[_key] = canonical(config[_key])
 
 MODEL_KNOBS = ("width", "depth", "norm")
 DATASET = config["dataset"]["name"]
@@ -42,6 +74,14 @@ def run_group_table(name, overrides, where):
             f"config {where}.init_from: unknown run {init_from!r}; "
             f"runs are {', '.join(sorted(config['runs']))}"
         )
+    step_range = overrides.get(
+        "checkpoint_step_range", config["training"]["checkpoint_step_range"]
+    )
+    if step_range is not None and step_range[0] >= step_range[1]:
+        raise ValueError(
+            f"config {where}.checkpoint_step_range={step_range}: [start, stop) needs "
+            "start < stop"
+        )
     knobs = {k: config["model"][k] for k in MODEL_KNOBS if k in config["model"]}
     knobs.update({k: overrides[k] for k in MODEL_KNOBS if k in overrides})
     parameterization = overrides.get("parameterization", {"kind": "full"})
@@ -72,13 +112,28 @@ def run_group_table(name, overrides, where):
                     f"config {where}.init_from: run {init_from!r} has no seed {seed}"
                 )
             settings["init_from"] = f"{init_from}-s{seed}"
-        table[f"{name}-s{seed}"] = settings
+        table[f"{name}-s{seed}"] = canonical(settings)
     return table
+
+
+def check_init_chains():
+    """Stop with an error naming the config key if a run starts from itself, directly or
+    through other runs' init_from."""
+    for name in config["runs"]:
+        chain = [name]
+        while (parent := config["runs"][chain[-1]].get("init_from")) in config["runs"]:
+            if parent in chain:
+                raise ValueError(
+                    f"config runs.{chain[-1]}.init_from: run {name!r} starts from itself "
+                    f"({' -> '.join([*chain[chain.index(parent):], parent])})"
+                )
+            chain.append(parent)
 
 
 def _run_table():
     """run id (NAME-sSEED) -> settings of every run group of the config."""
     _check_model_knobs("model", config["model"])
+    check_init_chains()
     table = {}
     for name, overrides in config["runs"].items():
         table.update(run_group_table(name, overrides, f"runs.{name}"))
@@ -107,14 +162,61 @@ def run_dir(run):
     return f"{RUN_ROOT}/{run}"
 
 
+def run_settings(wildcards):
+    """Settings of the run ``wildcards.run``; a run the config lacks is an error naming it."""
+    if wildcards.run not in RUNS:
+        raise ValueError(
+            f"run {wildcards.run!r} is not in the config; its runs are "
+            f"{', '.join(sorted(RUNS))}"
+        )
+    return RUNS[wildcards.run]
+
+
 def run_settings_json(wildcards):
-    return json.dumps(RUNS[wildcards.run], sort_keys=True)
+    return json.dumps(run_settings(wildcards), sort_keys=True)
 
 
 def init_checkpoint(wildcards):
     """The final checkpoint a continuation run starts from (none for a fresh run)."""
-    parent = RUNS[wildcards.run].get("init_from")
+    parent = run_settings(wildcards).get("init_from")
     return [f"{run_dir(parent)}/final.pt"] if parent else []
+
+
+def total_steps(settings):
+    """Optimizer steps a run makes: epochs x minibatches per epoch, capped by ``steps``."""
+    n_train = round(settings["train_fraction"] * TRAIN_SIZES[DATASET])
+    steps = settings["epochs"] * math.ceil(n_train / settings["batch_size"])
+    return steps if settings["steps"] is None else min(steps, settings["steps"])
+
+
+def epochs_reached(settings):
+    """The last epoch a run reaches (a ``steps`` cap ends it within a partial epoch)."""
+    n_train = round(settings["train_fraction"] * TRAIN_SIZES[DATASET])
+    return math.ceil(
+        total_steps(settings) / math.ceil(n_train / settings["batch_size"])
+    )
+
+
+def saved_epochs(run, key, least, purpose):
+    """Epochs of the epoch checkpoints run ``run`` saves; fewer than ``least`` is an error
+    naming config key ``key``, the run's settings and what cuts them short."""
+    settings = RUNS[run]
+    reached = epochs_reached(settings)
+    epochs = sorted(e for e in set(settings["checkpoint_epochs"]) if e <= reached)
+    if len(epochs) < least:
+        group = run.rsplit("-s", 1)[0]
+        cause = (
+            f"runs.{group}.steps={settings['steps']} stops it at epoch {reached}"
+            if reached < settings["epochs"]
+            else f"it trains {settings['epochs']} epochs"
+        )
+        raise ValueError(
+            f"config {key}: run {run!r} saves epoch checkpoints {epochs} "
+            f"(checkpoint_epochs {settings['checkpoint_epochs']}, and {cause}); {purpose} "
+            f"needs at least {least}: set runs.{group}.checkpoint_epochs or "
+            "training.checkpoint_epochs"
+        )
+    return epochs
 
 
 def run_ids(name):

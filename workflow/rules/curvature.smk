@@ -26,21 +26,19 @@ SPECTRUM_RUNS = [first_run(group) for group in SPECTRUM["runs"]]
 ALONG_RUNS = [first_run(group) for group in ALONG["runs"]]
 
 
-# Labels epoch-N of the saved epoch checkpoints (within the run's epochs) of each run.
+# Labels epoch-N of the epoch checkpoints each run saves (those within the epochs it reaches).
 ALONG_CHECKPOINTS = {
     run: [
         f"epoch-{epoch}"
-        for epoch in sorted(set(RUNS[run]["checkpoint_epochs"]))
-        if epoch <= RUNS[run]["epochs"]
+        for epoch in saved_epochs(
+            run,
+            "figures.curvature_along_training.runs",
+            1,
+            "the curvature-along-training figure",
+        )
     ]
     for run in ALONG_RUNS
 }
-for _run, _checkpoints in ALONG_CHECKPOINTS.items():
-    if not _checkpoints:
-        raise ValueError(
-            f"config figures.curvature_along_training.runs: run {_run!r} saves no epoch "
-            "checkpoints; set its checkpoint_epochs"
-        )
 
 
 rule measure_curvature:
@@ -65,7 +63,7 @@ rule measure_curvature:
         gpu=1 if config["device"] != "cpu" else 0,
     params:
         model=MODEL,
-        settings=lambda wildcards: RUNS[wildcards.run],
+        settings=run_settings,
         curvature=CURVATURE,
         device=config["device"],
     script:

@@ -1,3 +1,9 @@
+# The dataset is prepared on the submitting machine: it may download, and compute nodes often have
+# no network.
+localrules:
+    prepare_dataset,
+
+
 rule prepare_dataset:
     output:
         "resources/data/{dataset}.h5",

@@ -14,11 +14,21 @@ for _key, _groups in (
     ("sgd_walk.run", [WALK["run"]]),
 ):
     check_run_groups(f"figures.{_key}", _groups)
-if RUNS[first_run(WALK["run"])]["checkpoint_step_range"] is None:
+_walk = RUNS[first_run(WALK["run"])]
+if _walk["checkpoint_step_range"] is None:
     raise ValueError(
         f"config figures.sgd_walk.run: run {WALK['run']!r} saves no step checkpoints; "
         f"set runs.{WALK['run']}.checkpoint_step_range"
     )
+_start, _stop = _walk["checkpoint_step_range"]
+if _stop - _start < 2 or _stop - 1 > total_steps(_walk):
+    raise ValueError(
+        f"config runs.{WALK['run']}.checkpoint_step_range={[_start, _stop]}: the SGD walk "
+        f"needs at least 2 step checkpoints within the run's {total_steps(_walk)} steps"
+    )
+saved_epochs(
+    first_run(TRAJECTORY["run"]), "figures.trajectory_pca.run", 3, "the trajectory PCA"
+)
 if SURFACE["roughness_points"] % 2 == 0:
     raise ValueError(
         "config figures.surface_2d.roughness_points must be odd, so that the profiles "
@@ -26,6 +36,21 @@ if SURFACE["roughness_points"] % 2 == 0:
     )
 SURFACE_RUNS = [first_run(group) for group in SURFACE["runs"]]
 SURFACE_KINDS = ["random", "hessian"]
+# The surface keys each measurement uses (a change of another key does not rerun it).
+_DIRECTION_KEYS = ["bn_policy", "ignore_biasbn", "normalization"]
+SURFACE_GRID_KEYS = [
+    *_DIRECTION_KEYS,
+    "hessian_extent",
+    "parts",
+    "width_delta",
+    "xmax",
+    "xmin",
+    "xnum",
+    "ymax",
+    "ymin",
+    "ynum",
+]
+SURFACE_ROUGHNESS_KEYS = [*_DIRECTION_KEYS, "roughness_points", "xmax", "xmin"]
 MLI_RUNS = [run for group in MLI["runs"] for run in run_ids(group)]
 
 
@@ -75,8 +100,8 @@ rule measure_surface_2d_part:
         gpu=1 if config["device"] != "cpu" else 0,
     params:
         model=MODEL,
-        run_settings=lambda wildcards: RUNS[wildcards.run],
-        settings=SURFACE,
+        run_settings=run_settings,
+        settings={key: SURFACE[key] for key in SURFACE_GRID_KEYS},
         device=config["device"],
         precision=config["precision"],
     script:
@@ -122,8 +147,8 @@ rule measure_roughness:
         gpu=1 if config["device"] != "cpu" else 0,
     params:
         model=MODEL,
-        run_settings=lambda wildcards: RUNS[wildcards.run],
-        settings=SURFACE,
+        run_settings=run_settings,
+        settings={key: SURFACE[key] for key in SURFACE_ROUGHNESS_KEYS},
         device=config["device"],
         precision=config["precision"],
     script:
@@ -181,7 +206,7 @@ rule measure_trajectory_pca:
         gpu=1 if config["device"] != "cpu" else 0,
     params:
         model=MODEL,
-        run_settings=lambda wildcards: RUNS[wildcards.run],
+        run_settings=run_settings,
         settings=TRAJECTORY,
         device=config["device"],
         precision=config["precision"],
@@ -232,7 +257,7 @@ rule measure_mli_line:
         gpu=1 if config["device"] != "cpu" else 0,
     params:
         model=MODEL,
-        settings=lambda wildcards: RUNS[wildcards.run],
+        settings=run_settings,
         mli=MLI,
         device=config["device"],
         precision=config["precision"],
@@ -283,7 +308,7 @@ rule measure_sgd_walk:
         gpu=1 if config["device"] != "cpu" else 0,
     params:
         model=MODEL,
-        run_settings=lambda wildcards: RUNS[wildcards.run],
+        run_settings=run_settings,
         settings=WALK,
         device=config["device"],
         precision=config["precision"],

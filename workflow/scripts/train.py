@@ -44,8 +44,10 @@ with io.job_log(smk.log[0]) as log:
     io.write_rows(result.history, smk.output.metrics)
     io.save_state_dict(result.final_state, smk.output.final)
     last = result.history[-1]
-    io.write_json({"status": result.status, "steps": result.steps, "epochs": last["epoch"],
+    io.write_json({"status": result.status, "divergence": result.divergence,
+                   "steps": result.steps, "epochs": last["epoch"],
                    "train_loss": last["train_loss"], "test_acc": last["test_acc"],
                    "parameterization": result.parameterization}, smk.output.status)
-    logging.info("finished with status %s after %d steps", result.status, result.steps)
+    logging.info("finished with status %s after %d steps%s", result.status, result.steps,
+                 f" ({result.divergence})" if result.divergence else "")
     Path(smk.params.resume).unlink(missing_ok=True)

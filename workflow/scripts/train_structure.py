@@ -49,7 +49,8 @@ with io.job_log(smk.log[0]) as log:
                        "tensors": result.trainable}, smk.output.trainable)
         io.write_rows(result.history, smk.output.metrics)
         last = result.history[-1]
-        io.write_json({"status": result.status, "steps": result.steps, "epochs": last["epoch"],
+        io.write_json({"status": result.status, "divergence": result.divergence,
+                       "steps": result.steps, "epochs": last["epoch"],
                        "train_loss": last["train_loss"], "test_acc": last["test_acc"],
                        "parameterization": result.parameterization}, smk.output.status)
         logging.info("finished with status %s after %d steps", result.status, result.steps)
