@@ -41,6 +41,8 @@ rule train_reference:
         status=f"{REFERENCE_ROOT}/{{run}}/status.json",
     log:
         f"results/logs/train/{DATASET}/reference/{{run}}.log",
+    benchmark:
+        f"results/benchmarks/train/{DATASET}/reference/{{run}}.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     threads: 2
@@ -65,6 +67,8 @@ rule dataset_sanity:
         f"{CLAIMS_ROOT}/dataset_sanity.csv",
     log:
         "results/logs/claims/dataset_sanity.log",
+    benchmark:
+        "results/benchmarks/claims/dataset_sanity.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     params:
@@ -87,6 +91,8 @@ rule claims:
         html="results/claims.html",
     log:
         "results/logs/claims/claims.log",
+    benchmark:
+        "results/benchmarks/claims/claims.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     params:
