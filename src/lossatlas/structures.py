@@ -19,7 +19,7 @@ import torch
 
 from .landscape import plane_points
 from .parameterizations import SimplicialComplex
-from .wedge import plane_coordinates, plane_grid
+from .wedge import plane_basis, plane_coordinates, plane_grid
 
 
 
@@ -83,14 +83,7 @@ def plane_through(p0: torch.Tensor, p1: torch.Tensor, p2: torch.Tensor
     """Origin p0 and orthonormal basis ``(2, D)`` (Gram–Schmidt in float64, e1 along p1 − p0) of
     the plane through three points, so in-plane coordinates are Euclidean distances (Garipov et
     al.'s plane plots)."""
-    u, v = (p1 - p0).double(), (p2 - p0).double()
-    if u.norm() == 0:
-        raise ValueError("the first two points of the plane coincide")
-    e1 = u / u.norm()
-    rest = v - (v @ e1) * e1
-    if rest.norm() <= 1e-9 * v.norm():
-        raise ValueError("the three points are collinear; they span no plane")
-    return p0, torch.stack([e1, rest / rest.norm()]).to(p0.dtype)
+    return p0, plane_basis(p1 - p0, p2 - p0)
 
 
 # --- ensembles -----------------------------------------------------------------------------------

@@ -330,6 +330,15 @@ def _divergence(row: dict, initial_loss: float, factor: float) -> str | None:
     return None
 
 
+def status_record(result: TrainResult) -> dict:
+    """The ``status.json`` of a finished run or structure: status, divergence reason, steps, last
+    epoch, its train loss and test accuracy, and the parameterization."""
+    last = result.history[-1]
+    return {"status": result.status, "divergence": result.divergence, "steps": result.steps,
+            "epochs": last["epoch"], "train_loss": last["train_loss"],
+            "test_acc": last["test_acc"], "parameterization": result.parameterization}
+
+
 def init_model(build: Callable[[], nn.Module], seed: int) -> nn.Module:
     """Build a model with its initialization fixed by ``seed`` (same seed => same θ₀)."""
     torch.manual_seed(seed)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from lossatlas import io
-from lossatlas.evaluate import evaluate_points, evaluate_train_test, predict_points
+from lossatlas.evaluate import evaluate_points, predict_points
 from lossatlas.parameterizations import build_structure
 from lossatlas.params import get_flat_params
 from lossatlas.runs import (flat_checkpoints, load_run_model, load_solution, load_trajectory,
@@ -79,15 +79,17 @@ with io.job_log(smk.log[0]) as log:
         probabilities, policy = predict_points(solution.model, points, data.x_test,
                                                bn_policy=figure["bn_policy"], bn_data=data.x_train,
                                                precision=solution.precision, progress_file=log)
-        metrics = evaluate_train_test(solution.model, points, *solution.train_test,
-                                      bn_policy=figure["bn_policy"], precision=solution.precision)
+        train_loss = evaluate_points(solution.model, points, data.x_train, data.y_train,
+                                     bn_policy=figure["bn_policy"], bn_data=data.x_train,
+                                     precision=solution.precision).loss
+        test_acc = (probabilities.argmax(-1) == data.y_test.cpu()).double().mean(-1).numpy()
         seconds = time.perf_counter() - start
         logging.info("%d members of %d kinds in %.1f s", len(points), len(kinds), seconds)
         shape = (len(kinds), members)
         io.write_h5(smk.output[0], {
             "probabilities": probabilities.reshape(*shape, *probabilities.shape[1:]),
-            "y_test": data.y_test.cpu(), "train_loss": metrics.train.loss.reshape(shape),
-            "test_acc": metrics.test.accuracy.reshape(shape),
+            "y_test": data.y_test.cpu(), "train_loss": train_loss.reshape(shape),
+            "test_acc": test_acc.reshape(shape),
             "distance_from_anchor": (points - theta).norm(dim=1).cpu().reshape(shape),
             "perturbation_radii": radii, "perturbation_distances": distances,
             "perturbation_profiles": profiles, "snapshot_epochs": np.array(snapshot_epochs),

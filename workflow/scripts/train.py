@@ -12,7 +12,7 @@ from lossatlas.data import load_dataset
 from lossatlas.parameterizations import build_parameterization, scale_parameters_
 from lossatlas.params import get_flat_params
 from lossatlas.runs import build_run_model
-from lossatlas.train import TrainSettings, init_model, resolve_device, train_run
+from lossatlas.train import TrainSettings, init_model, resolve_device, status_record, train_run
 
 smk = snakemake  # noqa: F821
 torch.set_num_threads(smk.threads)
@@ -43,11 +43,7 @@ with io.job_log(smk.log[0]) as log:
                   smk.output.trainable)
     io.write_rows(result.history, smk.output.metrics)
     io.save_state_dict(result.final_state, smk.output.final)
-    last = result.history[-1]
-    io.write_json({"status": result.status, "divergence": result.divergence,
-                   "steps": result.steps, "epochs": last["epoch"],
-                   "train_loss": last["train_loss"], "test_acc": last["test_acc"],
-                   "parameterization": result.parameterization}, smk.output.status)
+    io.write_json(status_record(result), smk.output.status)
     logging.info("finished with status %s after %d steps%s", result.status, result.steps,
                  f" ({result.divergence})" if result.divergence else "")
     Path(smk.params.resume).unlink(missing_ok=True)

@@ -12,7 +12,7 @@ from lossatlas.data import load_dataset
 from lossatlas.parameterizations import build_structure
 from lossatlas.params import get_flat_params
 from lossatlas.runs import load_run_model, skip_reason
-from lossatlas.train import TrainSettings, resolve_device, train_run
+from lossatlas.train import TrainSettings, resolve_device, status_record, train_run
 
 smk = snakemake  # noqa: F821
 torch.set_num_threads(smk.threads)
@@ -48,10 +48,6 @@ with io.job_log(smk.log[0]) as log:
         io.save_torch({"parameterization": result.parameterization,
                        "tensors": result.trainable}, smk.output.trainable)
         io.write_rows(result.history, smk.output.metrics)
-        last = result.history[-1]
-        io.write_json({"status": result.status, "divergence": result.divergence,
-                       "steps": result.steps, "epochs": last["epoch"],
-                       "train_loss": last["train_loss"], "test_acc": last["test_acc"],
-                       "parameterization": result.parameterization}, smk.output.status)
+        io.write_json(status_record(result), smk.output.status)
         logging.info("finished with status %s after %d steps", result.status, result.steps)
     Path(smk.params.resume).unlink(missing_ok=True)

@@ -10,7 +10,6 @@ dict attributes are JSON strings); losses in nats, errors and accuracies fractio
 
 from __future__ import annotations
 
-import json
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -18,6 +17,7 @@ import pandas as pd
 import seaborn as sns
 
 from ..claims import claim_row
+from . import claims_title, json_attr, show_skipped
 from ..stats import ensemble_accuracy, linear_barrier, mode_connectivity, pairwise_disagreement
 
 CURVE_WORK = "Garipov et al. 2018; Draxler et al. 2018"
@@ -34,16 +34,6 @@ KIND_COLOURS = dict(zip(("independent", "complex simplex", "snapshots", "perturb
                         sns.color_palette("colorblind", 4)))
 
 
-def _json(attrs: dict, key: str):
-    return json.loads(attrs[key])
-
-
-def _claims_text(table: pd.DataFrame) -> str:
-    claims = table[table["run"] == "claim"]
-    return "\n".join(f"{row['claim']}: {row['verdict']} ({row['statistic']} = {row['value']:.3g}, "
-                     f"{row['threshold']})" for _, row in claims.iterrows())
-
-
 # --- mode connectivity ---------------------------------------------------------------------------
 
 
@@ -54,8 +44,8 @@ def mode_connectivity_table(arrays: dict[str, np.ndarray], attrs: dict,
     loss and error, test error at the midpoint; a skipped pair gets one row with its status;
     then the claim row: mean over pairs of (curve barrier / line barrier) for each curve kind
     below ``barrier_ratio`` (inconclusive when no pair was measured or a line has no barrier)."""
-    pairs, statuses = _json(attrs, "pair_runs"), _json(attrs, "pair_status")
-    paths = _json(attrs, "paths")
+    pairs, statuses = json_attr(attrs, "pair_runs"), json_attr(attrs, "pair_status")
+    paths = json_attr(attrs, "paths")
     ts = arrays["t"]
     rows = []
     for p, (pair, status) in enumerate(zip(pairs, statuses)):
@@ -104,7 +94,7 @@ def plot_mode_connectivity(arrays: dict[str, np.ndarray], attrs: dict,
                            table: pd.DataFrame) -> plt.Figure:
     """Train loss and test error along the line and each curve (every pair; the first solid), and
     the train-loss plane through (θ_a, bend, θ_b) of the first measured pair with the paths."""
-    paths, statuses = _json(attrs, "paths"), _json(attrs, "pair_status")
+    paths, statuses = json_attr(attrs, "paths"), json_attr(attrs, "pair_status")
     measured = [p for p, status in enumerate(statuses) if status == "ok"]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
     ts = arrays["t"]
@@ -137,7 +127,7 @@ def plot_mode_connectivity(arrays: dict[str, np.ndarray], attrs: dict,
         axes[2].set(xlabel="distance along θ_b − θ_a direction", ylabel="orthogonal distance",
                     title=f"plane through θ_a, {attrs['plane_bend']} bend, θ_b")
         axes[2].set_aspect("equal", adjustable="box")
-    fig.suptitle(_claims_text(table), fontsize=8, y=1.02)
+    fig.suptitle(claims_title(table), fontsize=8, y=1.02)
     fig.tight_layout()
     return fig
 
@@ -187,11 +177,9 @@ def plot_low_loss_subspace(arrays: dict[str, np.ndarray], attrs: dict,
     linear simplex."""
     fig, axes = plt.subplots(1, 4, figsize=(19, 4.4))
     if attrs["status"] != "ok":
-        for ax in axes:
-            ax.text(0.5, 0.5, attrs["status"], ha="center", va="center", wrap=True)
-            ax.set_axis_off()
+        show_skipped(axes, attrs["status"])
         return fig
-    planes, plane_vertices = _json(attrs, "planes"), _json(attrs, "plane_vertices")
+    planes, plane_vertices = json_attr(attrs, "planes"), json_attr(attrs, "plane_vertices")
     losses = [arrays[f"plane{p}_train_loss"] for p in range(len(planes))]
     low = max(min(loss.min() for loss in losses), 1e-4)
     levels = np.geomspace(low, max(loss.max() for loss in losses), 15)
@@ -214,7 +202,7 @@ def plot_low_loss_subspace(arrays: dict[str, np.ndarray], attrs: dict,
     points = int(attrs["edge_points"])
     t = np.linspace(0, 1, points)
     for region, colour in (("complex_edges", "C0"), ("hull_edges", "C3")):
-        edges = _json(attrs, region)
+        edges = json_attr(attrs, region)
         profiles = arrays[f"{region}_train_loss"].reshape(len(edges), points)
         for e, profile in enumerate(profiles):
             ax.plot(t, profile, color=colour, alpha=0.7,
@@ -223,7 +211,7 @@ def plot_low_loss_subspace(arrays: dict[str, np.ndarray], attrs: dict,
     ax.set(xlabel="t along edge", ylabel="train loss (nats)", yscale="log",
            title="loss along every edge")
     ax.legend(frameon=False)
-    fig.suptitle(_claims_text(table), fontsize=8, y=1.02)
+    fig.suptitle(claims_title(table), fontsize=8, y=1.02)
     return fig
 
 
@@ -241,7 +229,7 @@ def ensembles_table(arrays: dict[str, np.ndarray], attrs: dict) -> pd.DataFrame:
                           "independent − best other ensemble accuracy at K = members", None, "",
                           None, reason=attrs["status"])
         return pd.DataFrame([{"run": "ensembles", "status": attrs["status"]}, claim])
-    kinds = _json(attrs, "kinds")
+    kinds = json_attr(attrs, "kinds")
     probabilities, y = arrays["probabilities"], arrays["y_test"]
     rows = []
     summary = {}
@@ -284,9 +272,7 @@ def plot_ensembles(table: pd.DataFrame, attrs: dict) -> plt.Figure:
     member accuracy)."""
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     if attrs["status"] != "ok":
-        for ax in axes:
-            ax.text(0.5, 0.5, attrs["status"], ha="center", va="center", wrap=True)
-            ax.set_axis_off()
+        show_skipped(axes, attrs["status"])
         return fig
     ensemble = table[table["row"] == "ensemble"]
     members = table[table["row"] == "member"]
@@ -305,6 +291,6 @@ def plot_ensembles(table: pd.DataFrame, attrs: dict) -> plt.Figure:
                         color=KIND_COLOURS.get(kind), label=kind)
     axes[2].set(xlabel="member test accuracy",
                 ylabel="disagreement with θ* / (1 − accuracy)", title="diversity vs accuracy")
-    fig.suptitle(_claims_text(table), fontsize=8, y=1.02)
+    fig.suptitle(claims_title(table), fontsize=8, y=1.02)
     fig.tight_layout()
     return fig

@@ -9,7 +9,6 @@ strings); ``attrs["status"]`` is ``"ok"`` or the reason the measurement was skip
 
 from __future__ import annotations
 
-import json
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -19,6 +18,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.lines import Line2D
 
 from ..claims import claim_row
+from . import claims_title, json_attr
 from ..stats import (DIRECTION_KINDS, barrier_height, crossing_distance, low_loss_width,
                      width_radius_correlation)
 
@@ -28,16 +28,6 @@ LONG_CLAIM = "random directions are long: they cross L(θ_a) + δ much farther o
 BARRIER_CLAIM = "the path toward another solution rises and falls (a barrier between wedges)"
 TUNNEL_CLAIM = "the low-loss region widens with distance from the origin (radial tunnels)"
 KIND_COLOURS = dict(zip(DIRECTION_KINDS, sns.color_palette("colorblind", 3)))
-
-
-def _json(attrs: dict, key: str):
-    return json.loads(attrs[key])
-
-
-def _verdict_text(table: pd.DataFrame) -> str:
-    claims = table[table["run"] == "claim"]
-    return "\n".join(f"{row['claim']}: {row['verdict']} ({row['statistic']} = {row['value']:.3g}, "
-                     f"threshold {row['threshold']})" for _, row in claims.iterrows())
 
 
 # --- long and short directions -----------------------------------------------------------------
@@ -52,7 +42,7 @@ def long_short_table(arrays: dict[str, np.ndarray], attrs: dict) -> pd.DataFrame
     threshold), and a barrier above max(L(θ_a), L(θ_j)) + δ on every segment θ_a → θ_j."""
     delta, figure = float(attrs["delta"]), "long_short_directions"
     base = {"run": attrs["origin"], "group": attrs["group"]}
-    skipped = _json(attrs, "skipped")
+    skipped = json_attr(attrs, "skipped")
     rows = [{**base, "kind": DIRECTION_KINDS[1], "target": run, "status": reason}
             for run, reason in skipped.items() if run != attrs["origin"]]
     if attrs["status"] != "ok":
@@ -63,7 +53,7 @@ def long_short_table(arrays: dict[str, np.ndarray], attrs: dict) -> pd.DataFrame
                   claim_row(WORK, figure, BARRIER_CLAIM, "smallest barrier height (nats)", None,
                             f"> delta = {delta}", None, reason)]
         return pd.DataFrame(rows + claims)
-    distances, kinds, targets = arrays["distances"], _json(attrs, "kinds"), _json(attrs, "targets")
+    distances, kinds, targets = arrays["distances"], json_attr(attrs, "kinds"), json_attr(attrs, "targets")
     origin_loss = float(attrs["origin_loss"])
     threshold = origin_loss + delta
     counters = dict.fromkeys(DIRECTION_KINDS, 0)
@@ -139,15 +129,15 @@ def plot_long_short_directions(arrays: dict[str, np.ndarray], attrs: dict, table
         for ax in axes:
             ax.text(0.5, 0.5, attrs["status"], ha="center", va="center", transform=ax.transAxes)
             ax.set_axis_off()
-        figure.suptitle(_verdict_text(table), fontsize=8)
+        figure.suptitle(claims_title(table), fontsize=8)
         return figure
-    distances, kinds = arrays["distances"], _json(attrs, "kinds")
+    distances, kinds = arrays["distances"], json_attr(attrs, "kinds")
     threshold = float(attrs["origin_loss"]) + float(attrs["delta"])
     line_ax, crossing_ax, segment_ax = axes
     for m, kind in enumerate(kinds):
         line_ax.plot(distances[1:], arrays["losses"][m, 1:], color=KIND_COLOURS[kind], lw=0.9,
                      alpha=0.7)
-    targets = _json(attrs, "targets")
+    targets = json_attr(attrs, "targets")
     line_ax.plot(arrays["target_distances"], arrays["segment_losses"][:, -1], "*", ms=11,
                  color=KIND_COLOURS[DIRECTION_KINDS[1]], mec="black", zorder=5)
     line_ax.axhline(threshold, color="black", ls="--", lw=1)
@@ -185,11 +175,11 @@ def plot_long_short_directions(arrays: dict[str, np.ndarray], attrs: dict, table
                    title="Straight paths to the other solutions")
     if targets:
         segment_ax.legend(fontsize=7)
-    skipped = [run for run in _json(attrs, "skipped") if run != attrs["origin"]]
+    skipped = [run for run in json_attr(attrs, "skipped") if run != attrs["origin"]]
     if skipped:
         segment_ax.text(0.02, 0.02, "skipped: " + ", ".join(skipped), fontsize=7,
                         color="firebrick", transform=segment_ax.transAxes)
-    figure.suptitle(_verdict_text(table), fontsize=8)
+    figure.suptitle(claims_title(table), fontsize=8)
     figure.tight_layout()
     return figure
 
@@ -211,7 +201,7 @@ def wedge_cuts_table(planes: dict[str, tuple[dict, dict]]) -> pd.DataFrame:
     delta, minimum = float(any_attrs["delta"]), float(any_attrs["min_correlation"])
     correlations = {}
     for name, (arrays, attrs) in planes.items():
-        ray_labels = _json(attrs, "ray_labels")
+        ray_labels = json_attr(attrs, "ray_labels")
         if attrs["status"] != "ok":
             rows.append({"run": ", ".join(ray_labels), "plane": name, "status": attrs["status"]})
             continue
@@ -285,8 +275,8 @@ def plot_wedge_cuts(planes: dict[str, tuple[dict, dict]], table: pd.DataFrame) -
         gx, gy = np.meshgrid(xs, ys, indexing="ij")
         mesh = ax.pcolormesh(gx, gy, np.clip(z, norm.vmin, None), norm=norm, cmap="viridis",
                              shading="auto")
-        labels, coords = _json(attrs, "point_labels"), arrays["point_coordinates"]
-        ray_labels = _json(attrs, "ray_labels")
+        labels, coords = json_attr(attrs, "point_labels"), arrays["point_coordinates"]
+        ray_labels = json_attr(attrs, "ray_labels")
         for label, (px, py) in zip(labels, coords):
             marker = "+" if label == "origin" else ("o" if label.startswith("init") else "*")
             ax.plot(px, py, marker, ms=12 if marker == "*" else 8, color="white", mec="black",
@@ -321,5 +311,5 @@ def plot_wedge_cuts(planes: dict[str, tuple[dict, dict]], table: pd.DataFrame) -
                  ylabel="low-loss width across the ray", title="Width of L ≤ L(θ) + δ vs radius")
     if not rows.empty:
         width_ax.legend(fontsize=6)
-    figure.suptitle(_verdict_text(table), fontsize=8)
+    figure.suptitle(claims_title(table), fontsize=8)
     return figure
