@@ -11,7 +11,6 @@ if not workflow.overwrite_configfiles:
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
-include: "workflow/rules/train.smk"
 include: "workflow/rules/lb_sb.smk"
 include: "workflow/rules/landscape.smk"
 include: "workflow/rules/curvature.smk"
@@ -19,6 +18,9 @@ include: "workflow/rules/subspace.smk"
 include: "workflow/rules/goldilocks.smk"
 include: "workflow/rules/wedge.smk"
 include: "workflow/rules/structures.smk"
+include: "workflow/rules/sweeps.smk"
+# after every file that adds runs: it plans the vmapped training batches over all of them
+include: "workflow/rules/train.smk"
 
 
 report: "workflow/report/workflow.rst"
@@ -39,6 +41,9 @@ FIGURES = [
     "mode_connectivity",
     "low_loss_subspace",
     "ensembles",
+    "hyperparams_curvature",
+    "taxonomy_metrics",
+    "taxonomy_phases",
 ]
 
 
@@ -48,6 +53,8 @@ include: "workflow/rules/claims.smk"
 wildcard_constraints:
     run=r"[A-Za-z0-9_.]+-s\d+",
     structure=r"[A-Za-z0-9_.-]+",
+    sweep=r"[A-Za-z0-9]+",
+    row=r"[A-Za-z0-9_.]+",
 
 
 rule all:

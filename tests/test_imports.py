@@ -44,6 +44,8 @@ ALLOWED = {
     "lossatlas.runs": {"torch", "h5py"},
     "lossatlas.stats": {"numpy"},
     "lossatlas.structures": {"torch"},
+    "lossatlas.sweeps": {"torch"},
+    "lossatlas.taxonomy": {"numpy"},
     "lossatlas.train": {"torch"},
     "lossatlas.wedge": {"torch"},
 }

@@ -123,3 +123,45 @@ def load_solution(data_path: str | os.PathLike, model_name: str, run_settings: d
     model = model.to(torch_device)
     return Solution(data, model, param_layout(model), get_flat_params(model).to(torch_device),
                     torch_device, precision_for(precision, torch_device))
+
+
+RUN_FILES = ("final.pt", "init.pt", "trajectory.pt", "trainable.pt", "metrics.csv", "status.json")
+
+
+def prepare_member(data_path: str | os.PathLike, model_name: str, settings: dict,
+                   init_checkpoint: str | os.PathLike | None, device: torch.device):
+    """Everything ``train_run`` / ``train_members`` need for one run of the config's run table:
+    a ``Member`` with the run's own data (``train_fraction``, ``label_noise`` and ``seed``), its
+    model initialized from its seed (or loaded from ``init_checkpoint``) and scaled by
+    ``init_scale``, its parameterization, ``TrainSettings`` and identity (the settings that are
+    not training settings)."""
+    from .parameterizations import build_parameterization, scale_parameters_
+    from .train import Member, TrainSettings, init_model
+
+    data = load_dataset(data_path, train_fraction=settings["train_fraction"],
+                        label_noise=settings["label_noise"], seed=settings["seed"])
+    model = init_model(lambda: build_run_model(model_name, settings["model"], data), settings["seed"])
+    if init_checkpoint is not None:
+        model.load_state_dict(io.load_state_dict(init_checkpoint))
+    scale_parameters_(model, settings["init_scale"])
+    parameterization = build_parameterization(settings["parameterization"], get_flat_params(model),
+                                              device=device)
+    fields = TrainSettings.__dataclass_fields__
+    train_settings = TrainSettings(**{k: settings[k] for k in fields if k in settings})
+    identity = {k: v for k, v in settings.items() if k not in fields}
+    return Member(model, data, train_settings, settings["seed"], parameterization, identity)
+
+
+def write_run_files(result, directory: str | os.PathLike) -> None:
+    """The ``RUN_FILES`` of a finished run (a ``TrainResult``) in ``directory``, each written
+    atomically, ``status.json`` last."""
+    from .train import status_record
+
+    directory = Path(directory)
+    io.save_state_dict(result.init_state, directory / "init.pt")
+    io.save_torch(result.trajectory, directory / "trajectory.pt")
+    io.save_torch({"parameterization": result.parameterization, "tensors": result.trainable},
+                  directory / "trainable.pt")
+    io.write_rows(result.history, directory / "metrics.csv")
+    io.save_state_dict(result.final_state, directory / "final.pt")
+    io.write_json(status_record(result), directory / "status.json")

@@ -21,16 +21,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import vmap
 from tqdm import tqdm
 
 from . import io
 from .evaluate import evaluate_train_test
 from .functional import FunctionalModel
 from .parameterizations import FullSpace, Parameterization
-from .params import flat_params_from_state, get_flat_params, set_flat_params_
+from .params import flat_params_from_state, get_flat_params, param_layout, set_flat_params_
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine", "garipov")
@@ -343,3 +345,340 @@ def init_model(build: Callable[[], nn.Module], seed: int) -> nn.Module:
     """Build a model with its initialization fixed by ``seed`` (same seed => same θ₀)."""
     torch.manual_seed(seed)
     return build()
+
+
+@dataclass
+class Member:
+    """One run of a batch trained by ``train_members``: an initialized ``model``, its ``data`` (a
+    ``DatasetTensors``: the run's own training subset and label-noise draw), settings, seed,
+    parameterization (``None``: ``FullSpace`` at the model's θ) and ``identity`` (as in
+    ``train_run``)."""
+
+    model: nn.Module
+    data: object
+    settings: TrainSettings
+    seed: int
+    parameterization: Parameterization | None = None
+    identity: dict | None = None
+
+
+# Settings every member of a batch shares: they fix the steps taken together.
+BATCH_SHARED_SETTINGS = ("optimizer", "batch_size", "epochs", "steps", "schedule",
+                         "checkpoint_epochs", "checkpoint_step_range")
+
+
+def batch_incompatibility(members: list[Member]) -> str | None:
+    """Why ``members`` cannot be trained as one vmapped batch (``None``: they can): they must share
+    the architecture (names and shapes of the parameters), have no buffers (batch-norm running
+    statistics are updated in place, which ``vmap`` cannot batch), the training-set size, the
+    ``BATCH_SHARED_SETTINGS`` and the names and shapes of the trainable tensors."""
+    if not members:
+        return "a batch needs at least one member"
+    first = members[0]
+    layout = param_layout(first.model)
+    for index, member in enumerate(members):
+        if any(True for _ in member.model.buffers()):
+            return f"member {index} has buffers (batch norm); train it with train_run"
+        if param_layout(member.model) != layout:
+            return f"member {index} has another architecture than member 0"
+        if member.data.x_train.shape != first.data.x_train.shape:
+            return (f"member {index} has {tuple(member.data.x_train.shape)} training inputs, "
+                    f"member 0 {tuple(first.data.x_train.shape)}")
+        for key in BATCH_SHARED_SETTINGS:
+            if getattr(member.settings, key) != getattr(first.settings, key):
+                return (f"member {index} has {key}={getattr(member.settings, key)!r}, member 0 "
+                        f"{getattr(first.settings, key)!r}")
+    return None
+
+
+def _column(values, like: torch.Tensor) -> torch.Tensor:
+    """Per-member scalars ``(M,)`` shaped to broadcast against a stacked tensor ``like``
+    ``(M, ...)``."""
+    return torch.as_tensor(values, dtype=like.dtype, device=like.device).reshape(
+        -1, *([1] * (like.dim() - 1)))
+
+
+class MemberOptimizer:
+    """SGD (momentum, L2 weight decay added to the gradient, no dampening) or Adam (β = (0.9, 0.999),
+    ε = 1e-8, L2 weight decay, bias-corrected) on stacked trainable tensors ``(M, ...)``, each
+    member with its own learning rate, momentum and weight decay; the update rules of
+    ``torch.optim.SGD`` and ``torch.optim.Adam`` with their defaults, applied row-wise. Members
+    where ``active`` is false keep their tensors and state."""
+
+    def __init__(self, kind: str, lrs, momenta, weight_decays):
+        self.kind = kind
+        self.lrs, self.momenta, self.weight_decays = list(lrs), list(momenta), list(weight_decays)
+        self.steps = 0
+        self.state: dict[str, dict[str, torch.Tensor]] = {}
+
+    @torch.no_grad()
+    def step(self, tensors: dict[str, torch.Tensor], lr_factor: float,
+             active: torch.Tensor) -> None:
+        self.steps += 1
+        for name, tensor in tensors.items():
+            grad = tensor.grad
+            keep = _column(active, tensor).bool()
+            lr = _column(self.lrs, tensor) * lr_factor
+            direction = grad + _column(self.weight_decays, tensor) * tensor
+            state = self.state.setdefault(name, {})
+            if self.kind == "sgd":
+                previous = state.get("momentum")
+                buffer = (direction if previous is None
+                          else _column(self.momenta, tensor) * previous + direction)
+                state["momentum"] = torch.where(keep, buffer, previous if previous is not None
+                                                else torch.zeros_like(buffer))
+                update = lr * buffer
+            else:
+                beta1, beta2, eps = 0.9, 0.999, 1e-8
+                exp_avg = state.get("exp_avg", torch.zeros_like(tensor))
+                exp_avg_sq = state.get("exp_avg_sq", torch.zeros_like(tensor))
+                exp_avg_next = exp_avg.lerp(direction, 1 - beta1)
+                exp_avg_sq_next = exp_avg_sq * beta2 + (1 - beta2) * direction * direction
+                bias1 = 1 - beta1 ** self.steps
+                bias2_sqrt = (1 - beta2 ** self.steps) ** 0.5
+                update = (lr / bias1) * exp_avg_next / (exp_avg_sq_next.sqrt() / bias2_sqrt + eps)
+                state["exp_avg"] = torch.where(keep, exp_avg_next, exp_avg)
+                state["exp_avg_sq"] = torch.where(keep, exp_avg_sq_next, exp_avg_sq)
+            tensor.copy_(torch.where(keep, tensor - update, tensor))
+
+    def state_dict(self) -> dict:
+        return {"steps": self.steps, "state": {name: _cpu_tensors(s) for name, s in self.state.items()}}
+
+    def load_state_dict(self, saved: dict, device: torch.device) -> None:
+        self.steps = saved["steps"]
+        self.state = {name: {k: v.to(device) for k, v in s.items()}
+                      for name, s in saved["state"].items()}
+
+
+def train_members(members: list[Member], *, resume_path: str | Path | None = None,
+                  device: torch.device | str = "cpu", progress_file=None) -> list[TrainResult]:
+    """Train a batch of runs of one architecture as one vmapped computation and return one
+    ``TrainResult`` per member, the same (up to float rounding) as ``train_run`` gives for that
+    member alone: each member keeps its own seed (initialization, minibatch order and
+    parameterization samples from its own generator), data, learning rate, momentum, weight
+    decay, init and parameterization, and its own divergence (a diverged member is frozen at the
+    end of its epoch while the others go on). Per step, every member's θ is taken from its
+    trainable tensors, the members' minibatch losses are computed by ``torch.func.vmap`` over
+    ``FunctionalModel.loss`` and one backward pass gives every member's gradient.
+    ``wall_time_s`` in the histories is the batch's training time.
+
+    The members must be compatible (``batch_incompatibility``). With ``resume_path`` the batch
+    state is saved after every epoch and resumed when every member's fingerprint matches."""
+    reason = batch_incompatibility(members)
+    if reason is not None:
+        raise ValueError(f"cannot train these runs as one batch: {reason}")
+    device = torch.device(device)
+    count = len(members)
+    settings = members[0].settings
+    models = [member.model.to(device) for member in members]
+    parameterizations = [(FullSpace(get_flat_params(model)) if member.parameterization is None
+                          else member.parameterization).to(device)
+                         for member, model in zip(members, models)]
+    fmodel = FunctionalModel(models[0], bn_mode="train")
+    layout = fmodel.layout
+    x_trains = [member.data.x_train.to(device) for member in members]
+    y_trains = [member.data.y_train.to(device) for member in members]
+    x_tests = [member.data.x_test.to(device) for member in members]
+    y_tests = [member.data.y_test.to(device) for member in members]
+    data_digests = [tensors_digest({"x": x, "y": y}) for x, y in zip(x_trains, y_trains)]
+    test_digests = [tensors_digest({"x": x, "y": y}) for x, y in zip(x_tests, y_tests)]
+    shared_data = len(set(data_digests)) == 1
+    x_stack = x_trains[0] if shared_data else torch.stack(x_trains)
+    y_stack = y_trains[0] if shared_data else torch.stack(y_trains)
+    n_train = x_trains[0].shape[0]
+    batches_per_epoch = math.ceil(n_train / settings.batch_size)
+    total_steps = settings.epochs * batches_per_epoch
+    if settings.steps is not None:
+        total_steps = min(total_steps, settings.steps)
+    initial = [p.initial_tensors() for p in parameterizations]
+    if any(init.keys() != initial[0].keys() or any(
+            init[name].shape != initial[0][name].shape for name in init) for init in initial):
+        raise ValueError("cannot train these runs as one batch: their trainable tensors differ "
+                         "in names or shapes")
+    tensors = {name: torch.stack([init[name] for init in initial]).requires_grad_()
+               for name in initial[0]}
+    optimizer = MemberOptimizer(settings.optimizer, [m.settings.lr for m in members],
+                                [m.settings.momentum for m in members],
+                                [m.settings.weight_decay for m in members])
+    lr_factor = _lr_factor(settings, total_steps)
+    generators = [torch.Generator().manual_seed(member.seed) for member in members]
+    descriptions = [p.describe() for p in parameterizations]
+    full_space = all(p.kind == "full" for p in parameterizations)
+
+    def member_tensors(index: int, source: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {name: tensor[index] for name, tensor in source.items()}
+
+    fingerprints = [
+        fingerprint(member.settings, member.seed,
+                    {**(member.identity or {}), "data_sha256": data_digests[index],
+                     "init_sha256": tensors_digest(initial[index])}, descriptions[index])
+        for index, member in enumerate(members)]
+
+    def points(samples=None) -> torch.Tensor:
+        """θ of every member ``(M, D)`` (or ``(M, J, D)`` for J-point samples)."""
+        if full_space:
+            return tensors["theta"]
+        samples = samples or [None] * count
+        return torch.stack([p.theta(member_tensors(i, tensors), samples[i])
+                            for i, p in enumerate(parameterizations)])
+
+    def state_of(theta: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {name: value.detach().cpu().clone() for name, value in layout.unflatten(theta).items()}
+
+    with torch.no_grad():
+        theta0 = points().detach().clone()
+    init_states = [state_of(theta0[i]) for i in range(count)]
+    histories: list[list[dict]] = [[] for _ in range(count)]
+    trajectories: list[dict] = [{} for _ in range(count)]
+    trainables = [{"init": _cpu_tensors(member_tensors(i, tensors))} for i in range(count)]
+    statuses, divergences = ["ok"] * count, [None] * count
+    member_steps = [0] * count
+    epoch, step, elapsed = 0, 0, 0.0
+
+    resume = Path(resume_path) if resume_path is not None else None
+    if resume is not None and resume.exists():
+        saved = io.load_torch(resume)
+        if saved.get("fingerprints") == fingerprints:
+            with torch.no_grad():
+                for name, tensor in tensors.items():
+                    tensor.copy_(saved["tensors"][name])
+            optimizer.load_state_dict(saved["optimizer"], device)
+            for generator, state in zip(generators, saved["generators"]):
+                generator.set_state(state)
+            init_states, histories = saved["init"], saved["histories"]
+            trajectories, trainables = saved["trajectories"], saved["trainables"]
+            statuses, divergences = saved["statuses"], saved["divergences"]
+            member_steps = saved["member_steps"]
+            epoch, step, elapsed = saved["epoch"], saved["step"], saved["elapsed"]
+            theta0 = torch.stack([flat_params_from_state(s, layout) for s in init_states]).to(device)
+            if progress_file is not None:
+                progress_file.write(f"resuming the batch of {count} from {resume} at epoch {epoch}\n")
+        elif progress_file is not None:
+            progress_file.write(f"{resume} was written by another batch; starting afresh\n")
+
+    def active_members() -> list[int]:
+        return [i for i in range(count) if statuses[i] == "ok"]
+
+    def record(epoch_index: int, members_now: list[int], grad_norms: torch.Tensor | None) -> None:
+        with torch.no_grad():
+            thetas = points().detach()
+        groups: dict[tuple[str, str], list[int]] = {}
+        for i in members_now:
+            groups.setdefault((data_digests[i], test_digests[i]), []).append(i)
+        for indices in groups.values():
+            first = indices[0]
+            metrics = evaluate_train_test(models[0], thetas[indices], x_trains[first],
+                                          y_trains[first], x_tests[first], y_tests[first])
+            for k, i in enumerate(indices):
+                histories[i].append({
+                    "epoch": epoch_index, "step": member_steps[i],
+                    "train_loss": float(metrics.train.loss[k]),
+                    "train_acc": float(metrics.train.accuracy[k]),
+                    "test_loss": float(metrics.test.loss[k]),
+                    "test_acc": float(metrics.test.accuracy[k]),
+                    "param_norm": float(thetas[i].norm()),
+                    "dist_from_init": float((thetas[i] - theta0[i]).norm()),
+                    "grad_norm": float("nan") if grad_norms is None else float(grad_norms[i]),
+                    "lr": members[i].settings.lr * lr_factor(step), "wall_time_s": elapsed})
+
+    def checkpoint(label: str, members_now: list[int]) -> None:
+        with torch.no_grad():
+            thetas = points().detach()
+        for i in members_now:
+            trajectories[i][label] = state_of(thetas[i])
+            trainables[i][label] = _cpu_tensors(member_tensors(i, tensors))
+
+    if epoch == 0 and not histories[0]:
+        record(0, list(range(count)), None)
+        if 0 in settings.checkpoint_epochs:
+            checkpoint("epoch-0", list(range(count)))
+
+    def member_losses(thetas: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        if thetas.dim() == 2:
+            return vmap(fmodel.loss)(thetas, xb, yb)
+        return vmap(lambda t, x, y: vmap(fmodel.loss, in_dims=(0, None, None))(t, x, y).mean())(
+            thetas, xb, yb)
+
+    start_range, stop_range = settings.checkpoint_step_range or (0, 0)
+    rows = torch.arange(count, device=device)[:, None]
+    bar = tqdm(total=settings.epochs, initial=epoch, desc=f"epochs (batch of {count})",
+               file=progress_file, mininterval=1.0, disable=progress_file is None)
+    while epoch < settings.epochs and step < total_steps and active_members():
+        started = time.perf_counter()
+        training = active_members()
+        active = torch.tensor([statuses[i] == "ok" for i in range(count)], device=device)
+        orders = torch.stack([torch.randperm(n_train, generator=g) for g in generators]).to(device)
+        grad_norm_sum = torch.zeros(count, device=device)
+        batches_done = 0
+        for batch in range(batches_per_epoch):
+            if step >= total_steps:
+                break
+            index = orders[:, batch * settings.batch_size:(batch + 1) * settings.batch_size]
+            for tensor in tensors.values():
+                tensor.grad = None
+            samples = [p.sample(g) for p, g in zip(parameterizations, generators)]
+            thetas = points(samples)
+            xb = x_stack[index] if shared_data else x_stack[rows, index]
+            yb = y_stack[index] if shared_data else y_stack[rows, index]
+            loss = member_losses(thetas, xb, yb).sum()
+            for i, p in enumerate(parameterizations):
+                penalty = p.penalty(member_tensors(i, tensors), samples[i], thetas[i])
+                if penalty is not None:
+                    loss = loss + penalty
+            loss.backward()
+            grad_norm_sum += torch.stack([t.grad.flatten(1).norm(dim=1)
+                                          for t in tensors.values()]).norm(dim=0).detach()
+            optimizer.step(tensors, lr_factor(step), active)
+            step += 1
+            batches_done += 1
+            for i in training:
+                member_steps[i] += 1
+            if start_range <= step < stop_range:
+                checkpoint(f"step-{step}", training)
+        epoch += 1
+        elapsed += time.perf_counter() - started
+        record(epoch, training, grad_norm_sum / batches_done if batches_done else None)
+        for i in training:
+            divergences[i] = _divergence(histories[i][-1], histories[i][0]["train_loss"],
+                                         members[i].settings.divergence_loss_factor)
+            if divergences[i] is not None:
+                statuses[i] = "diverged"
+        if epoch in settings.checkpoint_epochs:
+            checkpoint(f"epoch-{epoch}", training)
+        bar.update(1)
+        bar.set_postfix(active=f"{len(active_members())}/{count}",
+                        mean_train_loss=f"{np.nanmean([histories[i][-1]['train_loss'] for i in training]):.4f}")
+        if resume is not None:
+            io.save_torch({"fingerprints": fingerprints, "tensors": _cpu_tensors(tensors),
+                           "optimizer": optimizer.state_dict(),
+                           "generators": [g.get_state() for g in generators],
+                           "init": init_states, "histories": histories,
+                           "trajectories": trajectories, "trainables": trainables,
+                           "statuses": statuses, "divergences": divergences,
+                           "member_steps": member_steps, "epoch": epoch, "step": step,
+                           "elapsed": elapsed}, resume)
+    bar.close()
+    with torch.no_grad():
+        final = points().detach()
+    results = []
+    for i in range(count):
+        trainables[i]["final"] = _cpu_tensors(member_tensors(i, tensors))
+        results.append(TrainResult(
+            status=statuses[i], final_state=state_of(final[i]), init_state=init_states[i],
+            history=histories[i], trajectory=trajectories[i], steps=member_steps[i],
+            trainable=trainables[i], parameterization=descriptions[i],
+            divergence=divergences[i]))
+    return results
+
+
+def train_each_or_batch(members: list[Member], *, device: torch.device | str = "cpu",
+                        progress_file=None) -> list[TrainResult]:
+    """``train_members`` when the members can train as one vmapped batch
+    (``batch_incompatibility``), else ``train_run`` for each (e.g. batch-norm models)."""
+    if not members:
+        return []
+    if batch_incompatibility(members) is None:
+        return train_members(members, device=device, progress_file=progress_file)
+    return [train_run(m.model, m.data, m.settings, m.seed, parameterization=m.parameterization,
+                      identity=m.identity, device=device, progress_file=progress_file)
+            for m in members]

@@ -18,13 +18,13 @@ REFERENCE_RUN = (
     if SANITY["reference_model"] in PUBLISHED_TEST_ACCURACY.get(DATASET, {})
     else None
 )
-REFERENCE_SETTINGS = {
+REFERENCE_SETTINGS = canonical({
     **config["training"],
     **SANITY["reference_training"],
     "seed": 0,
     "model": {},
     "parameterization": {"kind": "full"},
-}
+})
 CLAIM_SOURCES = [*FIGURES, "dataset_sanity"]
 
 
@@ -49,7 +49,8 @@ rule train_reference:
     resources:
         gpu=1 if config["device"] != "cpu" else 0,
     params:
-        settings=json.dumps(REFERENCE_SETTINGS, sort_keys=True),
+        runs=lambda wildcards: {wildcards.run: REFERENCE_SETTINGS},
+        run_dirs=lambda wildcards: {wildcards.run: f"{REFERENCE_ROOT}/{wildcards.run}"},
         model=SANITY["reference_model"],
         device=config["device"],
         resume=lambda wildcards: f"{REFERENCE_ROOT}/{wildcards.run}/resume.pt",

@@ -1,0 +1,21 @@
+"""Taxonomy heat maps (Yang et al. 2021): per-cell table, claim row and figure from the sweep's
+per-run curvature rows and per-cell connectivity / CKA / distance rows."""
+
+import logging
+
+import pandas as pd
+
+from lossatlas import io
+from lossatlas.claims import write_claims
+from lossatlas.plots import save_figure
+from lossatlas.plots.sweeps import plot_taxonomy_metrics, taxonomy_table
+
+smk = snakemake  # noqa: F821
+with io.job_log(smk.log[0]):
+    curvature = pd.concat([pd.read_csv(path) for path in smk.input.curvature], ignore_index=True)
+    cells = pd.concat([pd.read_csv(path) for path in smk.input.cells], ignore_index=True)
+    table = taxonomy_table(curvature, cells, *smk.params.axes)
+    io.write_csv(table, smk.output.table)
+    write_claims(table, smk.output.claims, smk.params.runs)
+    logging.info("\n%s", table[table["run"].isin(["cell", "claim"])].to_string())
+    save_figure(plot_taxonomy_metrics(table), smk.output.pdf, smk.output.png)
