@@ -21,7 +21,8 @@ SNAKEMAKE = str(BIN / "snakemake")
 FIGURES = ["lb_sb_interpolation", "surface_2d", "trajectory_pca", "mli", "sgd_walk",
            "hessian_spectrum", "curvature_along_training", "subspace_training", "goldilocks",
            "long_short_directions", "wedge_cuts", "mode_connectivity", "low_loss_subspace",
-           "ensembles"]
+           "ensembles", "hyperparams_curvature", "taxonomy_metrics", "taxonomy_phases"]
+TAGS = {"width": "w", "lr": "lr", "weight_decay": "wd", "batch_size": "bs"}
 
 
 def expected_runs(config):
@@ -32,6 +33,14 @@ def expected_runs(config):
     for scale in subspace["init_scales"]:
         for kind in [*(f"d{dim}" for dim in subspace["dims"]), "full"]:
             runs |= {f"subspace_a{scale:g}_{kind}-s{seed}" for seed in subspace["seeds"]}
+    for name, sweep in config.get("sweeps", {}).items():
+        if "load" in sweep:
+            load, temperature = sweep["load"], sweep["temperature"]
+            groups = [f"{name}_{TAGS[load['knob']]}{a:g}_{TAGS[temperature['knob']]}{b:g}"
+                      for a in load["values"] for b in temperature["values"]]
+        else:
+            groups = [f"{name}_{TAGS[sweep['knob']]}{v:g}" for v in sweep["values"]]
+        runs |= {f"{group}-s{seed}" for group in groups for seed in sweep["seeds"]}
     return sorted(runs)
 
 
@@ -111,6 +120,16 @@ def write_config(workdir, name, overrides):
     ({"runs.wedge.checkpoint_epochs": [0, 1]}, "figures.ensembles.members"),
     ({"figures.lb_sb_interpolation.rise_alpha": 1.5}, "rise_alpha"),
     ({"dataset_sanity.run": "nope"}, "dataset_sanity.run"),
+    ({"sweeps.grid.load.knob": "depth"}, "sweeps.grid.load.knob='depth': unknown knob"),
+    ({"sweeps.grid.temperature.knob": "width"}, "sweeps.grid.temperature.knob='width'"),
+    ({"sweeps.grid.load.values": []}, "values"),
+    ({"sweeps.lr.values": [0.0, 0.1]}, "sweeps.lr.values[0]=0.0: lr must be > 0"),
+    ({"sweeps.width.values": [0, 8]}, "sweeps.width.values[0]=0: width must be an integer"),
+    ({"sweeps.width.values": [8, 8]}, "sweeps.width.values=[8, 8]: values must be distinct"),
+    ({"sweeps.grid.seeds": [0]}, "sweeps.grid.seeds: the taxonomy needs at least two seeds"),
+    ({"sweeps.l2.knob": "dropout"}, "sweeps.l2.knob='dropout'"),
+    ({"figures.taxonomy_metrics.sweep": "lr"}, "sweep 'lr' is not a load x temperature grid"),
+    ({"figures.hyperparams_curvature.sweeps": ["nope"]}, "unknown sweep 'nope'"),
 ])
 def test_bad_config_stops_before_any_job(workdir, override, culprit):
     configfile = write_config(workdir, "bad", override)
@@ -292,8 +311,8 @@ def test_diverged_run_is_skipped_visibly(workdir):
 def test_structures_through_a_diverged_solution_are_skipped_visibly(workdir):
     configfile = write_config(workdir, "diverge_wedge", {"runs.wedge.lr": 1.0e9,
                                                          "runs.wedge.momentum": 0.99})
-    snakemake(workdir, "mode_connectivity", "low_loss_subspace", "ensembles", "--forcerun", "train",
-              "--configfile", configfile)
+    snakemake(workdir, "mode_connectivity", "low_loss_subspace", "ensembles", "--forcerun",
+              "train_batch_wedge_s0", "--configfile", configfile)
     status = json.loads((workdir / "results/structures/mnist1d/mlp/complex_wedge_n3_k2/"
                          "status.json").read_text())
     assert status["status"] == "skipped" and "diverged" in status["reason"]
@@ -303,3 +322,20 @@ def test_structures_through_a_diverged_solution_are_skipped_visibly(workdir):
         assert table.loc[table["run"] != "claim", "status"].str.startswith("skipped").all()
         assert (table.loc[table["run"] == "claim", "verdict"] == "inconclusive").all()
         assert (workdir / f"results/figures/{figure}.png").exists()
+
+
+@pytest.mark.workflow
+def test_diverged_sweep_cells_are_hatched_and_the_grid_renders(workdir):
+    """A learning rate that diverges every run of a temperature: those cells are recorded with the
+    reason (each member of the vmapped batch diverges on its own), the other cells are measured."""
+    configfile = write_config(workdir, "diverge_grid", {"sweeps.grid.temperature.values": [0.02, 1.0e9]})
+    snakemake(workdir, "taxonomy_phases", "--configfile", configfile)
+    runs = workdir / "results/runs/mnist1d/mlp"
+    assert json.loads((runs / "grid_w4_lr1e9-s0/status.json").read_text())["status"] == "diverged"
+    assert json.loads((runs / "grid_w4_lr0.02-s0/status.json").read_text())["status"] == "ok"
+    table = pd.read_csv(workdir / "results/measurements/mnist1d/mlp/taxonomy_phases.csv")
+    cells = table[table["run"] == "cell"].set_index("group")
+    assert cells.loc["grid_w4_lr1e9", "status"].startswith("skipped: grid_w4_lr1e9-s")
+    assert cells.loc["grid_w16_lr0.02", "status"] == "ok"
+    assert cells.loc["grid_w16_lr0.02", "phase"] in {"I", "II", "III", "IV-A", "IV-B"}
+    assert (workdir / "results/figures/taxonomy_phases.png").exists()

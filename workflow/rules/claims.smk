@@ -18,13 +18,15 @@ REFERENCE_RUN = (
     if SANITY["reference_model"] in PUBLISHED_TEST_ACCURACY.get(DATASET, {})
     else None
 )
-REFERENCE_SETTINGS = canonical({
-    **config["training"],
-    **SANITY["reference_training"],
-    "seed": 0,
-    "model": {},
-    "parameterization": {"kind": "full"},
-})
+REFERENCE_SETTINGS = canonical(
+    {
+        **config["training"],
+        **SANITY["reference_training"],
+        "seed": 0,
+        "model": {},
+        "parameterization": {"kind": "full"},
+    }
+)
 CLAIM_SOURCES = [*FIGURES, "dataset_sanity"]
 
 

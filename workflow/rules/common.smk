@@ -1,10 +1,12 @@
-# Config validation, the run table of the sweep, and path helpers.
+# Config validation, the run table (run groups, sweeps), path helpers and the training batches.
 import json
 import math
+import re
 
 from snakemake.utils import validate
 
 from lossatlas.data import INPUT_SHAPES, NUM_CLASSES, TRAIN_SIZES
+from lossatlas.functional import has_batch_norm
 from lossatlas.models import build_model, model_options
 
 validate(config, "../schemas/config.schema.yaml")
@@ -222,3 +224,210 @@ def saved_epochs(run, key, least, purpose):
 def run_ids(name):
     """Run ids NAME-sSEED of a run group, one per seed."""
     return [run for run in RUNS if run.rsplit("-s", 1)[0] == name]
+
+
+# Sweeps (sweeps.smk): knobs, run groups and rows.
+LOAD_KNOBS = ("width", "train_fraction", "label_noise")
+TEMPERATURE_KNOBS = ("batch_size", "lr")
+ONE_KNOBS = ("lr", "width", "weight_decay", "batch_size")
+KNOB_TAGS = {
+    "width": "w",
+    "train_fraction": "frac",
+    "label_noise": "noise",
+    "batch_size": "bs",
+    "lr": "lr",
+    "weight_decay": "wd",
+}
+# knob -> (valid(value), what a valid value is)
+KNOB_VALUES = {
+    "width": (lambda v: float(v).is_integer() and v >= 1, "an integer >= 1"),
+    "batch_size": (lambda v: float(v).is_integer() and v >= 1, "an integer >= 1"),
+    "lr": (lambda v: v > 0, "> 0"),
+    "weight_decay": (lambda v: v >= 0, ">= 0"),
+    "train_fraction": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "label_noise": (lambda v: 0 <= v < 1, "in [0, 1)"),
+}
+
+
+def knob_tag(knob, value):
+    """``w64``, ``lr0.05``, ``wd1em05``: a knob value as it appears in run ids."""
+    text = f"{value:g}".replace("e-", "em").replace("e+", "e")
+    return f"{KNOB_TAGS[knob]}{text}"
+
+
+def check_axis(where, knob, values, valid_knobs):
+    if knob not in valid_knobs:
+        raise ValueError(
+            f"config {where}.knob={knob!r}: unknown knob; valid: {', '.join(valid_knobs)}"
+        )
+    if knob == "width" and "width" not in model_options(MODEL):
+        raise ValueError(
+            f"config {where}.knob=width: model {MODEL!r} has no option 'width'; its options "
+            f"are {', '.join(sorted(model_options(MODEL)))}"
+        )
+    if not values:
+        raise ValueError(f"config {where}.values: the axis is empty")
+    if len(set(values)) != len(values):
+        raise ValueError(f"config {where}.values={values}: values must be distinct")
+    valid, meaning = KNOB_VALUES[knob]
+    for index, value in enumerate(values):
+        if not valid(value):
+            raise ValueError(
+                f"config {where}.values[{index}]={value}: {knob} must be {meaning}"
+            )
+    return [int(v) if knob in ("width", "batch_size") else v for v in values]
+
+
+def sweep_cells(name, sweep):
+    """The cells of sweep ``name``: one dict per knob-value combination with the run group's
+    name, its runs and its knob values (``load``/``temperature`` for a grid, ``value`` for a
+    one-knob sweep); the run groups are added to the run table."""
+    where = f"sweeps.{name}"
+    seeds = sweep.get("seeds", config["seeds"])
+    if "load" in sweep:
+        loads = check_axis(
+            f"{where}.load", sweep["load"]["knob"], sweep["load"]["values"], LOAD_KNOBS
+        )
+        temperatures = check_axis(
+            f"{where}.temperature",
+            sweep["temperature"]["knob"],
+            sweep["temperature"]["values"],
+            TEMPERATURE_KNOBS,
+        )
+        axes = [
+            (sweep["load"]["knob"], load, sweep["temperature"]["knob"], temperature)
+            for load in loads
+            for temperature in temperatures
+        ]
+    else:
+        values = check_axis(where, sweep["knob"], sweep["values"], ONE_KNOBS)
+        axes = [(sweep["knob"], value) for value in values]
+    cells = []
+    for axis in axes:
+        knobs = dict(zip(axis[::2], axis[1::2]))
+        group = "_".join([name, *(knob_tag(k, v) for k, v in knobs.items())])
+        overrides = {**sweep["training"], **knobs, "seeds": seeds}
+        runs = run_group_table(group, overrides, where)
+        for run in runs:
+            if run in RUNS:
+                raise ValueError(
+                    f"config {where}: run {run} is already a run of the config"
+                )
+        RUNS.update(runs)
+        values = list(knobs.values())
+        cells.append(
+            {
+                "group": group,
+                "runs": list(runs),
+                "load": values[0],
+                "temperature": values[-1],
+            }
+            if "load" in sweep
+            else {"group": group, "runs": list(runs), "value": values[0]}
+        )
+    return cells
+
+
+def sweep_axes(name):
+    """Knob names of sweep ``name``: (load, temperature) of a grid, (knob,) of a one-knob sweep."""
+    sweep = config["sweeps"][name]
+    if "load" in sweep:
+        return sweep["load"]["knob"], sweep["temperature"]["knob"]
+    return (sweep["knob"],)
+
+
+def check_sweep(key, name, kind):
+    """Stop with an error naming config key ``key`` unless ``name`` is a sweep of ``kind``
+    (``grid`` or ``knob``)."""
+    if name not in SWEEPS:
+        raise ValueError(
+            f"config {key}: unknown sweep {name!r}; sweeps are {', '.join(sorted(SWEEPS)) or 'none'}"
+        )
+    if ("load" in config["sweeps"][name]) != (kind == "grid"):
+        what = "a load x temperature grid" if kind == "grid" else "a one-knob sweep"
+        raise ValueError(f"config {key}: sweep {name!r} is not {what}")
+
+
+def sweep_rows(name):
+    """Row tag -> cells of sweep ``name``: a grid's rows are its load values (all temperatures
+    of one load measured in one job: one architecture, one vmapped batch of curves), a one-knob
+    sweep's are its values."""
+    rows = {}
+    for cell in SWEEPS[name]:
+        knob = sweep_axes(name)[0]
+        tag = knob_tag(knob, cell["load"] if "load" in cell else cell["value"])
+        rows.setdefault(tag, []).append(cell)
+    return rows
+
+
+def row_runs(wildcards):
+    """Runs of row ``wildcards.row`` of sweep ``wildcards.sweep`` (an unknown one is an error
+    naming it)."""
+    rows = SWEEP_ROWS.get(wildcards.sweep, {})
+    if wildcards.row not in rows:
+        raise ValueError(
+            f"sweep {wildcards.sweep!r} has no row {wildcards.row!r}; rows: {', '.join(rows)}"
+        )
+    return [run for cell in rows[wildcards.row] for run in cell["runs"]]
+
+
+def row_files(name):
+    return lambda wildcards: [f"{run_dir(run)}/{name}" for run in row_runs(wildcards)]
+
+
+def sweep_curvature_files(name):
+    return [
+        f"{MEASURE_ROOT}/sweeps/{name}/{row}.curvature.csv" for row in SWEEP_ROWS[name]
+    ]
+
+
+# Vmapped training batches (train.smk).
+MAX_BATCH_MEMBERS = config["batch_training"]["max_members"]
+_BATCH_SHARED = (
+    "optimizer",
+    "batch_size",
+    "epochs",
+    "steps",
+    "schedule",
+    "checkpoint_epochs",
+    "checkpoint_step_range",
+    "train_fraction",
+)
+_has_bn = {}
+
+
+def batch_key(settings):
+    """What runs must share to train as one vmapped batch (lossatlas.train.batch_incompatibility),
+    as a string; None for a run that trains alone (it starts from another run's checkpoint, or its
+    model has batch norm)."""
+    knobs = json.dumps(settings["model"], sort_keys=True)
+    if knobs not in _has_bn:
+        _has_bn[knobs] = has_batch_norm(
+            build_model(
+                MODEL, INPUT_SHAPES[DATASET], NUM_CLASSES[DATASET], **settings["model"]
+            )
+        )
+    if settings.get("init_from") or _has_bn[knobs]:
+        return None
+    parameterization = {
+        k: v for k, v in settings["parameterization"].items() if k != "seed"
+    }
+    shared = {key: settings[key] for key in _BATCH_SHARED}
+    return json.dumps([knobs, parameterization, shared], sort_keys=True)
+
+
+def plan_batches():
+    """Batch name -> its runs, for every group of at least two runs with one batch_key, split
+    into batches of at most MAX_BATCH_MEMBERS in run-table order."""
+    groups = {}
+    for run, settings in RUNS.items():
+        key = batch_key(settings)
+        if key is not None:
+            groups.setdefault(key, []).append(run)
+    batches = {}
+    for runs in groups.values():
+        for start in range(0, len(runs), MAX_BATCH_MEMBERS):
+            members = runs[start : start + MAX_BATCH_MEMBERS]
+            if len(members) > 1:
+                batches[re.sub(r"\W", "_", members[0])] = members
+    return batches

@@ -105,11 +105,13 @@ def plot_hyperparams_curvature(table: pd.DataFrame) -> plt.Figure:
     for row, name in zip(axes, sweeps):
         part = runs[runs["sweep"] == name]
         knob = part["knob"].iloc[0] if len(part) else name
-        palette = sns.color_palette("viridis", part["value"].nunique())
+        order = [f"{v:g}" for v in sorted(part["value"].unique())]
+        palette = sns.color_palette("viridis", len(order))
         part = part.assign(value=part["value"].map(lambda v: f"{v:g}"))
         for ax, metric, label in zip(row[:3], ("lambda_max", "trace", "param_norm"),
                                      ("λ_max", "Tr H", "‖θ‖")):
-            sns.lineplot(data=part, x="epoch", y=metric, hue="value", palette=palette, ax=ax,
+            sns.lineplot(data=part, x="epoch", y=metric, hue="value", hue_order=order,
+                         palette=palette, ax=ax,
                          errorbar=None, marker="o", markersize=3)
             ax.set(ylabel=label, title=f"{name}: {label} along training")
             if metric != "param_norm":
