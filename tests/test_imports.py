@@ -40,6 +40,7 @@ ALLOWED = {
     "lossatlas.plots.lines": FIGURES,
     "lossatlas.plots.structures": FIGURES,
     "lossatlas.plots.subspace": FIGURES,
+    "lossatlas.plots.sweeps": FIGURES,
     "lossatlas.plots.wedge": FIGURES,
     "lossatlas.runs": {"torch", "h5py"},
     "lossatlas.stats": {"numpy"},
