@@ -349,14 +349,14 @@ def check_sweep(key, name, kind):
 
 
 def sweep_rows(name):
-    """Row tag -> cells of sweep ``name``: a grid's rows are its load values (all temperatures
-    of one load measured in one job: one architecture, one vmapped batch of curves), a one-knob
-    sweep's are its values."""
+    """Row tag -> cells of sweep ``name``, each row measured by one job: a grid's rows are its
+    load values (all temperatures of one load: one architecture, one vmapped batch of curves), a
+    one-knob sweep is one row, ``all``."""
+    if "load" not in config["sweeps"][name]:
+        return {"all": SWEEPS[name]}
     rows = {}
     for cell in SWEEPS[name]:
-        knob = sweep_axes(name)[0]
-        tag = knob_tag(knob, cell["load"] if "load" in cell else cell["value"])
-        rows.setdefault(tag, []).append(cell)
+        rows.setdefault(knob_tag(sweep_axes(name)[0], cell["load"]), []).append(cell)
     return rows
 
 

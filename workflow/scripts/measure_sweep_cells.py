@@ -18,7 +18,7 @@ from lossatlas.runs import build_run_model, load_solution, skip_reason
 from lossatlas.stats import mode_connectivity
 from lossatlas.sweeps import mixup_inputs
 from lossatlas.taxonomy import mean_pairwise_cka, mean_pairwise_distance
-from lossatlas.train import Member, TrainSettings, train_each_or_batch
+from lossatlas.train import Member, TrainSettings, resolve_device, train_each_or_batch
 
 smk = snakemake  # noqa: F821
 torch.set_num_threads(smk.threads)
@@ -58,7 +58,8 @@ with io.job_log(smk.log[0]) as log:
         rows.append(row)
     logging.info("CKA and distances of %d cells in %.1f s", len(cells), time.perf_counter() - started)
     started = time.perf_counter()
-    results = train_each_or_batch([member for *_, member in curves], device=smk.params.device,
+    results = train_each_or_batch([member for *_, member in curves],
+                                  device=resolve_device(smk.params.device),
                                   progress_file=log)
     logging.info("%d curves trained in %.1f s", len(curves), time.perf_counter() - started)
     for (row, curve, solution, _), result in zip(curves, results):
