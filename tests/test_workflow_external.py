@@ -1,12 +1,13 @@
 """The workflow on a user's own model (``model.factory``), dataset (``dataset.path``) and checkpoint
 files (``runs.NAME.checkpoints``): every figure plans on them, a curvature measurement of a user's
-checkpoint equals ``lossatlas.api`` on the same network, and a bad factory, checkpoint or dataset
+checkpoints (an init -> final line) equals ``lossatlas.api`` on the same network, and a bad factory, checkpoint or dataset
 stops Snakemake before any job runs, naming it (the engine's checks behind these errors are tested
 case by case, without Snakemake, in test_user_inputs.py)."""
 
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -100,20 +101,18 @@ def test_every_figure_plans_on_user_checkpoints_without_training_them(workdir, u
 
 def test_a_user_checkpoint_measured_by_the_workflow_equals_the_api(workdir, user_files):  # noqa: F811
     configfile = user_config(workdir, "measure", **{"training.train_fraction": 1.0})
-    target = "results/measurements/blobs/usernet/curvature/lb-s0/final.h5"
+    target = "results/measurements/blobs/usernet/mli/sb-s0.curve.csv"
     snakemake(workdir, target, "--configfile", configfile)
-    arrays, attrs = io.read_h5(workdir / target)
-    settings = yaml.safe_load((workdir / configfile).read_text())["curvature"]
+    curve = pd.read_csv(workdir / target)
+    alphas = np.array(curve.loc[curve["split"] == "train", "alpha"])
     train = (torch.from_numpy(user_files["x_train"]), torch.from_numpy(user_files["y_train"]))
-    expected = api.curvature(
-        user_model(3), "cross_entropy", train, top_k=settings["top_k"],
-        max_iter=settings["max_iter"], trace_products=settings["trace_products"],
-        density_vectors=settings["density_vectors"], density_steps=settings["density_steps"],
-        density_grid=settings["density_grid"], n_samples=settings["n_samples"])
-    assert attrs["n_train"] == 120 and attrs["status"] == "ok"
-    for name in ("hessian_top", "gauss_newton_top", "density"):
-        np.testing.assert_allclose(arrays[name], expected.arrays[name], rtol=1e-5, atol=1e-7)
-    assert attrs["trace"] == pytest.approx(expected.attrs["trace"], rel=1e-5)
+    test = (torch.from_numpy(user_files["x_test"]), torch.from_numpy(user_files["y_test"]))
+    expected = api.interpolation(user_model(0), "cross_entropy", workdir / "ckpt/sb/init.pt",
+                                 workdir / "ckpt/sb/final.pt", train, test, alphas)
+    for split in ("train", "test"):
+        rows = curve[curve["split"] == split]
+        np.testing.assert_allclose(rows["loss"], expected.arrays[f"{split}_loss"], rtol=1e-6)
+        np.testing.assert_array_equal(rows["accuracy"], expected.arrays[f"{split}_acc"])
 
 
 @pytest.mark.parametrize("override, culprit", [

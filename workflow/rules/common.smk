@@ -148,7 +148,8 @@ def run_group_table(name, overrides, where):
 
 def external_run_settings(settings, overrides, where):
     """Settings of a run given by its checkpoint files (``checkpoints``) instead of trained: the
-    files of its seed, and the epochs and steps it has checkpoints of (none without a template)."""
+    files of its seed, and the epochs and steps it has files of (none without a template).
+    """
     templates = overrides["checkpoints"]
     if "init_from" in overrides:
         raise ValueError(
@@ -203,8 +204,9 @@ TRAINED_RUN = rf"(?!(?:{EXTERNAL_RUN})(?![\w.-]))[A-Za-z0-9_.]+-s\d+"
 
 
 def check_user_model_and_checkpoints():
-    """Before any job runs: a model of your own imports, builds and maps the dataset's inputs to
-    one logit per class; every checkpoint file of a run given by its files loads into it."""
+    """Before any job runs: a model of your own imports, builds and maps the dataset's inputs
+    to one logit per class; each checkpoint file of a run given by files loads into it.
+    """
     if "factory" in MODEL_SETTINGS:
         try:
             model = build_run_model(MODEL, MODEL_SETTINGS, DATA_INFO)
