@@ -74,6 +74,8 @@ if EXTERNAL_RUNS:
             f"{RUN_ROOT}/{{run}}/init.pt",
         log:
             f"results/logs/import/{DATASET}/{MODEL}/{{run}}.init.log",
+        benchmark:
+            f"results/benchmarks/import/{DATASET}/{MODEL}/{{run}}.init.tsv"
         wildcard_constraints:
             run=_EXTERNAL_INIT or "(?!)",
         conda:

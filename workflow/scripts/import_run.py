@@ -12,7 +12,7 @@ import torch
 
 from lossatlas import io
 from lossatlas.evaluate import evaluate_train_test
-from lossatlas.params import get_flat_params
+from lossatlas.params import flat_params_from_state
 from lossatlas.runs import load_run_model, load_solution
 
 smk = snakemake  # noqa: F821
@@ -32,8 +32,8 @@ with io.job_log(smk.log[0]) as log:
                       for label, path in files.items() if label not in ("final", "init")}
         epochs = [int(label.removeprefix("epoch-")) for label in trajectory
                   if label.startswith("epoch-")]
-        thetas = [get_flat_params(load_run_model(smk.params.model, settings["model"], run.data,
-                                                 files[f"epoch-{epoch}"])) for epoch in epochs]
+        thetas = [flat_params_from_state(trajectory[f"epoch-{epoch}"], run.layout)
+                  for epoch in epochs]
         points = torch.stack([*thetas, run.theta.cpu()]).to(run.device)
         metrics = evaluate_train_test(run.model, points, *run.train_test, progress_file=log)
         steps_per_epoch = math.ceil(len(run.data.y_train) / settings["batch_size"])
