@@ -198,7 +198,7 @@ def _run_table():
 
 RUNS = _run_table()
 EXTERNAL_RUNS = [run for run, settings in RUNS.items() if "checkpoints" in settings]
-# Run ids imported from checkpoint files, and those the train rule makes: every other run id.
+# Run ids imported from checkpoint files; the train rule makes every other run id.
 EXTERNAL_RUN = "|".join(map(re.escape, EXTERNAL_RUNS)) or "(?!)"
 TRAINED_RUN = rf"(?!(?:{EXTERNAL_RUN})(?![\w.-]))[A-Za-z0-9_.]+-s\d+"
 
