@@ -103,9 +103,9 @@ def test_a_checkpoint_of_another_architecture_is_an_error_naming_it(setup, tmp_p
 def test_curvature_equals_the_dense_hessian(setup, tmp_path):
     model, train, _ = setup
     dim = param_layout(model).dim
-    measurement = api.curvature(model, "cross_entropy", train, top_k=3, bottom_k=2, tol=1e-12,
+    measurement = api.curvature(model, "cross_entropy", train, top_k=3, tol=1e-12,
                                 max_iter=dim, trace_products=3 * dim, density_vectors=2,
-                                density_steps=dim, path=tmp_path / "curvature.h5")
+                                density_steps=10, path=tmp_path / "curvature.h5")
     fmodel_theta = get_flat_params(model)
     layout = param_layout(model)
 
@@ -115,7 +115,6 @@ def test_curvature_equals_the_dense_hessian(setup, tmp_path):
 
     exact = torch.linalg.eigvalsh(torch.func.hessian(loss)(fmodel_theta))
     np.testing.assert_allclose(measurement.arrays["hessian_top"], exact.flip(0)[:3], rtol=1e-9)
-    np.testing.assert_allclose(measurement.arrays["hessian_bottom"], exact[:2], atol=1e-10)
     assert measurement.attrs["trace"] == pytest.approx(exact.sum().item(), rel=1e-9)
     arrays, attrs = io.read_h5(tmp_path / "curvature.h5")
     np.testing.assert_array_equal(arrays["hessian_top"], measurement.arrays["hessian_top"])
