@@ -5,7 +5,9 @@ TRAJECTORY = config["figures"]["trajectory_pca"]
 MLI = config["figures"]["mli"]
 WALK = config["figures"]["sgd_walk"]
 MLI["runs"] = MLI["runs"] or [
-    name for name, run in config["runs"].items() if "init_from" not in run
+    name
+    for name, run in config["runs"].items()
+    if "init_from" not in run and "init" in run.get("checkpoints", {"init": None})
 ]
 for _key, _groups in (
     ("surface_2d.runs", SURFACE["runs"]),
