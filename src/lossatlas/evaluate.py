@@ -169,15 +169,22 @@ def activation_bytes_per_sample(fmodel: FunctionalModel, x: torch.Tensor) -> int
     """Bytes of all module outputs of one forward pass for one sample at one point: the memory
     estimate used to size point chunks and data batches."""
     total = [x[:1].numel()]
-    hooks = [m.register_forward_hook(lambda _m, _i, out: total.append(out.numel()))
-             for m in fmodel.module.modules() if not list(m.children())]
+    _one_sample_pass(fmodel, x, lambda _name, m: m.register_forward_hook(
+        lambda _m, _i, out: total.append(out.numel())))
+    return 4 * sum(total)
+
+
+def _one_sample_pass(fmodel: FunctionalModel, x: torch.Tensor, hook_leaf) -> None:
+    """One forward pass of ``x[:1]`` at θ₀ with ``hook_leaf(name, module)`` (which returns a hook
+    handle) registered on every leaf module for its duration."""
+    hooks = [hook_leaf(name, m) for name, m in fmodel.module.named_modules()
+             if not list(m.children())]
     try:
         with torch.no_grad():
             fmodel.logits(fmodel.theta0.to(x.device), x[:1], _buffers_on(fmodel, x.device))
     finally:
         for hook in hooks:
             hook.remove()
-    return 4 * sum(total)
 
 
 def _buffers_on(fmodel: FunctionalModel, device: torch.device) -> dict[str, torch.Tensor]:
@@ -317,14 +324,8 @@ def _first_layer_name(fmodel: FunctionalModel, x: torch.Tensor) -> str | None:
            for m in module.modules() if list(m.children())):
         return None
     order: list[str] = []
-    hooks = [m.register_forward_pre_hook(lambda _m, _i, name=name: order.append(name))
-             for name, m in module.named_modules() if not list(m.children())]
-    try:
-        with torch.no_grad():
-            fmodel.logits(fmodel.theta0.to(x.device), x[:1], _buffers_on(fmodel, x.device))
-    finally:
-        for hook in hooks:
-            hook.remove()
+    _one_sample_pass(fmodel, x, lambda name, m: m.register_forward_pre_hook(
+        lambda _m, _i: order.append(name)))
     modules = dict(module.named_modules())
     for name in order:
         m = modules[name]
