@@ -9,6 +9,7 @@ from torch.autograd.functional import hessian, jacobian
 from lossatlas.curvature import (
     CurvatureSettings,
     GaussNewtonOperator,
+    HVP_MODES,
     HessianOperator,
     MatrixOperator,
     ResidualOperator,
@@ -16,6 +17,7 @@ from lossatlas.curvature import (
     hessian_directions,
     hutchinson_trace,
     hutchpp_trace,
+    hvp_mode_for,
     lanczos,
     loss_gradient,
     measure_curvature,
@@ -80,16 +82,30 @@ def trained_mlp():
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_hessian_operator_equals_dense_hessian(case):
+@pytest.mark.parametrize("mode", ["double_backward", "forward_over_reverse"])
+def test_hessian_operator_equals_dense_hessian(case, mode):
     fmodel, theta, x, y = tiny_problem(**CASES[case])
     h = dense_hessian(fmodel, theta, x, y)
     vectors = torch.randn(5, fmodel.layout.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
-    operator = HessianOperator(fmodel, theta, x, y)
+    operator = HessianOperator(fmodel, theta, x, y, hvp_mode=mode)
+    assert operator.hvp_mode == mode
     assert torch.allclose(operator(vectors), vectors @ h, rtol=0, atol=1e-10)
     assert operator.products == 5
     if CASES[case]["bn_mode"] != "batch":
-        chunked = HessianOperator(fmodel, theta, x, y, chunk_size=20)
+        chunked = HessianOperator(fmodel, theta, x, y, chunk_size=20, hvp_mode=mode)
         assert torch.allclose(chunked(vectors), vectors @ h, rtol=0, atol=1e-10)
+
+
+def test_hvp_modes_agree_and_auto_picks_double_backward_on_cpu():
+    fmodel, theta, x, y = tiny_problem("cnn1d", "batch", "batch")
+    vectors = torch.randn(3, fmodel.layout.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    products = [HessianOperator(fmodel, theta, x, y, chunk_size=16, hvp_mode=mode)(vectors)
+                for mode in HVP_MODES[1:]]
+    torch.testing.assert_close(products[0], products[1], rtol=1e-12, atol=1e-13)
+    assert hvp_mode_for("auto", torch.device("cpu")) == "double_backward"
+    assert hvp_mode_for("auto", torch.device("cuda")) == "forward_over_reverse"
+    with pytest.raises(ValueError, match="unknown hvp_mode 'reverse'"):
+        HessianOperator(fmodel, theta, x, y, hvp_mode="reverse")
 
 
 def test_chunks_are_batch_norm_batches_in_batch_mode():

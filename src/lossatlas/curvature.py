@@ -8,8 +8,12 @@ batch norm in ``bn_mode="batch"`` that is the full-data mean loss whatever the c
 every chunk is normalized with its own statistics (as a training batch of that size would be), so the
 operator's ``bn_mode`` and ``chunk_size`` are part of what it measures and callers record both.
 
-- ``HessianOperator``: H v, exact, by forward-over-reverse differentiation (``jvp`` of ``grad``),
-  batched over the k vectors with ``vmap``.
+- ``HessianOperator``: H v, exact, by one of ``HVP_MODES``: ``"double_backward"`` (one gradient
+  with ``create_graph``, then one ``torch.autograd.grad`` of it per vector, as PyHessian does) or
+  ``"forward_over_reverse"`` (``jvp`` of ``grad``, batched over the k vectors with ``vmap``); both
+  compute the same H v (to float rounding, tested). ``"auto"`` takes double backward on a CPU,
+  where it was faster on every measured setting (benchmarks/RESULTS.md), and forward-over-reverse
+  on CUDA (one batched pass for k vectors; not measured: no GPU was lent).
 - ``GaussNewtonOperator``: G v = (1/N) Σ_i J_iᵀ ∇²ℓ_i J_i v, J_i the Jacobian of the logits of sample
   i, ∇²ℓ = diag(p) − p pᵀ for cross-entropy, 2 I for the sum-over-classes squared error (Sagun et al.
   2017; Papyan 2019). G is symmetric positive semi-definite.
@@ -38,6 +42,17 @@ from torch.func import grad, jvp, vjp, vmap
 from .functional import FunctionalModel
 
 WHICH = ("largest", "smallest")
+HVP_MODES = ("auto", "double_backward", "forward_over_reverse")
+
+
+def hvp_mode_for(requested: str, device: torch.device) -> str:
+    """The Hessian-vector-product mode to run on ``device`` (``HVP_MODES``; ``"auto"`` as in the
+    module docstring)."""
+    if requested not in HVP_MODES:
+        raise ValueError(f"unknown hvp_mode {requested!r}; valid: {', '.join(HVP_MODES)}")
+    if requested != "auto":
+        return requested
+    return "forward_over_reverse" if torch.device(device).type == "cuda" else "double_backward"
 
 
 class LinearOperator(Protocol):
@@ -98,10 +113,12 @@ def _check_vectors(operator, vectors: torch.Tensor) -> None:
 
 
 class _DataOperator:
-    """Shared part of the data operators: data on θ's device, chunking, product count."""
+    """Shared part of the data operators: data on θ's device, chunking, product count, and the
+    Hessian-vector-product mode ``hvp_mode`` (``HVP_MODES``) of the Hessian terms."""
 
     def __init__(self, fmodel: FunctionalModel, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
-                 chunk_size: int | None = None):
+                 chunk_size: int | None = None, hvp_mode: str = "auto"):
+        self.hvp_mode = hvp_mode_for(hvp_mode, theta.device)
         self.x, self.y = _check_data(fmodel, theta, x, y, chunk_size)
         self.fmodel = fmodel
         self.theta = theta.detach()
@@ -122,10 +139,29 @@ class _DataOperator:
         return out
 
     def _hessian_product(self, vectors, x_chunk, y_chunk):
+        if self.hvp_mode == "double_backward":
+            return self._double_backward_product(vectors, x_chunk, y_chunk)
+
         def loss_grad(theta):
             return grad(self.fmodel.loss)(theta, x_chunk, y_chunk)
 
         return vmap(lambda v: jvp(loss_grad, (self.theta,), (v,))[1])(vectors)
+
+    def _double_backward_product(self, vectors, x_chunk, y_chunk):
+        """H V of the chunk's loss: its gradient with ``create_graph``, then one backward pass
+        through that graph per vector."""
+        with torch.enable_grad():
+            theta = self.theta.detach().requires_grad_(True)
+            (gradient,) = torch.autograd.grad(self.fmodel.loss(theta, x_chunk, y_chunk), theta,
+                                              create_graph=True)
+            if not gradient.requires_grad:
+                return torch.zeros_like(vectors)
+            products = []
+            for i, v in enumerate(vectors):
+                (product,) = torch.autograd.grad(gradient, theta, v, allow_unused=True,
+                                                 retain_graph=i < len(vectors) - 1)
+                products.append(torch.zeros_like(v) if product is None else product)
+        return torch.stack(products)
 
     def _gauss_newton_product(self, vectors, x_chunk, y_chunk):
         def logits(theta):
@@ -147,7 +183,7 @@ class _DataOperator:
 
 
 class HessianOperator(_DataOperator):
-    """H V ``(k, D)`` of the mean loss, exact (forward-over-reverse), batched over the k vectors."""
+    """H V ``(k, D)`` of the mean loss, exact, by ``hvp_mode`` (module docstring)."""
 
     def _chunk_product(self, vectors, x_chunk, y_chunk):
         return self._hessian_product(vectors, x_chunk, y_chunk)
