@@ -182,6 +182,29 @@ def test_lanczos_repeated_eigenvalues_need_restarts():
                           rtol=1e-10, atol=0)
 
 
+def test_lanczos_tolerance_is_relative_to_each_eigenvalue_at_both_ends():
+    """Outliers (100, 60, 30) over a dense bulk on both sides of 0: with the tolerance relative to
+    ‖A‖ the ends of the bulk were marked converged 42% (smallest) and 9% (largest 8) off; relative
+    to each |λ| they are resolved, or marked unconverged with residuals that say how far off."""
+    basis = torch.linalg.qr(torch.randn(400, 400, dtype=torch.float64,
+                                        generator=torch.Generator().manual_seed(0))).Q
+    spectrum = torch.cat([torch.tensor([100.0, 60.0, 30.0], dtype=torch.float64),
+                          torch.linspace(-0.5, 2.0, 397, dtype=torch.float64)])
+    operator = MatrixOperator(basis @ torch.diag(spectrum) @ basis.T)
+    ascending = spectrum.sort().values
+    for which, k, exact in (("smallest", 5, ascending[:5]), ("largest", 8, ascending.flip(0)[:8])):
+        result = lanczos(operator, k, which, tol=1e-3, max_iter=200)
+        assert result.converged and result.products < 200
+        assert ((result.eigenvalues - exact).abs() / exact.abs()).max() < 1e-3
+        distance = (result.eigenvalues[:, None] - spectrum[None, :]).abs().min(1).values
+        assert bool((distance <= result.residuals + 1e-12).all())
+        short = lanczos(operator, k, which, tol=1e-3, max_iter=30)
+        assert not short.converged
+        assert bool((short.residuals >= 1e-3 * short.eigenvalues.abs()).any())
+        distance = (short.eigenvalues[:, None] - spectrum[None, :]).abs().min(1).values
+        assert bool((distance <= short.residuals + 1e-12).all())
+
+
 def test_power_iteration_largest_magnitude(trained_mlp):
     fmodel, theta, x, y, h = trained_mlp
     eigenvalues = torch.linalg.eigvalsh(h)
@@ -297,6 +320,8 @@ def test_measure_curvature_matches_dense_spectra(trained_mlp):
     arrays, attrs = result.arrays, result.attrs
     assert torch.allclose(arrays["hessian_top"], eigenvalues.flip(0)[:5], atol=1e-8)
     assert torch.allclose(arrays["hessian_bottom"], eigenvalues[:2], atol=1e-8)
+    assert arrays["hessian_bottom_residuals"].shape == (2,)
+    assert bool((arrays["hessian_top_residuals"] < 1e-10 * arrays["hessian_top"].abs()).all())
     assert torch.allclose(arrays["gauss_newton_top"], torch.linalg.eigvalsh(g).flip(0)[:5], atol=1e-8)
     assert attrs["lambda_max"] == pytest.approx(eigenvalues[-1].item(), rel=1e-10)
     # Hutch++ with 3D products sketches the whole range: exact
@@ -351,7 +376,7 @@ def test_measure_curvature_without_spectrum_skips_gauss_newton_and_density(train
     fmodel, theta, x, y, h = trained_mlp
     settings = CurvatureSettings(top_k=3, tol=1e-10, max_iter=fmodel.layout.dim, spectrum=False)
     result = measure_curvature(fmodel, theta, x, y, settings)
-    assert set(result.arrays) == {"hessian_top", "gradient_overlap"}
+    assert set(result.arrays) == {"hessian_top", "hessian_top_residuals", "gradient_overlap"}
     assert "slq_density_products" not in result.attrs
     assert "gauss_newton_lanczos_products" not in result.attrs
     assert result.attrs["lambda_max"] == pytest.approx(torch.linalg.eigvalsh(h)[-1].item(), rel=1e-10)

@@ -190,8 +190,9 @@ class MatrixOperator:
 class EigenResult:
     """Eigenvalues ``(k,)`` float64 on the CPU (Lanczos: descending for ``largest``, ascending for
     ``smallest``; power iteration: in the order found), eigenvectors
-    ``(k, D)`` as unit rows (or None), operator products used, wall seconds, iterations run and
-    whether every wanted pair met the tolerance."""
+    ``(k, D)`` as unit rows (or None), operator products used, wall seconds, iterations run,
+    whether every wanted pair met the tolerance, and (Lanczos) each pair's residual norm
+    ‖A y − λ y‖ ``(k,)``, in the eigenvalues' order: some eigenvalue of A lies within it of λ."""
 
     eigenvalues: torch.Tensor
     eigenvectors: torch.Tensor | None
@@ -199,6 +200,7 @@ class EigenResult:
     seconds: float
     iterations: int
     converged: bool
+    residuals: torch.Tensor | None = None
 
 
 @dataclass
@@ -267,9 +269,11 @@ def lanczos(operator: LinearOperator, k: int, which: str = "largest", tol: float
     """Top-k (``largest``) or bottom-k (``smallest``) eigenpairs by Lanczos with full
     reorthogonalization, one operator product per iteration.
 
-    Stops when every wanted Ritz pair (θ, y) has residual ‖A y − θ y‖ = |β_m s_m| < tol · max|θ|
-    (relative to the spectral-norm estimate), after ``min(max_iter, D)`` iterations, or when the
-    Krylov space is exhausted. One Krylov space holds each distinct eigenvalue once, so an eigenvalue
+    Stops when every wanted Ritz pair (θ, y) has residual ‖A y − θ y‖ = |β_m s_m| < tol · |θ|, so
+    that some eigenvalue lies within a relative ``tol`` of each returned one (small eigenvalues at
+    either end are resolved relative to themselves, not to ‖A‖), after ``min(max_iter, D)``
+    iterations (``converged`` False; ``residuals`` tell how far each value may be off), or when
+    the Krylov space is exhausted. One Krylov space holds each distinct eigenvalue once, so an eigenvalue
     of multiplicity > 1 is returned once when the run stops on the tolerance; on breakdown (an
     invariant subspace) the run restarts with a random vector orthogonal to the basis, so a run to
     the end (``tol=0``) finds the multiplicities.
@@ -301,7 +305,8 @@ def lanczos(operator: LinearOperator, k: int, which: str = "largest", tol: float
             q = _orthogonalize(_random_unit(operator.dim, generator, operator), basis[:m])
             q = q / q.norm()
             beta = 0.0
-        elif m >= k and bool((beta * ritz_vectors[-1, wanted].abs() < tol * scale).all()):
+        elif m >= k and bool((beta * ritz_vectors[-1, wanted].abs()
+                              < tol * ritz_values[wanted].abs()).all()):
             converged = True
             break
         else:
@@ -314,8 +319,9 @@ def lanczos(operator: LinearOperator, k: int, which: str = "largest", tol: float
         ritz = ritz_vectors[:, order].T.to(device=operator.device, dtype=operator.dtype)
         vectors = ritz @ basis[:m]
         vectors = vectors / vectors.norm(dim=1, keepdim=True)
+    residuals = beta * ritz_vectors[-1, order].abs()
     return EigenResult(ritz_values[order].clone(), vectors, m, time.perf_counter() - start_time, m,
-                       converged)
+                       converged, residuals)
 
 
 def _tridiagonal(alphas: list[float], betas: list[float]) -> torch.Tensor:
@@ -515,7 +521,9 @@ class CurvatureMeasurement:
     """Curvature at one θ: ``arrays`` and ``attrs`` ready for ``io.write_h5``.
 
     arrays: ``hessian_top`` / ``gauss_newton_top`` ``(top_k,)`` descending, ``hessian_bottom``
-    ``(bottom_k,)`` ascending (when asked), ``gradient_overlap`` ``(top_k,)`` whose entry k−1 is
+    ``(bottom_k,)`` ascending (when asked), each with its Lanczos residual norms
+    (``{name}_residuals``, same shape: how far each value may be from the spectrum),
+    ``gradient_overlap`` ``(top_k,)`` whose entry k−1 is
     ‖P_k g‖²/‖g‖² for the top-k eigenspace of H, ``density_grid`` / ``density`` (SLQ; with
     ``gauss_newton_top`` only when ``settings.spectrum``), and
     ``hessian_eigenvectors`` ``(top_k, D)`` when asked. attrs: ``loss`` (nats), ``lambda_max``,
@@ -546,7 +554,8 @@ def measure_curvature(fmodel: FunctionalModel, theta: torch.Tensor, x: torch.Ten
     overlap = torch.tensor([gradient_overlap(gradient, top.eigenvectors[:k])
                             for k in range(1, settings.top_k + 1)], dtype=torch.float64)
     gradient_seconds = time.perf_counter() - start_time
-    arrays = {"hessian_top": top.eigenvalues, "gradient_overlap": overlap}
+    arrays = {"hessian_top": top.eigenvalues, "hessian_top_residuals": top.residuals,
+              "gradient_overlap": overlap}
     attrs: dict[str, object] = {
         **dataclasses.asdict(settings), "bn_mode": fmodel.bn_mode, "loss_function": fmodel.loss_name,
         "n_samples": len(x), "dim": fmodel.layout.dim, "dtype": str(theta.dtype).removeprefix("torch."),
@@ -558,6 +567,7 @@ def measure_curvature(fmodel: FunctionalModel, theta: torch.Tensor, x: torch.Ten
         gauss_newton = GaussNewtonOperator(fmodel, theta, x, y, settings.chunk_size)
         results["gauss_newton_lanczos"] = lanczos(gauss_newton, settings.top_k, **lanczos_options)
         arrays["gauss_newton_top"] = results["gauss_newton_lanczos"].eigenvalues
+        arrays["gauss_newton_top_residuals"] = results["gauss_newton_lanczos"].residuals
         density = spectral_density(hessian, settings.density_vectors,
                                    min(settings.density_steps, hessian.dim),
                                    settings.density_broadening, settings.density_grid, settings.seed)
@@ -567,6 +577,7 @@ def measure_curvature(fmodel: FunctionalModel, theta: torch.Tensor, x: torch.Ten
     if settings.bottom_k:
         bottom = lanczos(hessian, settings.bottom_k, which="smallest", **lanczos_options)
         arrays["hessian_bottom"] = bottom.eigenvalues
+        arrays["hessian_bottom_residuals"] = bottom.residuals
         results["hessian_bottom_lanczos"] = bottom
     for name, result in results.items():
         attrs.update({f"{name}_products": result.products, f"{name}_seconds": result.seconds,
