@@ -38,6 +38,7 @@ from torch.func import grad, jvp, vjp, vmap
 from .functional import FunctionalModel
 
 WHICH = ("largest", "smallest")
+DENSITY_BROADENING = 3e-4
 
 
 class LinearOperator(Protocol):
@@ -449,16 +450,25 @@ def _batched_lanczos(operator: LinearOperator, starts: torch.Tensor, steps: int)
 
 
 def spectral_density(operator: LinearOperator, num_vectors: int = 10, steps: int = 80,
-                     broadening: float = 0.01, grid_size: int = 1000, seed: int = 0) -> SpectralDensity:
+                     broadening: float = DENSITY_BROADENING, grid_size: int = 10_000,
+                     seed: int = 0) -> SpectralDensity:
     """Eigenvalue density by stochastic Lanczos quadrature (Ubaru, Chen, Saad 2017; Ghorbani et al.
     2019): ``num_vectors`` Lanczos runs of ``steps`` steps from Rademacher starts, run together; the
     Gauss quadrature nodes θ_j and weights τ_j (squared first components of the eigenvectors of the
     tridiagonal matrix) give φ(t) = mean over runs of Σ_j τ_j N(t; θ_j, σ²), σ = ``broadening`` ×
-    (largest − smallest node), on ``grid_size`` points spanning the nodes ± 5σ."""
+    (largest − smallest node), on ``grid_size`` points spanning the nodes ± 5σ; the grid step must
+    not exceed σ (``grid_size`` ≥ 1/``broadening`` + 11). The default broadening keeps the mass
+    of every interval (below 0, below λ_max/10) within 0.02 of the exact spectrum's on tiny nets
+    with a dense spectrum; 0.01, wider than the bulk when outliers set the span, moved up to 0.16
+    of the mass across 0 (benchmarks/RESULTS.md)."""
     _check_count("num_vectors", num_vectors, 2**31)
     _check_count("steps", steps, operator.dim)
     if broadening <= 0 or grid_size < 2:
         raise ValueError(f"need broadening > 0 and grid_size >= 2, got {broadening}, {grid_size}")
+    if grid_size - 1 < 1 / broadening + 10:
+        raise ValueError(f"grid_size={grid_size} makes the grid step wider than the Gaussian width "
+                         f"at broadening={broadening}; need grid_size >= "
+                         f"{math.ceil(1 / broadening + 11)}")
     start_time = time.perf_counter()
     starts = _rademacher(num_vectors, operator, torch.Generator().manual_seed(seed))
     starts = starts / math.sqrt(operator.dim)
@@ -508,8 +518,8 @@ class CurvatureSettings:
     trace_products: int = 99
     density_vectors: int = 10
     density_steps: int = 80
-    density_broadening: float = 0.01
-    density_grid: int = 1000
+    density_broadening: float = DENSITY_BROADENING
+    density_grid: int = 10_000
     chunk_size: int | None = None
     seed: int = 0
     eigenvectors: bool = False
