@@ -405,6 +405,9 @@ def hutchpp_trace(operator: LinearOperator, num_products: int, seed: int = 0,
     return TraceEstimate(top + rest, num_products, time.perf_counter() - start_time)
 
 
+TRACE_ESTIMATORS = {"hutchpp": hutchpp_trace, "hutchinson": hutchinson_trace}
+
+
 def trace_to_frobenius_ratio(operator: LinearOperator, num_samples: int, seed: int = 0,
                              batch_size: int = 16) -> TraceFrobeniusRatio:
     """Tr(A)/‖A‖_F (Fort & Scherlis 2018), both from the same Rademacher vectors v: Tr(A) = E vᵀAv
@@ -504,8 +507,8 @@ def gradient_overlap(gradient: torch.Tensor, eigenvectors: torch.Tensor) -> floa
 @dataclass(frozen=True)
 class CurvatureSettings:
     """Settings of one curvature measurement (``measure_curvature``): ``top_k`` largest eigenvalues
-    of H and of G by Lanczos (``tol``, ``max_iter``), ``bottom_k`` smallest of H (0: none), Hutch++
-    with ``trace_products`` products, SLQ with ``density_vectors`` runs of ``density_steps`` steps
+    of H and of G by Lanczos (``tol``, ``max_iter``), ``bottom_k`` smallest of H (0: none), the
+    trace by ``trace_estimator`` (``TRACE_ESTIMATORS``) with ``trace_products`` products, SLQ with ``density_vectors`` runs of ``density_steps`` steps
     and Gaussian width ``density_broadening`` × spectral span on ``density_grid`` points; operator
     products over data chunks of ``chunk_size`` samples (None: one chunk); ``seed`` fixes every
     random start; ``eigenvectors`` keeps the top-k eigenvectors of H; ``spectrum`` False skips the
@@ -516,6 +519,7 @@ class CurvatureSettings:
     tol: float = 1e-3
     max_iter: int = 200
     trace_products: int = 99
+    trace_estimator: str = "hutchpp"
     density_vectors: int = 10
     density_steps: int = 80
     density_broadening: float = DENSITY_BROADENING
@@ -537,7 +541,7 @@ class CurvatureMeasurement:
     ‖P_k g‖²/‖g‖² for the top-k eigenspace of H, ``density_grid`` / ``density`` (SLQ; with
     ``gauss_newton_top`` only when ``settings.spectrum``), and
     ``hessian_eigenvectors`` ``(top_k, D)`` when asked. attrs: ``loss`` (nats), ``lambda_max``,
-    ``trace`` (Hutch++), ``gradient_norm``, every setting, and ``{algorithm}_products`` /
+    ``trace`` (by ``settings.trace_estimator``), ``gradient_norm``, every setting, and ``{algorithm}_products`` /
     ``{algorithm}_seconds`` / ``{algorithm}_converged`` per algorithm."""
 
     arrays: dict[str, torch.Tensor]
@@ -550,13 +554,17 @@ def measure_curvature(fmodel: FunctionalModel, theta: torch.Tensor, x: torch.Ten
     of ``fmodel`` on ``(x, y)`` at θ ``(D,)`` (the Sagun et al. 2017 / Papyan 2019 outlier–bulk
     picture and the Gur-Ari et al. 2018 overlap). The FunctionalModel's ``bn_mode`` and
     ``settings.chunk_size`` define the loss measured (module docstring); both are recorded."""
+    if settings.trace_estimator not in TRACE_ESTIMATORS:
+        raise ValueError(f"unknown trace_estimator {settings.trace_estimator!r}; valid: "
+                         f"{', '.join(TRACE_ESTIMATORS)}")
     if settings.top_k > fmodel.layout.dim or settings.bottom_k > fmodel.layout.dim:
         raise ValueError(f"top_k={settings.top_k} and bottom_k={settings.bottom_k} must not exceed "
                          f"the parameter count D={fmodel.layout.dim}")
     hessian = HessianOperator(fmodel, theta, x, y, settings.chunk_size)
     lanczos_options = dict(tol=settings.tol, max_iter=settings.max_iter, seed=settings.seed)
     top = lanczos(hessian, settings.top_k, eigenvectors=True, **lanczos_options)
-    trace = hutchpp_trace(hessian, settings.trace_products, seed=settings.seed)
+    trace = TRACE_ESTIMATORS[settings.trace_estimator](hessian, settings.trace_products,
+                                                       seed=settings.seed)
     start_time = time.perf_counter()
     gradient = loss_gradient(fmodel, theta, x, y, settings.chunk_size)
     loss = sum(fmodel.loss(theta, xc, yc).item() * len(xc) / len(x)
@@ -572,7 +580,7 @@ def measure_curvature(fmodel: FunctionalModel, theta: torch.Tensor, x: torch.Ten
         "loss": loss, "lambda_max": top.eigenvalues[0].item(), "trace": trace.estimate,
         "gradient_norm": gradient.norm().item(), "gradient_seconds": gradient_seconds}
     results = {"hessian_lanczos": top}
-    timed = {"hutchpp_trace": trace}
+    timed = {f"{settings.trace_estimator}_trace": trace}
     if settings.spectrum:
         gauss_newton = GaussNewtonOperator(fmodel, theta, x, y, settings.chunk_size)
         results["gauss_newton_lanczos"] = lanczos(gauss_newton, settings.top_k, **lanczos_options)
