@@ -99,8 +99,8 @@ def relative_rmse(estimates: list[float], exact: float) -> float:
 def pipeline_size_trace() -> str:
     """Hutchinson vs Hutch++ at 99 products on the D = 15210 MLP of ``curvature_bench.py``."""
     x, y = mnist1d_train()
-    model = trained_mlp(x, y)
-    operator = HessianOperator(FunctionalModel(model), FunctionalModel(model).theta0, x, y)
+    fmodel = FunctionalModel(trained_mlp(x, y))
+    operator = HessianOperator(fmodel, fmodel.theta0, x, y)
     reference = hutchpp_trace(operator, 1500, seed=100).estimate
     top = lanczos(operator, 33, tol=1e-3, max_iter=200).eigenvalues
     frobenius_squared = trace_to_frobenius_ratio(operator, 64, seed=101).frobenius ** 2
