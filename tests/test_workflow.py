@@ -111,6 +111,7 @@ def write_config(workdir, name, overrides):
     ({"runs.wedge.checkpoint_epochs": [0, 1]}, "figures.ensembles.members"),
     ({"figures.lb_sb_interpolation.rise_alpha": 1.5}, "rise_alpha"),
     ({"dataset_sanity.run": "nope"}, "dataset_sanity.run"),
+    ({"curvature.density_grid": 1000}, "curvature.density_grid=1000"),
 ])
 def test_bad_config_stops_before_any_job(workdir, override, culprit):
     configfile = write_config(workdir, "bad", override)
