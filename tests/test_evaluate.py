@@ -160,6 +160,20 @@ def test_memory_budget_follows_the_device():
     assert budget_from_free_memory(2**20) == DEFAULT_MEMORY_BUDGET
 
 
+@pytest.mark.parametrize("policy", ["keep", "recompute"])
+def test_points_and_data_of_another_dtype_are_evaluated_in_the_model_dtype(policy):
+    """A float64 θ and float64 data on a float32 BN model (and float32 ones on a float64 model)
+    are converted once to the model's dtype: the same values as the model's own dtype."""
+    model, x, y, points = make_case("cnn1d", "batch")
+    expected = evaluate_points(model, points, x, y, bn_policy=policy, bn_data=x)
+    as_double = evaluate_points(model, points.double(), x.double(), y, bn_policy=policy,
+                                bn_data=x.double())
+    np.testing.assert_array_equal(as_double.loss, expected.loss)
+    double_model = copy.deepcopy(model).double()
+    in_double = evaluate_points(double_model, points, x, y, bn_policy=policy, bn_data=x)
+    np.testing.assert_allclose(in_double.loss, expected.loss, rtol=1e-5)
+
+
 def test_loss_is_the_mean_over_samples_at_the_trained_point():
     model, x, y, _ = make_case("mlp", "none")
     theta = get_flat_params(model)

@@ -225,16 +225,16 @@ def _recomputed_buffers(batch_fmodel: FunctionalModel, bn_names: list[str], thet
         return [m for m, _ in captured], [v for _, v in captured]
 
     try:
-        means = [torch.zeros(thetas.shape[0], modules[n].num_features, device=thetas.device)
-                 for n in bn_names]
+        means = [torch.zeros(thetas.shape[0], modules[n].num_features, dtype=thetas.dtype,
+                             device=thetas.device) for n in bn_names]
         variances = [torch.zeros_like(m) for m in means]
         starts = range(0, bn_data.shape[0], bn_batch_size)
         for start in starts:
             batch_means, batch_vars = vmap(statistics, in_dims=(0, None))(
                 thetas, bn_data[start:start + bn_batch_size])
             for i in range(len(bn_names)):
-                means[i] += batch_means[i].float()
-                variances[i] += batch_vars[i].float()
+                means[i] += batch_means[i].to(thetas.dtype)
+                variances[i] += batch_vars[i].to(thetas.dtype)
     finally:
         for hook in hooks:
             hook.remove()
@@ -442,7 +442,8 @@ def _batched_logits(fmodel: FunctionalModel, points: torch.Tensor, x: torch.Tens
         raise ValueError(f"points must have shape (K, {fmodel.layout.dim}), got {tuple(points.shape)}")
     if x.shape[0] == 0:
         raise ValueError("need at least one sample")
-    device = x.device
+    device, dtype = x.device, fmodel.theta0.dtype
+    x = x.to(dtype) if x.is_floating_point() else x
     memory_budget_bytes = memory_budget_bytes or default_memory_budget(device)
     n_points, n_samples = points.shape[0], x.shape[0]
     policy = bn_policy if fmodel.has_batch_norm else "none"
@@ -459,11 +460,12 @@ def _batched_logits(fmodel: FunctionalModel, points: torch.Tensor, x: torch.Tens
             if b.shape != (n_points, *base_buffers[name].shape):
                 raise ValueError(f"bn_buffers[{name!r}] must have shape "
                                  f"{(n_points, *base_buffers[name].shape)}, got {tuple(b.shape)}")
-        per_point_buffers = {name: b.to(device) for name, b in bn_buffers.items()}
+        per_point_buffers = {name: b.to(device=device, dtype=base_buffers[name].dtype)
+                             for name, b in bn_buffers.items()}
     elif policy == "recompute":
         if bn_data is None:
             raise ValueError("bn_policy='recompute' needs the training inputs bn_data")
-        bn_data = bn_data.to(device)
+        bn_data = bn_data.to(device=device, dtype=dtype)
         bn_batch_size = bn_batch_size or bn_data.shape[0]
         batch_fmodel = FunctionalModel(fmodel.module, bn_mode="batch")
         bn_names = list(_bn_modules(fmodel.module))
@@ -574,7 +576,9 @@ def evaluate_points(model: nn.Module | FunctionalModel, points: torch.Tensor, x:
     ``memory_budget_bytes`` (default ``default_memory_budget(x.device)``) and, for one point at a
     time on a CPU, ``CPU_WORKING_SET_BYTES``. ``bn_policy``, ``bn_data`` (training inputs),
     ``bn_batch_size`` (default: all of ``bn_data`` at once) and ``bn_buffers`` (per point,
-    ``{name: (K, ...)}``) as in the module docstring. ``precision``: ``"fp32"``; on CUDA also
+    ``{name: (K, ...)}``) as in the module docstring. The network is evaluated in the dtype of its
+    parameters: points, floating-point inputs and ``bn_data`` of another dtype (a float64 θ on a
+    float32 model) are converted to it once. ``precision``: ``"fp32"``; on CUDA also
     ``"tf32"`` or ``"bf16"`` (autocast). ``progress_file``: stream for a tqdm bar over point chunks.
     """
     fmodel = model if isinstance(model, FunctionalModel) else FunctionalModel(model)
