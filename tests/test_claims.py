@@ -63,11 +63,11 @@ def test_write_and_gather_fill_runs_and_config(tmp_path):
 
 def test_basin_width_of_a_surface_with_known_width():
     xs, ys = np.linspace(-1, 1, 41), np.linspace(-1, 1, 21)
-    surface = 1.0 + 2 * np.abs(xs)[:, None] + 4 * np.abs(ys)[None, :]
+    surface = 1.0 + 2 * np.abs(xs)[None, :] + 4 * np.abs(ys)[:, None]
     width = basin_width(xs, ys, surface, delta=0.5)
     assert width.widths == pytest.approx([0.25, 0.25, 0.125, 0.125])
     assert not width.censored.any() and width.mean == pytest.approx(0.1875)
-    flat_in_y = 1.0 + 2 * np.abs(xs)[:, None] + 0 * ys[None, :]
+    flat_in_y = 1.0 + 2 * np.abs(xs)[None, :] + 0 * ys[:, None]
     censored = basin_width(xs, ys, flat_in_y, delta=0.5)
     assert censored.censored.tolist() == [False, False, True, True]
     assert censored.widths[2:] == pytest.approx([1.0, 1.0])

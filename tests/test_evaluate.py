@@ -7,11 +7,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lossatlas.evaluate import (evaluate_points, evaluate_train_test, interpolate_buffers,
-                                subset_indices)
+from lossatlas.evaluate import (DEFAULT_MEMORY_BUDGET, budget_from_free_memory, choose_strategy,
+                                default_memory_budget, evaluate_points, evaluate_train_test,
+                                interpolate_buffers, subset_indices)
 from lossatlas.functional import FunctionalModel
+from lossatlas.landscape import plane_points, random_directions
 from lossatlas.models import MODELS, build_model
-from lossatlas.params import get_flat_params, set_flat_params_
+from lossatlas.params import get_flat_params, param_layout, set_flat_params_
 
 SHAPES = {"mlp": (1, 40), "cnn1d": (1, 40), "cnn2d": (3, 8, 8), "resnet20": (3, 8, 8)}
 CLASSES = 5
@@ -101,6 +103,75 @@ def test_chunking_over_points_and_data_does_not_change_results(name, norm, polic
         np.testing.assert_array_equal(split.accuracy, whole.accuracy)
     tight = evaluate_points(model, points, x, y, memory_budget_bytes=50_000, **options)
     np.testing.assert_allclose(tight.loss, whole.loss, rtol=1e-5, atol=1e-6)
+
+
+def plane_case(name, norm):
+    """``make_case`` with the 6 points of a filter-normalized plane θ + x d1 + y d2 instead."""
+    model, x, y, _ = make_case(name, norm)
+    theta = get_flat_params(model)
+    d1, d2 = random_directions(theta, param_layout(model), 2, seed=1)
+    return model, x, y, plane_points(theta, d1, d2, [-1.0, 0.0, 1.0], [-0.5, 1.0])
+
+
+@pytest.mark.parametrize("name,norm,policy", [
+    *[(name, "none", "keep") for name in sorted(MODELS)], ("mlp", "batch", "recompute"),
+    ("cnn2d", "batch", "recompute"), ("cnn1d", "batch", "interpolate")])
+def test_every_strategy_gives_the_per_point_loop_values(name, norm, policy):
+    """vmap, loop and structured (first layer from 3 shared products) agree with the reference
+    loop to float32 rounding (rtol 1e-5) on a plane, in data batches of 16 of 37 samples."""
+    model, x, y, points = plane_case(name, norm)
+    bn_data = torch.randn(30, *SHAPES[name]) * 2 + 1
+    other = copy.deepcopy(model)
+    for bn in batch_norms(other):
+        bn.running_mean.uniform_(-1, 1)
+    buffers = interpolate_buffers(dict(model.named_buffers()), dict(other.named_buffers()),
+                                  torch.linspace(0, 1, points.shape[0]))
+    loss, acc = loop_reference(model, points, x, y, policy, bn_data, 12, buffers)
+    for strategy in ("vmap", "loop", "structured"):
+        result = evaluate_points(model, points, x, y, bn_policy=policy, bn_data=bn_data,
+                                 bn_batch_size=12, bn_buffers=buffers if norm == "batch" else None,
+                                 batch_size=16, chunk_points=4, strategy=strategy)
+        np.testing.assert_allclose(result.loss, loss, rtol=1e-5, atol=1e-6, err_msg=strategy)
+        np.testing.assert_array_equal(result.accuracy, acc, err_msg=strategy)
+
+
+def test_structured_strategy_takes_any_points_and_auto_chooses_by_rule():
+    model, x, y, points = make_case("mlp", "none", k=4)
+    fmodel = FunctionalModel(model)
+    loop = evaluate_points(model, points, x, y, strategy="loop")
+    structured = evaluate_points(model, points, x, y, strategy="structured")
+    np.testing.assert_allclose(structured.loss, loop.loss, rtol=1e-5)
+    _, _, _, plane = plane_case("mlp", "none")
+    strategy, plan = choose_strategy("auto", fmodel, plane, x, 4000)
+    assert strategy == "structured" and plan.basis.shape[0] == 2
+    np.testing.assert_allclose(plan.coefficients[:, 1:] @ plan.basis + plan.origin,
+                               torch.cat([plane[:, :160], plane[:, 160:164]], 1), atol=1e-6)
+    assert choose_strategy("auto", fmodel, points, x, 4000)[0] == "loop"
+    assert choose_strategy("auto", fmodel, points, x, 100)[0] == "vmap"
+    cnn_model, cnn_x, _, cnn_plane = plane_case("cnn1d", "none")
+    assert choose_strategy("auto", FunctionalModel(cnn_model), cnn_plane, cnn_x, 4000)[0] == "loop"
+    with pytest.raises(ValueError, match="unknown strategy 'fast'"):
+        evaluate_points(model, points, x, y, strategy="fast")
+
+
+def test_memory_budget_follows_the_device():
+    assert default_memory_budget("cpu") == DEFAULT_MEMORY_BUDGET == 64 * 2**20
+    assert budget_from_free_memory(10 * 2**30) == 5 * 2**30
+    assert budget_from_free_memory(2**20) == DEFAULT_MEMORY_BUDGET
+
+
+@pytest.mark.parametrize("policy", ["keep", "recompute"])
+def test_points_and_data_of_another_dtype_are_evaluated_in_the_model_dtype(policy):
+    """A float64 θ and float64 data on a float32 BN model (and float32 ones on a float64 model)
+    are converted once to the model's dtype: the same values as the model's own dtype."""
+    model, x, y, points = make_case("cnn1d", "batch")
+    expected = evaluate_points(model, points, x, y, bn_policy=policy, bn_data=x)
+    as_double = evaluate_points(model, points.double(), x.double(), y, bn_policy=policy,
+                                bn_data=x.double())
+    np.testing.assert_array_equal(as_double.loss, expected.loss)
+    double_model = copy.deepcopy(model).double()
+    in_double = evaluate_points(double_model, points, x, y, bn_policy=policy, bn_data=x)
+    np.testing.assert_allclose(in_double.loss, expected.loss, rtol=1e-5)
 
 
 def test_loss_is_the_mean_over_samples_at_the_trained_point():

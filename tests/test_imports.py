@@ -21,6 +21,7 @@ FIGURES = {"matplotlib.pyplot", "seaborn", "pandas"}
 # Third-party libraries each engine module may load (their own dependencies come with them).
 # A new module must be added here with what it needs.
 ALLOWED = {
+    "lossatlas.api": {"torch"},
     "lossatlas.claims": {"pandas"},
     "lossatlas.curvature": {"torch"},
     "lossatlas.data": {"torch", "h5py"},

@@ -3,6 +3,7 @@
 import builtins
 import json
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -125,14 +126,14 @@ def test_surface_part_file_roundtrip_and_merge(tmp_path):
             start, stop, xs, ys, {"train_loss": values[start:stop]}, {"bn_policy": "none"}))
     parts = [load_surface_part(tmp_path / f"p{i}.h5") for i in (1, 0)]
     merged = merge_surface_parts(parts)
-    np.testing.assert_array_equal(merged.arrays["train_loss"], values.reshape(2, 3))
+    np.testing.assert_array_equal(merged.arrays["train_loss"], values.reshape(3, 2))
     assert merged.attrs["bn_policy"] == "none"
 
 
 def test_surface_1d_table_is_tidy():
     surface = Surface({"xcoordinates": np.array([0.0, 0.5]), "train_loss": np.array([1.0, 2.0]),
-                       "train_acc": np.array([0.5, 0.25]), "test_loss": np.array([3.0, 4.0]),
-                       "test_acc": np.array([0.1, 0.2])}, {"bn_policy": "none"})
+                       "train_acc": np.array([50.0, 25.0]), "test_loss": np.array([3.0, 4.0]),
+                       "test_acc": np.array([10.0, 20.0])}, {"bn_policy": "none"})
     table = surface_1d_table(surface)
     assert len(table) == 4
     row = table[(table["split"] == "test") & (table["alpha"] == 0.5)].iloc[0]
@@ -204,3 +205,40 @@ def test_write_refuses_to_replace_a_device_or_folder(tmp_path):
         with pytest.raises(OSError, match=f"cannot write {target}: it exists and is not a regular"):
             io.write_json({"a": 1}, target)
     assert Path("/dev/null").is_char_device()
+
+
+def vts_arrays(path) -> dict[str, np.ndarray]:
+    """The appended raw float64 arrays of a ``.vts`` file by name (each block: UInt64 byte count,
+    then the values), as ParaView's reader decodes them."""
+    content = Path(path).read_bytes()
+    header, data = content.split(b'<AppendedData encoding="raw">\n_', 1)
+    arrays = {}
+    for name, offset in re.findall(rb'Name="(\w+)".*?offset="(\d+)"', header):
+        start = int(offset)
+        size = int(np.frombuffer(data[start:start + 8], dtype="<u8")[0])
+        arrays[name.decode()] = np.frombuffer(data[start + 8:start + 8 + size], dtype="<f8")
+    return arrays
+
+
+def test_surface_vts_puts_each_value_at_its_own_x_and_y(tmp_path):
+    xs, ys = np.linspace(-1.0, 2.0, 5), np.linspace(-0.5, 0.25, 3)
+    grid_x, grid_y = np.meshgrid(xs, ys)
+    loss = 1.0 + grid_x + 10 * grid_y ** 2
+    path = tmp_path / "surface.train_loss.vts"
+    io.write_surface_vts(path, {"xcoordinates": xs, "ycoordinates": ys, "train_loss": loss,
+                                "train_acc": 100 - loss, "explained_variance_ratio_": xs[:2]})
+    assert b'WholeExtent="0 4 0 2 0 0"' in path.read_bytes()
+    arrays = vts_arrays(path)
+    assert set(arrays) == {"points", "train_loss", "train_acc"}
+    points = arrays["points"].reshape(-1, 3)
+    np.testing.assert_array_equal(points[:, 0], grid_x.ravel())
+    np.testing.assert_array_equal(points[:, 1], grid_y.ravel())
+    np.testing.assert_array_equal(points[:, 2], loss.ravel())
+    np.testing.assert_array_equal(arrays["train_acc"], (100 - loss).ravel())
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+    with pytest.raises(ValueError, match="'test_loss' is not a 2D metric"):
+        io.write_surface_vts(path, {"xcoordinates": xs, "ycoordinates": ys, "train_loss": loss},
+                             height="test_loss")
+    with pytest.raises(ValueError, match="must end in .vts"):
+        io.write_surface_vts(tmp_path / "surface.vtp", {"xcoordinates": xs, "ycoordinates": ys,
+                                                        "train_loss": loss})

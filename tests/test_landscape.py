@@ -3,15 +3,18 @@
 import copy
 
 import h5py
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from lossatlas.landscape import (ORIENTATION_2D, checkpoint_plane, grid_part, largest_rise,
-                                 line_points, load_directions, merge_surface_parts, mli_metrics,
-                                 plane_points, project_onto_plane, random_directions,
-                                 roughness_index, save_directions, segment_minima, segment_points,
+from lossatlas import io
+from lossatlas.landscape import (ORIENTATION_1D, ORIENTATION_2D, UNITS, checkpoint_plane,
+                                 grid_part, largest_rise, line_points, load_directions,
+                                 merge_surface_parts, mli_metrics, pca_arrays, plane_points,
+                                 project_onto_plane, random_directions, roughness_index,
+                                 save_directions, segment_minima, segment_points,
                                  segment_profiles, surface_1d, surface_2d, surface_2d_part,
                                  trajectory_pca)
 from lossatlas.models import build_model
@@ -32,6 +35,13 @@ def direct_loss(model, theta, x, y):
     set_flat_params_(net, theta)
     with torch.no_grad():
         return F.cross_entropy(net(x), y).item()
+
+
+def direct_accuracy_percent(model, theta, x, y):
+    net = copy.deepcopy(model)
+    set_flat_params_(net, theta)
+    with torch.no_grad():
+        return 100 * (net(x).argmax(1) == y).double().mean().item()
 
 
 def test_filter_normalized_directions_match_filter_norms_and_zero_biases(case):
@@ -57,11 +67,11 @@ def test_line_and_plane_points_and_checkpoint_plane():
     assert grid.shape == (6, 6)
     for ix, a in enumerate(xs):
         for iy, b in enumerate(ys):
-            torch.testing.assert_close(grid[ix * len(ys) + iy], theta + a * d1 + b * d2)
+            torch.testing.assert_close(grid[iy * len(xs) + ix], theta + a * d1 + b * d2)
     a, b, c = torch.randn(3, 6)
     origin, e1, e2 = checkpoint_plane(a, b, c)
     corners = plane_points(origin, e1, e2, [0.0, 1.0], [0.0, 1.0])
-    torch.testing.assert_close(corners[[0, 2, 1]], torch.stack([a, b, c]))
+    torch.testing.assert_close(corners[[0, 1, 2]], torch.stack([a, b, c]))
 
 
 def test_surface_2d_orientation_matches_a_double_loop_on_a_non_square_grid(case):
@@ -71,17 +81,47 @@ def test_surface_2d_orientation_matches_a_double_loop_on_a_non_square_grid(case)
     xs, ys = np.linspace(-1, 1, 4), np.linspace(-0.5, 0.5, 3)
     surface = surface_2d(model, theta, d1, d2, xs, ys, data, chunk_points=5, batch_size=16)
     arrays = surface.arrays
-    assert arrays["train_loss"].shape == (4, 3) and arrays["test_acc"].shape == (4, 3)
+    assert arrays["train_loss"].shape == (3, 4) and arrays["test_acc"].shape == (3, 4)
     np.testing.assert_array_equal(arrays["xcoordinates"], xs)
     np.testing.assert_array_equal(arrays["ycoordinates"], ys)
     for ix, a in enumerate(xs):
         for iy, b in enumerate(ys):
             point = theta + float(a) * d1 + float(b) * d2
-            assert arrays["train_loss"][ix, iy] == pytest.approx(
+            assert arrays["train_loss"][iy, ix] == pytest.approx(
                 direct_loss(model, point, *data[:2]), rel=1e-5)
-            assert arrays["test_loss"][ix, iy] == pytest.approx(
+            assert arrays["test_loss"][iy, ix] == pytest.approx(
                 direct_loss(model, point, *data[2:]), rel=1e-5)
-    assert surface.attrs == {"bn_policy": "none", "orientation": ORIENTATION_2D}
+    assert surface.attrs == {"bn_policy": "none", "orientation": ORIENTATION_2D, **UNITS}
+
+
+def test_surface_file_reads_as_loss_landscape_plots_read_it(case, tmp_path):
+    """tomgoldstein/loss-landscape's plot_2D.py and h52vtp.py read Z = f[name][:] against
+    X, Y = meshgrid(xcoordinates, ycoordinates) (h52vtp ravels all three), accuracies in percent:
+    on an asymmetric, non-square grid every corner must be the loss and accuracy at its (x, y)."""
+    model, data = case
+    theta, layout = get_flat_params(model), param_layout(model)
+    d1, d2 = random_directions(theta, layout, 2, seed=3)
+    surface = surface_2d(model, theta, d1, d2, np.linspace(-1, 2, 5), np.linspace(-0.5, 0.25, 3),
+                         data)
+    io.write_h5(tmp_path / "surface.h5", surface.arrays, surface.attrs)
+    with h5py.File(tmp_path / "surface.h5", "r") as f:
+        grid_x, grid_y = np.meshgrid(f["xcoordinates"][:], f["ycoordinates"][:])
+        loss, accuracy = np.array(f["train_loss"][:]), np.array(f["train_acc"][:])
+        assert f.attrs["orientation"] == ORIENTATION_2D
+        assert f.attrs["accuracy_units"] == "percent (0-100)"
+    assert loss.shape == accuracy.shape == grid_x.shape == (3, 5)
+    corners = {(-1.0, -0.5): (0, 0), (2.0, -0.5): (0, -1), (-1.0, 0.25): (-1, 0),
+               (2.0, 0.25): (-1, -1)}
+    for (x, y), index in corners.items():
+        assert (grid_x[index], grid_y[index]) == (x, y)
+        point = theta + x * d1 + y * d2
+        assert loss[index] == pytest.approx(direct_loss(model, point, *data[:2]), rel=1e-5)
+        assert accuracy[index] == pytest.approx(direct_accuracy_percent(model, point, *data[:2]))
+    flat_x, flat_y, flat_loss = grid_x.ravel(), grid_y.ravel(), loss.ravel()
+    assert (flat_x[4], flat_y[4]) == (2.0, -0.5) and flat_loss[4] == loss[0, -1]
+    figure = plt.figure()
+    plt.contour(grid_x, grid_y, loss)
+    plt.close(figure)
 
 
 def test_split_and_merge_equals_the_whole_grid(case):
@@ -120,6 +160,9 @@ def test_surface_1d_at_zero_is_the_loss_at_theta(case):
                                                             rel=1e-6)
     assert set(surface.arrays) == {"xcoordinates", "train_loss", "train_acc", "test_loss",
                                    "test_acc"}
+    assert surface.arrays["test_acc"][1] == pytest.approx(
+        direct_accuracy_percent(model, theta, *data[2:]))
+    assert surface.attrs == {"orientation": ORIENTATION_1D, **UNITS, "bn_policy": "none"}
 
 
 def test_directions_round_trip_through_hdf5(case, tmp_path):
@@ -153,6 +196,34 @@ def test_pca_of_a_planar_trajectory_explains_everything_and_projection_recovers_
     torch.testing.assert_close(final + recovered, trajectory)
     coordinates = project_onto_plane(trajectory, final, u, v)
     np.testing.assert_allclose(coordinates, torch.stack([a, b], 1).numpy(), atol=1e-10)
+
+
+def test_pca_files_read_as_loss_landscape_plots_the_path_on_the_surface(case, tmp_path):
+    """plot_2D.py's contour-plus-trajectory plot reads the surface (``xcoordinates``, ...), the path
+    (``proj_xcoord``, ``proj_ycoord``) and the PCA file (``explained_variance_ratio_``): the path's
+    coordinates must place each checkpoint on the plane of the surface."""
+    model, data = case
+    final = get_flat_params(model).double()
+    u, v = random_directions(final, param_layout(model), 2, seed=5)
+    t = torch.linspace(0, 1, 6, dtype=torch.float64)
+    trajectory = final + ((1 - t) ** 2)[:, None] * u + (t * (1 - t))[:, None] * v
+    pca = trajectory_pca(trajectory)
+    xs, ys = np.array([-1.0, 0.0, 1.0, 2.0]), np.array([-1.0, 0.0, 1.0])
+    surface = surface_2d(model, final, *pca.directions, xs, ys, data)
+    io.write_h5(tmp_path / "surface.h5", {**surface.arrays, **pca_arrays(pca)}, surface.attrs)
+    save_directions(tmp_path / "directions.h5", pca.directions, param_layout(model), {},
+                    {"explained_variance_ratio_": pca.explained_variance_ratio})
+    with h5py.File(tmp_path / "surface.h5", "r") as f:
+        path_x, path_y = f["proj_xcoord"][:], f["proj_ycoord"][:]
+        loss = f["train_loss"][:]
+    with h5py.File(tmp_path / "directions.h5", "r") as f:
+        ratio = f["explained_variance_ratio_"][:]
+    np.testing.assert_allclose(ratio, pca.explained_variance_ratio)
+    assert ratio.sum() == pytest.approx(1.0)
+    on_plane = final + torch.as_tensor(np.stack([path_x, path_y], 1)) @ pca.directions
+    torch.testing.assert_close(on_plane, trajectory)
+    assert (path_x[-1], path_y[-1]) == pytest.approx((0.0, 0.0), abs=1e-12)
+    assert loss[1, 1] == pytest.approx(direct_loss(model, final.float(), *data[:2]), rel=1e-5)
 
 
 def test_pca_of_a_straight_path_has_one_component():

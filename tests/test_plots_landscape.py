@@ -15,10 +15,11 @@ YS = np.linspace(-0.5, 0.5, 5)
 
 
 def bowl(scale: float, x_only: bool = False) -> dict[str, np.ndarray]:
-    """Quadratic bowl on the non-square 7 × 5 grid, arrays indexed [ix, iy]."""
-    grid_x, grid_y = np.meshgrid(XS, YS, indexing="ij")
+    """Quadratic bowl on the non-square 7 × 5 grid, arrays (5, 7) indexed [iy, ix], accuracies in
+    percent."""
+    grid_x, grid_y = np.meshgrid(XS, YS)
     loss = 0.01 + scale * (grid_x ** 2 + (0 if x_only else 3 * grid_y ** 2))
-    acc = np.clip(1.0 - loss / loss.max(), 0.0, 1.0)
+    acc = 100 * np.clip(1.0 - loss / loss.max(), 0.0, 1.0)
     return {"xcoordinates": XS, "ycoordinates": YS, "train_loss": loss, "train_acc": acc,
             "test_loss": 1.5 * loss, "test_acc": 0.9 * acc}
 
@@ -68,7 +69,7 @@ def test_surfaces_accuracy_metric_and_bad_inputs():
     with pytest.raises(ValueError, match="metric 'loss'"):
         plot_surfaces_2d({"a": bowl(1.0)}, metric="loss")
     transposed = dict(bowl(1.0), train_loss=bowl(1.0)["train_loss"].T)
-    with pytest.raises(ValueError, match="surface 'bad'.*shape \\(5, 7\\)"):
+    with pytest.raises(ValueError, match="surface 'bad'.*shape \\(7, 5\\)"):
         plot_surfaces_2d({"bad": transposed})
 
 

@@ -251,7 +251,7 @@ def test_plane_cut_equals_a_direct_loop(tiny):
     for ix, a in enumerate(cut.xcoordinates):
         for iy, b in enumerate(cut.ycoordinates):
             expected = direct_loss(model, a * basis[0] + b * basis[1], x, y)
-            assert cut.train_loss[ix, iy] == pytest.approx(expected, rel=1e-6)
+            assert cut.train_loss[iy, ix] == pytest.approx(expected, rel=1e-6)
     for r, ray in enumerate([theta, other]):
         assert cut.ray_reference_loss[r] == pytest.approx(direct_loss(model, ray, x, y), rel=1e-6)
         np.testing.assert_allclose(cut.ray_offsets[r], ray_offsets(ray.norm().item(), 5, 0.25))

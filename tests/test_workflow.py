@@ -130,6 +130,7 @@ def write_config(workdir, name, overrides):
     ({"sweeps.l2.knob": "dropout"}, "sweeps.l2.knob='dropout'"),
     ({"figures.taxonomy_metrics.sweep": "lr"}, "sweep 'lr' is not a load x temperature grid"),
     ({"figures.hyperparams_curvature.sweeps": ["nope"]}, "unknown sweep 'nope'"),
+    ({"curvature.density_grid": 1000}, "curvature.density_grid=1000"),
 ])
 def test_bad_config_stops_before_any_job(workdir, override, culprit):
     configfile = write_config(workdir, "bad", override)
@@ -225,10 +226,15 @@ def test_smoke_run_end_to_end(workdir):
     measurements = workdir / "results/measurements/mnist1d/mlp"
     for kind in ("random", "hessian"):
         arrays, attrs = io.read_h5(measurements / f"surface_2d/{kind}/sb-s0.h5")
-        assert arrays["train_loss"].shape == (7, 5) and attrs["status"] == "ok"
+        assert arrays["train_loss"].shape == (5, 7) and attrs["status"] == "ok"
         assert {"xcoordinates", "ycoordinates", "train_acc", "test_loss", "test_acc"} <= set(arrays)
-        assert "orientation" in attrs and attrs["bn_policy"] == "none"
+        assert 0 <= arrays["train_acc"].min() and 1 < arrays["train_acc"].max() <= 100
+        assert attrs["orientation"].startswith("values[iy, ix]") and attrs["bn_policy"] == "none"
         assert attrs["direction_kind"] == kind
+    (directions,) = (measurements / "trajectory_pca").glob("*.directions.h5")
+    arrays, _ = io.read_h5(str(directions).replace(".directions.h5", ".h5"))
+    assert arrays["proj_xcoord"].shape == arrays["proj_ycoord"].shape
+    assert io.read_h5(directions)[0]["explained_variance_ratio_"].shape == (2,)
     spectrum = pd.read_csv(measurements / "hessian_spectrum.csv")
     runs = spectrum[spectrum["run"] != "claim"]
     assert set(runs["run"]) == {"sb-s0", "lb-s0"} and (runs["status"] == "ok").all()

@@ -8,8 +8,12 @@ batch norm in ``bn_mode="batch"`` that is the full-data mean loss whatever the c
 every chunk is normalized with its own statistics (as a training batch of that size would be), so the
 operator's ``bn_mode`` and ``chunk_size`` are part of what it measures and callers record both.
 
-- ``HessianOperator``: H v, exact, by forward-over-reverse differentiation (``jvp`` of ``grad``),
-  batched over the k vectors with ``vmap``.
+- ``HessianOperator``: H v, exact, by one of ``HVP_MODES``: ``"double_backward"`` (one gradient
+  with ``create_graph``, then one ``torch.autograd.grad`` of it per vector, as PyHessian does) or
+  ``"forward_over_reverse"`` (``jvp`` of ``grad``, batched over the k vectors with ``vmap``); both
+  compute the same H v (to float rounding, tested). ``"auto"`` takes double backward on a CPU,
+  where it was faster on every measured setting (benchmarks/RESULTS.md), and forward-over-reverse
+  on CUDA (one batched pass for k vectors; not measured: no GPU was lent).
 - ``GaussNewtonOperator``: G v = (1/N) Σ_i J_iᵀ ∇²ℓ_i J_i v, J_i the Jacobian of the logits of sample
   i, ∇²ℓ = diag(p) − p pᵀ for cross-entropy, 2 I for the sum-over-classes squared error (Sagun et al.
   2017; Papyan 2019). G is symmetric positive semi-definite.
@@ -38,6 +42,18 @@ from torch.func import grad, jvp, vjp, vmap
 from .functional import FunctionalModel
 
 WHICH = ("largest", "smallest")
+HVP_MODES = ("auto", "double_backward", "forward_over_reverse")
+
+
+def hvp_mode_for(requested: str, device: torch.device) -> str:
+    """The Hessian-vector-product mode to run on ``device`` (``HVP_MODES``; ``"auto"`` as in the
+    module docstring)."""
+    if requested not in HVP_MODES:
+        raise ValueError(f"unknown hvp_mode {requested!r}; valid: {', '.join(HVP_MODES)}")
+    if requested != "auto":
+        return requested
+    return "forward_over_reverse" if torch.device(device).type == "cuda" else "double_backward"
+DENSITY_BROADENING = 3e-4
 
 
 class LinearOperator(Protocol):
@@ -98,10 +114,12 @@ def _check_vectors(operator, vectors: torch.Tensor) -> None:
 
 
 class _DataOperator:
-    """Shared part of the data operators: data on θ's device, chunking, product count."""
+    """Shared part of the data operators: data on θ's device, chunking, product count, and the
+    Hessian-vector-product mode ``hvp_mode`` (``HVP_MODES``) of the Hessian terms."""
 
     def __init__(self, fmodel: FunctionalModel, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
-                 chunk_size: int | None = None):
+                 chunk_size: int | None = None, hvp_mode: str = "auto"):
+        self.hvp_mode = hvp_mode_for(hvp_mode, theta.device)
         self.x, self.y = _check_data(fmodel, theta, x, y, chunk_size)
         self.fmodel = fmodel
         self.theta = theta.detach()
@@ -122,10 +140,29 @@ class _DataOperator:
         return out
 
     def _hessian_product(self, vectors, x_chunk, y_chunk):
+        if self.hvp_mode == "double_backward":
+            return self._double_backward_product(vectors, x_chunk, y_chunk)
+
         def loss_grad(theta):
             return grad(self.fmodel.loss)(theta, x_chunk, y_chunk)
 
         return vmap(lambda v: jvp(loss_grad, (self.theta,), (v,))[1])(vectors)
+
+    def _double_backward_product(self, vectors, x_chunk, y_chunk):
+        """H V of the chunk's loss: its gradient with ``create_graph``, then one backward pass
+        through that graph per vector."""
+        with torch.enable_grad():
+            theta = self.theta.detach().requires_grad_(True)
+            (gradient,) = torch.autograd.grad(self.fmodel.loss(theta, x_chunk, y_chunk), theta,
+                                              create_graph=True)
+            if not gradient.requires_grad:
+                return torch.zeros_like(vectors)
+            products = []
+            for i, v in enumerate(vectors):
+                (product,) = torch.autograd.grad(gradient, theta, v, allow_unused=True,
+                                                 retain_graph=i < len(vectors) - 1)
+                products.append(torch.zeros_like(v) if product is None else product)
+        return torch.stack(products)
 
     def _gauss_newton_product(self, vectors, x_chunk, y_chunk):
         def logits(theta):
@@ -147,7 +184,7 @@ class _DataOperator:
 
 
 class HessianOperator(_DataOperator):
-    """H V ``(k, D)`` of the mean loss, exact (forward-over-reverse), batched over the k vectors."""
+    """H V ``(k, D)`` of the mean loss, exact, by ``hvp_mode`` (module docstring)."""
 
     def _chunk_product(self, vectors, x_chunk, y_chunk):
         return self._hessian_product(vectors, x_chunk, y_chunk)
@@ -190,8 +227,9 @@ class MatrixOperator:
 class EigenResult:
     """Eigenvalues ``(k,)`` float64 on the CPU (Lanczos: descending for ``largest``, ascending for
     ``smallest``; power iteration: in the order found), eigenvectors
-    ``(k, D)`` as unit rows (or None), operator products used, wall seconds, iterations run and
-    whether every wanted pair met the tolerance."""
+    ``(k, D)`` as unit rows (or None), operator products used, wall seconds, iterations run,
+    whether every wanted pair met the tolerance, and (Lanczos) each pair's residual norm
+    ‖A y − λ y‖ ``(k,)``, in the eigenvalues' order: some eigenvalue of A lies within it of λ."""
 
     eigenvalues: torch.Tensor
     eigenvectors: torch.Tensor | None
@@ -199,6 +237,7 @@ class EigenResult:
     seconds: float
     iterations: int
     converged: bool
+    residuals: torch.Tensor | None = None
 
 
 @dataclass
@@ -267,9 +306,11 @@ def lanczos(operator: LinearOperator, k: int, which: str = "largest", tol: float
     """Top-k (``largest``) or bottom-k (``smallest``) eigenpairs by Lanczos with full
     reorthogonalization, one operator product per iteration.
 
-    Stops when every wanted Ritz pair (θ, y) has residual ‖A y − θ y‖ = |β_m s_m| < tol · max|θ|
-    (relative to the spectral-norm estimate), after ``min(max_iter, D)`` iterations, or when the
-    Krylov space is exhausted. One Krylov space holds each distinct eigenvalue once, so an eigenvalue
+    Stops when every wanted Ritz pair (θ, y) has residual ‖A y − θ y‖ = |β_m s_m| < tol · |θ|, so
+    that some eigenvalue lies within a relative ``tol`` of each returned one (small eigenvalues at
+    either end are resolved relative to themselves, not to ‖A‖), after ``min(max_iter, D)``
+    iterations (``converged`` False; ``residuals`` tell how far each value may be off), or when
+    the Krylov space is exhausted. One Krylov space holds each distinct eigenvalue once, so an eigenvalue
     of multiplicity > 1 is returned once when the run stops on the tolerance; on breakdown (an
     invariant subspace) the run restarts with a random vector orthogonal to the basis, so a run to
     the end (``tol=0``) finds the multiplicities.
@@ -301,7 +342,8 @@ def lanczos(operator: LinearOperator, k: int, which: str = "largest", tol: float
             q = _orthogonalize(_random_unit(operator.dim, generator, operator), basis[:m])
             q = q / q.norm()
             beta = 0.0
-        elif m >= k and bool((beta * ritz_vectors[-1, wanted].abs() < tol * scale).all()):
+        elif m >= k and bool((beta * ritz_vectors[-1, wanted].abs()
+                              < tol * ritz_values[wanted].abs()).all()):
             converged = True
             break
         else:
@@ -314,8 +356,9 @@ def lanczos(operator: LinearOperator, k: int, which: str = "largest", tol: float
         ritz = ritz_vectors[:, order].T.to(device=operator.device, dtype=operator.dtype)
         vectors = ritz @ basis[:m]
         vectors = vectors / vectors.norm(dim=1, keepdim=True)
+    residuals = beta * ritz_vectors[-1, order].abs()
     return EigenResult(ritz_values[order].clone(), vectors, m, time.perf_counter() - start_time, m,
-                       converged)
+                       converged, residuals)
 
 
 def _tridiagonal(alphas: list[float], betas: list[float]) -> torch.Tensor:
@@ -398,6 +441,9 @@ def hutchpp_trace(operator: LinearOperator, num_products: int, seed: int = 0,
     return TraceEstimate(top + rest, num_products, time.perf_counter() - start_time)
 
 
+TRACE_ESTIMATORS = {"hutchpp": hutchpp_trace, "hutchinson": hutchinson_trace}
+
+
 def trace_to_frobenius_ratio(operator: LinearOperator, num_samples: int, seed: int = 0,
                              batch_size: int = 16) -> TraceFrobeniusRatio:
     """Tr(A)/‖A‖_F (Fort & Scherlis 2018), both from the same Rademacher vectors v: Tr(A) = E vᵀAv
@@ -443,16 +489,25 @@ def _batched_lanczos(operator: LinearOperator, starts: torch.Tensor, steps: int)
 
 
 def spectral_density(operator: LinearOperator, num_vectors: int = 10, steps: int = 80,
-                     broadening: float = 0.01, grid_size: int = 1000, seed: int = 0) -> SpectralDensity:
+                     broadening: float = DENSITY_BROADENING, grid_size: int = 10_000,
+                     seed: int = 0) -> SpectralDensity:
     """Eigenvalue density by stochastic Lanczos quadrature (Ubaru, Chen, Saad 2017; Ghorbani et al.
     2019): ``num_vectors`` Lanczos runs of ``steps`` steps from Rademacher starts, run together; the
     Gauss quadrature nodes θ_j and weights τ_j (squared first components of the eigenvectors of the
     tridiagonal matrix) give φ(t) = mean over runs of Σ_j τ_j N(t; θ_j, σ²), σ = ``broadening`` ×
-    (largest − smallest node), on ``grid_size`` points spanning the nodes ± 5σ."""
+    (largest − smallest node), on ``grid_size`` points spanning the nodes ± 5σ; the grid step must
+    not exceed σ (``grid_size`` ≥ 1/``broadening`` + 11). The default broadening keeps the mass
+    of every interval (below 0, below λ_max/10) within 0.02 of the exact spectrum's on tiny nets
+    with a dense spectrum; 0.01, wider than the bulk when outliers set the span, moved up to 0.16
+    of the mass across 0 (benchmarks/RESULTS.md)."""
     _check_count("num_vectors", num_vectors, 2**31)
     _check_count("steps", steps, operator.dim)
     if broadening <= 0 or grid_size < 2:
         raise ValueError(f"need broadening > 0 and grid_size >= 2, got {broadening}, {grid_size}")
+    if grid_size - 1 < 1 / broadening + 10:
+        raise ValueError(f"grid_size={grid_size} makes the grid step wider than the Gaussian width "
+                         f"at broadening={broadening}; need grid_size >= "
+                         f"{math.ceil(1 / broadening + 11)}")
     start_time = time.perf_counter()
     starts = _rademacher(num_vectors, operator, torch.Generator().manual_seed(seed))
     starts = starts / math.sqrt(operator.dim)
@@ -488,8 +543,8 @@ def gradient_overlap(gradient: torch.Tensor, eigenvectors: torch.Tensor) -> floa
 @dataclass(frozen=True)
 class CurvatureSettings:
     """Settings of one curvature measurement (``measure_curvature``): ``top_k`` largest eigenvalues
-    of H and of G by Lanczos (``tol``, ``max_iter``), ``bottom_k`` smallest of H (0: none), Hutch++
-    with ``trace_products`` products, SLQ with ``density_vectors`` runs of ``density_steps`` steps
+    of H and of G by Lanczos (``tol``, ``max_iter``), ``bottom_k`` smallest of H (0: none), the
+    trace by ``trace_estimator`` (``TRACE_ESTIMATORS``) with ``trace_products`` products, SLQ with ``density_vectors`` runs of ``density_steps`` steps
     and Gaussian width ``density_broadening`` × spectral span on ``density_grid`` points; operator
     products over data chunks of ``chunk_size`` samples (None: one chunk); ``seed`` fixes every
     random start; ``eigenvectors`` keeps the top-k eigenvectors of H; ``spectrum`` False skips the
@@ -500,10 +555,11 @@ class CurvatureSettings:
     tol: float = 1e-3
     max_iter: int = 200
     trace_products: int = 99
+    trace_estimator: str = "hutchpp"
     density_vectors: int = 10
     density_steps: int = 80
-    density_broadening: float = 0.01
-    density_grid: int = 1000
+    density_broadening: float = DENSITY_BROADENING
+    density_grid: int = 10_000
     chunk_size: int | None = None
     seed: int = 0
     eigenvectors: bool = False
@@ -515,11 +571,13 @@ class CurvatureMeasurement:
     """Curvature at one θ: ``arrays`` and ``attrs`` ready for ``io.write_h5``.
 
     arrays: ``hessian_top`` / ``gauss_newton_top`` ``(top_k,)`` descending, ``hessian_bottom``
-    ``(bottom_k,)`` ascending (when asked), ``gradient_overlap`` ``(top_k,)`` whose entry k−1 is
+    ``(bottom_k,)`` ascending (when asked), each with its Lanczos residual norms
+    (``{name}_residuals``, same shape: how far each value may be from the spectrum),
+    ``gradient_overlap`` ``(top_k,)`` whose entry k−1 is
     ‖P_k g‖²/‖g‖² for the top-k eigenspace of H, ``density_grid`` / ``density`` (SLQ; with
     ``gauss_newton_top`` only when ``settings.spectrum``), and
     ``hessian_eigenvectors`` ``(top_k, D)`` when asked. attrs: ``loss`` (nats), ``lambda_max``,
-    ``trace`` (Hutch++), ``gradient_norm``, every setting, and ``{algorithm}_products`` /
+    ``trace`` (by ``settings.trace_estimator``), ``gradient_norm``, every setting, and ``{algorithm}_products`` /
     ``{algorithm}_seconds`` / ``{algorithm}_converged`` per algorithm."""
 
     arrays: dict[str, torch.Tensor]
@@ -532,13 +590,17 @@ def measure_curvature(fmodel: FunctionalModel, theta: torch.Tensor, x: torch.Ten
     of ``fmodel`` on ``(x, y)`` at θ ``(D,)`` (the Sagun et al. 2017 / Papyan 2019 outlier–bulk
     picture and the Gur-Ari et al. 2018 overlap). The FunctionalModel's ``bn_mode`` and
     ``settings.chunk_size`` define the loss measured (module docstring); both are recorded."""
+    if settings.trace_estimator not in TRACE_ESTIMATORS:
+        raise ValueError(f"unknown trace_estimator {settings.trace_estimator!r}; valid: "
+                         f"{', '.join(TRACE_ESTIMATORS)}")
     if settings.top_k > fmodel.layout.dim or settings.bottom_k > fmodel.layout.dim:
         raise ValueError(f"top_k={settings.top_k} and bottom_k={settings.bottom_k} must not exceed "
                          f"the parameter count D={fmodel.layout.dim}")
     hessian = HessianOperator(fmodel, theta, x, y, settings.chunk_size)
     lanczos_options = dict(tol=settings.tol, max_iter=settings.max_iter, seed=settings.seed)
     top = lanczos(hessian, settings.top_k, eigenvectors=True, **lanczos_options)
-    trace = hutchpp_trace(hessian, settings.trace_products, seed=settings.seed)
+    trace = TRACE_ESTIMATORS[settings.trace_estimator](hessian, settings.trace_products,
+                                                       seed=settings.seed)
     start_time = time.perf_counter()
     gradient = loss_gradient(fmodel, theta, x, y, settings.chunk_size)
     loss = sum(fmodel.loss(theta, xc, yc).item() * len(xc) / len(x)
@@ -546,18 +608,20 @@ def measure_curvature(fmodel: FunctionalModel, theta: torch.Tensor, x: torch.Ten
     overlap = torch.tensor([gradient_overlap(gradient, top.eigenvectors[:k])
                             for k in range(1, settings.top_k + 1)], dtype=torch.float64)
     gradient_seconds = time.perf_counter() - start_time
-    arrays = {"hessian_top": top.eigenvalues, "gradient_overlap": overlap}
+    arrays = {"hessian_top": top.eigenvalues, "hessian_top_residuals": top.residuals,
+              "gradient_overlap": overlap}
     attrs: dict[str, object] = {
         **dataclasses.asdict(settings), "bn_mode": fmodel.bn_mode, "loss_function": fmodel.loss_name,
         "n_samples": len(x), "dim": fmodel.layout.dim, "dtype": str(theta.dtype).removeprefix("torch."),
         "loss": loss, "lambda_max": top.eigenvalues[0].item(), "trace": trace.estimate,
         "gradient_norm": gradient.norm().item(), "gradient_seconds": gradient_seconds}
     results = {"hessian_lanczos": top}
-    timed = {"hutchpp_trace": trace}
+    timed = {f"{settings.trace_estimator}_trace": trace}
     if settings.spectrum:
         gauss_newton = GaussNewtonOperator(fmodel, theta, x, y, settings.chunk_size)
         results["gauss_newton_lanczos"] = lanczos(gauss_newton, settings.top_k, **lanczos_options)
         arrays["gauss_newton_top"] = results["gauss_newton_lanczos"].eigenvalues
+        arrays["gauss_newton_top_residuals"] = results["gauss_newton_lanczos"].residuals
         density = spectral_density(hessian, settings.density_vectors,
                                    min(settings.density_steps, hessian.dim),
                                    settings.density_broadening, settings.density_grid, settings.seed)
@@ -567,6 +631,7 @@ def measure_curvature(fmodel: FunctionalModel, theta: torch.Tensor, x: torch.Ten
     if settings.bottom_k:
         bottom = lanczos(hessian, settings.bottom_k, which="smallest", **lanczos_options)
         arrays["hessian_bottom"] = bottom.eigenvalues
+        arrays["hessian_bottom_residuals"] = bottom.residuals
         results["hessian_bottom_lanczos"] = bottom
     for name, result in results.items():
         attrs.update({f"{name}_products": result.products, f"{name}_seconds": result.seconds,

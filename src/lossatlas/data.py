@@ -8,6 +8,14 @@ CIFAR-10 and CIFAR-100 are downloaded with torchvision's utilities, md5-verified
 standardizes every channel with the train-set mean/std stored next to the arrays, and optionally
 subsamples the training set and corrupts a fixed number of its labels (Zhang et al. 2017 style
 label noise).
+
+A dataset of your own (``dataset_info``, ``prepare_dataset(..., source=...)``) is an ``.npz`` or
+HDF5 file with arrays ``x_train`` (N, ...), ``y_train`` (N,) integer labels, ``x_test``, ``y_test``
+and optionally ``classes`` (one name per class; default: labels 0 ... max label), used as given
+(stored mean 0, std 1, so ``load_dataset`` leaves the inputs unchanged); or a folder with ``train/``
+and ``test/`` folders in torchvision ``ImageFolder`` layout (one folder of images per class, same
+classes in both, every image the same size), read as RGB uint8 pixels (N, 3, H, W) and standardized
+per channel with the train-set statistics like the built-in image datasets.
 """
 
 from __future__ import annotations
@@ -86,6 +94,21 @@ TRAIN_SIZES = {"mnist1d": 4000, "mnist": 60000, "fashion_mnist": 60000, "cifar10
 NUM_CLASSES = {"mnist1d": 10, "mnist": 10, "fashion_mnist": 10, "cifar10": 10, "cifar100": 100}
 
 
+ARRAY_NAMES = ("x_train", "y_train", "x_test", "y_test")
+ARRAY_SUFFIXES = (".npz", ".h5", ".hdf5")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What the workflow needs of a dataset before any job runs: its ``name``, the shape of one
+    sample ``input_shape``, ``num_classes`` and ``n_train`` training samples."""
+
+    name: str
+    input_shape: tuple[int, ...]
+    num_classes: int
+    n_train: int
+
+
 class DatasetDownloadError(RuntimeError):
     """An archive that could not be fetched from its URL (unreachable mirror, HTTP error)."""
 
@@ -124,7 +147,7 @@ def _check_name(name: str) -> None:
 
 
 def prepare_dataset(name: str, out_path: str | os.PathLike, *, download_dir: str | os.PathLike,
-                    mirror: str | None = None) -> None:
+                    mirror: str | None = None, source: str | os.PathLike | None = None) -> None:
     """Write dataset ``name`` to the HDF5 file ``out_path`` (atomically).
 
     Datasets ``x_train, y_train, x_test, y_test`` (y int64); attributes ``name``, ``classes``,
@@ -132,7 +155,20 @@ def prepare_dataset(name: str, out_path: str | os.PathLike, *, download_dir: str
     stored x: 0-255 pixel values for images), ``source`` and ``sha256`` (JSON: array name ->
     sha256 of its bytes, checked by ``load_dataset``). Archives are kept, verified, under
     ``download_dir/<name>/``; ``mirror`` replaces the official URL base (file names unchanged).
+    ``source``: a dataset of your own (module docstring) stored under ``name`` instead.
     """
+    if source is not None:
+        arrays, classes = _read_source(Path(source))
+        images = Path(source).is_dir()
+        mean, std = _channel_stats(arrays["x_train"]) if images else (
+            [0.0] * arrays["x_train"].shape[1], [1.0] * arrays["x_train"].shape[1])
+        io.write_h5(out_path, arrays, {
+            "name": name, "classes": classes, "input_shape": list(arrays["x_train"].shape[1:]),
+            "mean": mean, "std": std, "source": f"{source} ({'ImageFolder' if images else 'arrays'})",
+            "sha256": {key: _sha256(array) for key, array in arrays.items()}})
+        logger.info("wrote %s from %s: %d train / %d test samples", out_path, source,
+                    len(arrays["y_train"]), len(arrays["y_test"]))
+        return
     _check_name(name)
     if name == "mnist1d":
         arrays, classes, source = _generate_mnist1d()
@@ -283,6 +319,141 @@ def _check_arrays(name: str, arrays: dict[str, np.ndarray], num_classes: int) ->
         if len(y) and (y.min() < 0 or y.max() >= num_classes):
             raise io.CorruptFileError(
                 f"dataset {name}: {split} labels outside [0, {num_classes})")
+
+
+def dataset_info(name: str, source: str | os.PathLike | None = None) -> DatasetInfo:
+    """``DatasetInfo`` of built-in dataset ``name``, or of the dataset of your own at ``source``
+    read without loading its inputs (array headers, the image folders' listing and first image),
+    checking what the workflow relies on: the four arrays, samples of one shape in both splits,
+    one integer label per sample in [0, number of classes). A failed check is a ``ValueError``
+    naming ``source``."""
+    if source is None:
+        _check_name(name)
+        return DatasetInfo(name, INPUT_SHAPES[name], NUM_CLASSES[name], TRAIN_SIZES[name])
+    source = Path(source)
+    if source.is_dir():
+        train, test = _image_folders(source)
+        first_path = train.samples[0][0]
+        from PIL import Image
+
+        with Image.open(first_path) as image:
+            width, height = image.size
+        return DatasetInfo(name, (3, height, width), len(train.classes), len(train.samples))
+    shapes, labels, classes = _array_headers(source)
+    _check_source_arrays(source, shapes, labels, classes)
+    return DatasetInfo(name, shapes["x_train"][1:], len(classes), shapes["x_train"][0])
+
+
+def _check_source_arrays(source: Path, shapes: dict, labels: dict, classes: list[str]) -> None:
+    x_train, x_test = shapes["x_train"], shapes["x_test"]
+    if len(x_train) < 2 or x_train[1:] != x_test[1:]:
+        raise ValueError(f"dataset {source}: x_train {x_train} and x_test {x_test} must be arrays "
+                         "(N, ...) of samples of one shape")
+    for split in ("train", "test"):
+        y = labels[f"y_{split}"]
+        if y.shape != (shapes[f"x_{split}"][0],) or not np.issubdtype(y.dtype, np.integer):
+            raise ValueError(f"dataset {source}: y_{split} must hold one integer label per sample "
+                             f"of x_{split} {shapes[f'x_{split}']}, got {y.dtype} {y.shape}")
+        if len(y) and (y.min() < 0 or y.max() >= len(classes)):
+            raise ValueError(f"dataset {source}: y_{split} has labels outside [0, {len(classes)}) "
+                             f"for its {len(classes)} classes")
+
+
+def _array_headers(source: Path) -> tuple[dict[str, tuple], dict[str, np.ndarray], list[str]]:
+    """Shapes of the four arrays of an .npz/HDF5 dataset, its labels and class names."""
+    if source.suffix not in ARRAY_SUFFIXES:
+        raise ValueError(f"dataset {source}: not an {', '.join(ARRAY_SUFFIXES)} file or an "
+                         "ImageFolder directory")
+    if not source.exists():
+        raise ValueError(f"dataset {source}: file not found")
+    try:
+        if source.suffix == ".npz":
+            with np.load(source) as npz:
+                names = {name.removesuffix(".npy") for name in npz.zip.namelist()}
+                _require_arrays(source, names)
+                shapes = {}
+                for key in ("x_train", "x_test"):
+                    with npz.zip.open(f"{key}.npy") as stream:
+                        read_header = (np.lib.format.read_array_header_1_0
+                                       if np.lib.format.read_magic(stream) == (1, 0)
+                                       else np.lib.format.read_array_header_2_0)
+                        shapes[key] = tuple(read_header(stream)[0])
+                labels = {key: npz[key] for key in ("y_train", "y_test")}
+                classes = npz["classes"].tolist() if "classes" in names else None
+        else:
+            with h5py.File(source, "r") as f:
+                _require_arrays(source, set(f.keys()))
+                shapes = {key: tuple(f[key].shape) for key in ("x_train", "x_test")}
+                labels = {key: f[key][()] for key in ("y_train", "y_test")}
+                classes = [c.decode() if isinstance(c, bytes) else c
+                           for c in f["classes"][()].tolist()] if "classes" in f else None
+    except (OSError, KeyError, ValueError) as exc:  # numpy's and h5py's errors for damaged files
+        if isinstance(exc, ValueError) and str(exc).startswith(f"dataset {source}"):
+            raise
+        raise ValueError(f"dataset {source}: cannot read it ({type(exc).__name__}: {exc})") from exc
+    if classes is None:
+        top = max((int(y.max()) for y in labels.values() if len(y)), default=0)
+        classes = [str(label) for label in range(top + 1)]
+    return shapes, labels, [str(c) for c in classes]
+
+
+def _require_arrays(source: Path, names: set[str]) -> None:
+    missing = [name for name in ARRAY_NAMES if name not in names]
+    if missing:
+        raise ValueError(f"dataset {source}: missing array(s) {', '.join(missing)}; it needs "
+                         f"{', '.join(ARRAY_NAMES)}")
+
+
+def _image_folders(source: Path):
+    """torchvision ``ImageFolder``s of ``source/train`` and ``source/test`` (same classes)."""
+    from torchvision.datasets import ImageFolder
+
+    folders = []
+    for split in ("train", "test"):
+        try:
+            folders.append(ImageFolder(str(source / split)))
+        except (FileNotFoundError, OSError) as exc:
+            raise ValueError(f"dataset {source}: {source / split} is not an ImageFolder "
+                             f"(one folder of images per class): {exc}") from exc
+    if folders[0].classes != folders[1].classes:
+        raise ValueError(f"dataset {source}: train classes {folders[0].classes} differ from test "
+                         f"classes {folders[1].classes}")
+    return folders
+
+
+def _read_source(source: Path) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The four arrays and class names of a dataset of your own (module docstring), checked."""
+    if source.is_dir():
+        train, test = _image_folders(source)
+        arrays = {}
+        for split, folder in (("train", train), ("test", test)):
+            images = []
+            for path, _ in folder.samples:
+                image = np.asarray(folder.loader(path), dtype=np.uint8).transpose(2, 0, 1)
+                if images and image.shape != images[0].shape:
+                    raise ValueError(f"dataset {source}: {path} is {image.shape[2]}x"
+                                     f"{image.shape[1]} pixels, the first image "
+                                     f"{images[0].shape[2]}x{images[0].shape[1]}")
+                images.append(image)
+            arrays[f"x_{split}"] = np.stack(images)
+            arrays[f"y_{split}"] = np.array(folder.targets, dtype=np.int64)
+        if arrays["x_train"].shape[1:] != arrays["x_test"].shape[1:]:
+            raise ValueError(f"dataset {source}: train images {arrays['x_train'].shape[1:]} and "
+                             f"test images {arrays['x_test'].shape[1:]} differ in size")
+        return arrays, list(train.classes)
+    shapes, labels, classes = _array_headers(source)
+    _check_source_arrays(source, shapes, labels, classes)
+    if source.suffix == ".npz":
+        with np.load(source) as npz:
+            x = {key: npz[key] for key in ("x_train", "x_test")}
+    else:
+        with h5py.File(source, "r") as f:
+            x = {key: f[key][()] for key in ("x_train", "x_test")}
+    for key, array in x.items():
+        if not np.issubdtype(array.dtype, np.number) or not np.isfinite(array).all():
+            raise ValueError(f"dataset {source}: {key} must hold finite numbers")
+    return {"x_train": x["x_train"], "y_train": labels["y_train"].astype(np.int64),
+            "x_test": x["x_test"], "y_test": labels["y_test"].astype(np.int64)}, classes
 
 
 def _sha256(array: np.ndarray) -> str:

@@ -131,6 +131,32 @@ def write_h5(path: str | os.PathLike, arrays: Mapping[str, np.ndarray | torch.Te
                 f.attrs[key] = _attr_value(value)
 
 
+def write_surface_vts(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],
+                      height: str = "train_loss") -> None:
+    """Atomically write a 2D surface as a VTK structured grid (``.vts``, opened by ParaView) through
+    pyevtk. ``arrays``: ``xcoordinates`` ``(nx,)``, ``ycoordinates`` ``(ny,)`` and metrics ``(ny,
+    nx)`` indexed ``[iy, ix]`` (``landscape.ORIENTATION_2D``); grid node (ix, iy) lies at
+    (xcoordinates[ix], ycoordinates[iy], ``height``[iy, ix]) and carries every metric of that shape
+    as point data, so the 3D surface tomgoldstein/loss-landscape renders from its ``.vtp`` files is
+    drawn and can be coloured by any metric."""
+    from pyevtk.hl import gridToVTK
+
+    target = Path(path)
+    if target.suffix != ".vts":
+        raise ValueError(f"a VTK structured grid file must end in .vts, got {target}")
+    xs = np.asarray(arrays["xcoordinates"], dtype=np.float64)
+    ys = np.asarray(arrays["ycoordinates"], dtype=np.float64)
+    metrics = {name: np.ascontiguousarray(np.asarray(values, dtype=np.float64).T[:, :, None])
+               for name, values in arrays.items() if np.shape(values) == (ys.size, xs.size)}
+    if height not in metrics:
+        raise ValueError(f"height {height!r} is not a 2D metric of shape {(ys.size, xs.size)} "
+                         f"(len(ycoordinates), len(xcoordinates)); 2D metrics: {sorted(metrics)}")
+    grid_x, grid_y = (np.ascontiguousarray(g.T[:, :, None]) for g in np.meshgrid(xs, ys))
+    with atomic_path(target) as tmp:
+        written = gridToVTK(str(tmp), grid_x, grid_y, metrics[height].copy(), pointData=metrics)
+        os.replace(written, tmp)
+
+
 def write_csv(table: pd.DataFrame, path: str | os.PathLike) -> None:
     """Atomically write a tidy table as CSV."""
     with atomic_path(path) as tmp:

@@ -2,10 +2,13 @@
 1D/2D surfaces (Li et al. 2018), trajectory PCA, MLI metrics (Goodfellow et al. 2015; Lucas et al.
 2021), a walk with SGD (Xing et al. 2018) and the roughness index (Wu, Du, Chen et al. 2021).
 
-Parameter points are flat vectors ``(D,)``; sets of points ``(K, D)``. Surfaces use the dataset names
-of tomgoldstein/loss-landscape (``xcoordinates``, ``ycoordinates``, ``train_loss``, ``train_acc``,
-``test_loss``, ``test_acc``); 2D arrays have shape ``(len(xcoordinates), len(ycoordinates))`` and are
-indexed ``[ix, iy]`` (attribute ``orientation``). Losses are in nats, accuracies in [0, 1].
+Parameter points are flat vectors ``(D,)``; sets of points ``(K, D)``. Surfaces are laid out as
+tomgoldstein/loss-landscape's plotting scripts read them: its dataset names (``xcoordinates``,
+``ycoordinates``, ``train_loss``, ``train_acc``, ``test_loss``, ``test_acc``), 2D arrays of shape
+``(len(ycoordinates), len(xcoordinates))`` indexed ``[iy, ix]`` (the ``Z`` of matplotlib's
+``contour(X, Y, Z)`` with ``X, Y = meshgrid(xcoordinates, ycoordinates)``), losses in nats and
+accuracies in percent (0-100); the attributes ``orientation``, ``loss_units`` and
+``accuracy_units`` say so in each file.
 """
 
 from __future__ import annotations
@@ -27,8 +30,11 @@ from .params import ParamLayout, random_direction
 if TYPE_CHECKING:
     import pandas as pd
 
-ORIENTATION_2D = "values[ix, iy] = f(theta + xcoordinates[ix] * d1 + ycoordinates[iy] * d2)"
+ORIENTATION_2D = ("values[iy, ix] = f(theta + xcoordinates[ix] * d1 + ycoordinates[iy] * d2), "
+                  "shape (len(ycoordinates), len(xcoordinates)) as contour(*meshgrid(x, y), values) "
+                  "reads it")
 ORIENTATION_1D = "values[ix] = f(theta + xcoordinates[ix] * d1)"
+UNITS = {"loss_units": "nats (mean cross-entropy)", "accuracy_units": "percent (0-100)"}
 
 
 # --- directions -----------------------------------------------------------------------------
@@ -92,13 +98,22 @@ def project_onto_plane(points: torch.Tensor, origin: torch.Tensor, d1: torch.Ten
     return torch.linalg.solve(gram, rhs.T).T.cpu().numpy()
 
 
+def pca_arrays(pca: TrajectoryPCA) -> dict[str, np.ndarray]:
+    """The datasets under which tomgoldstein/loss-landscape's ``plot_2D.py`` reads a projected path
+    and its PCA: ``proj_xcoord``, ``proj_ycoord`` ``(T,)`` (the path's coordinates) and
+    ``explained_variance_ratio_`` ``(2,)`` (scikit-learn's name)."""
+    return {"proj_xcoord": pca.coordinates[:, 0], "proj_ycoord": pca.coordinates[:, 1],
+            "explained_variance_ratio_": pca.explained_variance_ratio}
+
+
 def save_directions(path: str | os.PathLike, directions: torch.Tensor, layout: ParamLayout,
-                    attrs: dict[str, object]) -> None:
-    """Write directions ``(n, D)`` to their own HDF5 file (dataset ``directions``) with the
-    parameter names and shapes and the caller's ``attrs`` (kind, seed, normalization, ...)."""
+                    attrs: dict[str, object], arrays: dict[str, np.ndarray] | None = None) -> None:
+    """Write directions ``(n, D)`` to their own HDF5 file (dataset ``directions``, plus the
+    caller's ``arrays``) with the parameter names and shapes and the caller's ``attrs`` (kind,
+    seed, normalization, ...)."""
     if directions.dim() != 2 or directions.shape[1] != layout.dim:
         raise ValueError(f"directions must have shape (n, {layout.dim}), got {tuple(directions.shape)}")
-    write_h5(path, {"directions": directions.detach().cpu().float()},
+    write_h5(path, {"directions": directions.detach().cpu().float(), **(arrays or {})},
              {**attrs, "param_names": list(layout.names),
               "param_shapes": [list(s) for s in layout.shapes]})
 
@@ -131,11 +146,12 @@ def plane_points_at(theta: torch.Tensor, d1: torch.Tensor, d2: torch.Tensor, x, 
 
 
 def plane_points(theta: torch.Tensor, d1: torch.Tensor, d2: torch.Tensor, xs, ys) -> torch.Tensor:
-    """Points θ + x d1 + y d2 on the grid xs × ys, shape ``(len(xs) * len(ys), D)``; row
-    ``ix * len(ys) + iy`` holds (xs[ix], ys[iy]), so values reshape to ``(len(xs), len(ys))``."""
+    """Points θ + x d1 + y d2 on the grid xs × ys, shape ``(len(ys) * len(xs), D)``; row
+    ``iy * len(xs) + ix`` holds (xs[ix], ys[iy]), so values reshape to ``(len(ys), len(xs))``
+    indexed ``[iy, ix]`` (``ORIENTATION_2D``)."""
     xs = torch.as_tensor(xs, dtype=theta.dtype, device=theta.device)
     ys = torch.as_tensor(ys, dtype=theta.dtype, device=theta.device)
-    gx, gy = torch.meshgrid(xs, ys, indexing="ij")
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
     return plane_points_at(theta, d1, d2, gx.reshape(-1), gy.reshape(-1))
 
 
@@ -143,8 +159,9 @@ def plane_points(theta: torch.Tensor, d1: torch.Tensor, d2: torch.Tensor, xs, ys
 
 @dataclass
 class Surface:
-    """A 1D or 2D surface: ``arrays`` (tomgoldstein/loss-landscape names) and ``attrs`` (settings,
-    BN policy, orientation), ready for ``io.write_h5(path, surface.arrays, surface.attrs)``."""
+    """A 1D or 2D surface: ``arrays`` (tomgoldstein/loss-landscape names, orientation and units)
+    and ``attrs`` (settings, BN policy, orientation, units), ready for ``io.write_h5(path,
+    surface.arrays, surface.attrs)``."""
 
     arrays: dict[str, np.ndarray]
     attrs: dict[str, object] = field(default_factory=dict)
@@ -171,9 +188,10 @@ def grid_part(n_points: int, part: int, n_parts: int) -> tuple[int, int]:
 
 
 def _evaluate(model, points, data, options) -> tuple[dict[str, np.ndarray], str]:
+    """Losses (nats) and accuracies (percent) of the points on the training and test sets."""
     metrics = evaluate_train_test(model, points, *data, **options)
-    arrays = {"train_loss": metrics.train.loss, "train_acc": metrics.train.accuracy,
-              "test_loss": metrics.test.loss, "test_acc": metrics.test.accuracy}
+    arrays = {"train_loss": metrics.train.loss, "train_acc": 100 * metrics.train.accuracy,
+              "test_loss": metrics.test.loss, "test_acc": 100 * metrics.test.accuracy}
     return arrays, metrics.train.bn_policy
 
 
@@ -185,18 +203,19 @@ def surface_1d(model: nn.Module | FunctionalModel, theta: torch.Tensor, directio
     arrays, policy = _evaluate(model, line_points(theta, direction, alphas), data, options)
     xs = np.asarray(torch.as_tensor(alphas).cpu(), dtype=np.float64)
     return Surface({"xcoordinates": xs, **arrays},
-                   {"orientation": ORIENTATION_1D, "bn_policy": policy})
+                   {"orientation": ORIENTATION_1D, **UNITS, "bn_policy": policy})
 
 
 def surface_1d_table(surface: Surface) -> pd.DataFrame:
     """A 1D ``Surface`` as a tidy table: one row per (α, split) with columns ``alpha``, ``split``
-    (train/test), ``loss`` (nats), ``accuracy`` ([0, 1]) and ``bn_policy``."""
+    (train/test), ``loss`` (nats), ``accuracy`` ([0, 1], the surface's percent / 100) and
+    ``bn_policy``."""
     import pandas as pd
 
     arrays = surface.arrays
     return pd.DataFrame([
         {"alpha": float(alpha), "split": split, "loss": float(arrays[f"{split}_loss"][i]),
-         "accuracy": float(arrays[f"{split}_acc"][i]), "bn_policy": surface.attrs["bn_policy"]}
+         "accuracy": float(arrays[f"{split}_acc"][i]) / 100, "bn_policy": surface.attrs["bn_policy"]}
         for split in ("train", "test") for i, alpha in enumerate(arrays["xcoordinates"])])
 
 
@@ -208,7 +227,7 @@ def surface_2d_part(model: nn.Module | FunctionalModel, theta: torch.Tensor, d1:
     xs_np = np.asarray(torch.as_tensor(xs).cpu(), dtype=np.float64)
     ys_np = np.asarray(torch.as_tensor(ys).cpu(), dtype=np.float64)
     start, stop = grid_part(len(xs_np) * len(ys_np), part, n_parts)
-    ix, iy = np.divmod(np.arange(start, stop), len(ys_np))
+    iy, ix = np.divmod(np.arange(start, stop), len(xs_np))
     points = plane_points_at(theta, d1, d2, xs_np[ix], ys_np[iy])
     metrics, policy = _evaluate(model, points, data, options)
     return SurfacePart(start, stop, xs_np, ys_np, metrics, {"bn_policy": policy})
@@ -230,10 +249,10 @@ def merge_surface_parts(parts: list[SurfacePart]) -> Surface:
         expected = p.stop
     if expected != n_points:
         raise ValueError(f"surface parts cover {expected} of {n_points} grid points")
-    arrays = {name: np.concatenate([p.metrics[name] for p in parts]).reshape(len(xs), len(ys))
+    arrays = {name: np.concatenate([p.metrics[name] for p in parts]).reshape(len(ys), len(xs))
               for name in parts[0].metrics}
     return Surface({"xcoordinates": xs, "ycoordinates": ys, **arrays},
-                   {**parts[0].attrs, "orientation": ORIENTATION_2D})
+                   {**parts[0].attrs, "orientation": ORIENTATION_2D, **UNITS})
 
 
 def save_surface_part(path: str | os.PathLike, part: SurfacePart) -> None:
@@ -253,8 +272,8 @@ def load_surface_part(path: str | os.PathLike) -> SurfacePart:
 def surface_2d(model: nn.Module | FunctionalModel, theta: torch.Tensor, d1: torch.Tensor,
                d2: torch.Tensor, xs, ys, data: tuple, **options) -> Surface:
     """f(x, y) = L(θ + x d1 + y d2) on the grid xs × ys (any sizes) on the training and test
-    sets; arrays ``(len(xs), len(ys))`` indexed ``[ix, iy]``. ``data`` and ``options`` as in
-    ``surface_1d``."""
+    sets; arrays ``(len(ys), len(xs))`` indexed ``[iy, ix]`` (``ORIENTATION_2D``), accuracies in
+    percent. ``data`` and ``options`` as in ``surface_1d``."""
     return merge_surface_parts([surface_2d_part(model, theta, d1, d2, xs, ys, data, **options)])
 
 

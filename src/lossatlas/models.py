@@ -4,11 +4,19 @@ Every model maps a batch ``x`` of shape ``(N, *input_shape)`` to logits ``(N, nu
 ``width`` is the number of units (MLP) or channels of the first stage (CNNs, ResNet-20; the
 standard ResNet-20 has width 16, so the width multiplier of Yang et al. 2021 is ``width / 16``).
 ``norm`` is ``"none"`` or ``"batch"`` (batch normalization after every hidden linear/conv layer).
+
+A model of your own is named by its factory, ``"module.path:callable"``, and built by
+``build_factory_model`` with the factory's keyword arguments (it must map inputs of the dataset's
+shape to logits itself).
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import os
+import re
+import sys
 from collections.abc import Callable
 
 import torch
@@ -170,3 +178,68 @@ def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, **opt
         raise ValueError(f"unknown option(s) {', '.join(unknown)} for model {name!r}; "
                          f"valid options: {', '.join(sorted(valid))}")
     return builder(tuple(input_shape), num_classes, **options)
+
+
+FACTORY_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+def import_factory(spec: str) -> Callable[..., nn.Module]:
+    """The callable named by ``spec`` = ``"module.path:name"`` (``name`` may be dotted, e.g. a
+    class method). The module is imported as ``python -m`` would import it from the working
+    directory (the working directory is put on ``sys.path`` when it is not there), or from an
+    installed package; every failure is a ``ValueError`` naming ``spec``."""
+    if not FACTORY_PATTERN.match(spec):
+        raise ValueError(f"model factory {spec!r} is not of the form 'module.path:callable'")
+    module_name, attribute = spec.split(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        target = importlib.import_module(module_name)
+    except Exception as exc:  # a missing module, or any error raised while importing it
+        raise ValueError(f"model factory {spec!r}: cannot import module {module_name!r} "
+                         f"({type(exc).__name__}: {exc})") from exc
+    for part in attribute.split("."):
+        if not hasattr(target, part):
+            raise ValueError(f"model factory {spec!r}: {module_name!r} has no attribute "
+                             f"{attribute!r}")
+        target = getattr(target, part)
+    if not callable(target):
+        raise ValueError(f"model factory {spec!r} is not callable")
+    return target
+
+
+def build_factory_model(spec: str, kwargs: dict) -> nn.Module:
+    """``factory(**kwargs)`` for the factory named by ``spec`` (see ``import_factory``); an error
+    raised by the factory, or a result that is not an ``nn.Module``, is a ``ValueError`` naming
+    ``spec``."""
+    factory = import_factory(spec)
+    try:
+        model = factory(**kwargs)
+    except Exception as exc:  # the user's code may raise anything for bad arguments
+        raise ValueError(f"model factory {spec!r} failed with arguments {kwargs}: "
+                         f"{type(exc).__name__}: {exc}") from exc
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model factory {spec!r} returned {type(model).__name__}, not an "
+                         "nn.Module")
+    return model
+
+
+def check_logits(model: nn.Module, input_shape: tuple[int, ...], num_classes: int,
+                 name: str) -> None:
+    """Stop with an error naming ``name`` unless ``model`` maps a batch of two zero inputs of
+    ``input_shape`` to logits ``(2, num_classes)`` (run in eval mode, without gradients)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            logits = model(torch.zeros(2, *input_shape))
+    except Exception as exc:  # a shape mismatch raises many types inside the user's forward
+        raise ValueError(f"{name} cannot take inputs of shape (N, "
+                         f"{', '.join(map(str, input_shape))}): {type(exc).__name__}: {exc}") from exc
+    finally:
+        model.train(was_training)
+    if not isinstance(logits, torch.Tensor) or logits.shape != (2, num_classes):
+        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise ValueError(f"{name} maps inputs (2, {', '.join(map(str, input_shape))}) to {shape}; "
+                         f"the dataset has {num_classes} classes, so logits must be "
+                         f"(2, {num_classes})")

@@ -13,7 +13,7 @@ from torch import nn
 from . import io
 from .data import DatasetTensors, load_dataset
 from .evaluate import precision_for, subset_indices
-from .models import build_model
+from .models import build_factory_model, build_model
 from .params import ParamLayout, flat_params_from_state, get_flat_params, param_layout
 from .train import resolve_device
 
@@ -21,7 +21,12 @@ STATUSES = ("ok", "diverged", "skipped")
 
 
 def build_run_model(model_name: str, model_knobs: dict, data) -> nn.Module:
-    """The registry model of a run, shaped for ``data`` (a ``DatasetTensors``)."""
+    """The model of a run: the registry model ``model_name`` with ``model_knobs`` shaped for
+    ``data`` (anything with ``input_shape`` and ``num_classes``, e.g. a ``DatasetTensors``), or,
+    when the knobs hold a ``factory`` (``"module.path:callable"``), that factory called with the
+    knobs' ``kwargs``."""
+    if "factory" in model_knobs:
+        return build_factory_model(model_knobs["factory"], model_knobs.get("kwargs", {}))
     return build_model(model_name, data.input_shape, data.num_classes, **model_knobs)
 
 
@@ -36,6 +41,23 @@ def load_run_model(model_name: str, model_knobs: dict, data, checkpoint: str | o
         raise io.CorruptFileError(f"checkpoint {checkpoint} does not fit model {model_name} "
                                   f"{model_knobs}: {exc}") from exc
     return model
+
+
+def external_checkpoint_files(templates: dict[str, str], seed: int, epochs: list[int],
+                              step_range: list[int] | None) -> dict[str, str]:
+    """Checkpoint label -> file of a run given by its checkpoint files (state dicts) instead of
+    trained: ``final`` and, when ``templates`` has them, ``init``, ``epoch-N`` for each N of
+    ``epochs`` and ``step-N`` for N in ``range(*step_range)``. A template's ``{seed}``, ``{epoch}``
+    and ``{step}`` are replaced by the run's seed and the checkpoint's epoch or step."""
+    files = {label: templates[label].format(seed=seed) for label in ("final", "init")
+             if label in templates}
+    if "epoch" in templates:
+        files.update({f"epoch-{epoch}": templates["epoch"].format(seed=seed, epoch=epoch)
+                      for epoch in sorted(set(epochs))})
+    if "step" in templates and step_range is not None:
+        files.update({f"step-{step}": templates["step"].format(seed=seed, step=step)
+                      for step in range(*step_range)})
+    return files
 
 
 def read_status(path: str | os.PathLike) -> dict:

@@ -217,21 +217,23 @@ def _crossing(distances: np.ndarray, values: np.ndarray, level: float) -> tuple[
 def basin_width(xcoordinates, ycoordinates, values, delta: float) -> BasinWidth:
     """Width of a 2D surface's basin (Li et al. 2018 compare basins by eye; this is our number):
     along the four half-axes from the grid node nearest to (0, 0), the distance at which the value
-    first exceeds the surface minimum + ``delta`` (nats), averaged over the four. ``values`` ``(nx,
-    ny)`` indexed ``[ix, iy]``; non-finite values count as above the level."""
+    first exceeds the surface minimum + ``delta`` (nats), averaged over the four. ``values`` ``(ny,
+    nx)`` indexed ``[iy, ix]`` (``landscape.ORIENTATION_2D``); non-finite values count as above the
+    level."""
     xs = np.asarray(xcoordinates, dtype=np.float64)
     ys = np.asarray(ycoordinates, dtype=np.float64)
     values = np.asarray(values, dtype=np.float64)
-    if values.shape != (xs.size, ys.size):
-        raise ValueError(f"values have shape {values.shape}, expected {(xs.size, ys.size)}")
+    if values.shape != (ys.size, xs.size):
+        raise ValueError(f"values have shape {values.shape}, expected (len(ycoordinates), "
+                         f"len(xcoordinates)) = {(ys.size, xs.size)}")
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         raise ValueError("surface holds no finite value")
     level = float(finite.min()) + delta
     values = np.where(np.isfinite(values), values, np.inf)
     ix, iy = int(np.abs(xs).argmin()), int(np.abs(ys).argmin())
-    rays = [(xs[ix:] - xs[ix], values[ix:, iy]), (xs[ix::-1] - xs[ix], values[ix::-1, iy]),
-            (ys[iy:] - ys[iy], values[ix, iy:]), (ys[iy::-1] - ys[iy], values[ix, iy::-1])]
+    rays = [(xs[ix:] - xs[ix], values[iy, ix:]), (xs[ix::-1] - xs[ix], values[iy, ix::-1]),
+            (ys[iy:] - ys[iy], values[iy:, ix]), (ys[iy::-1] - ys[iy], values[iy::-1, ix])]
     results = [_crossing(np.abs(d), v, level) if d.size > 1 else (0.0, True) for d, v in rays]
     widths = np.array([w for w, _ in results])
     return BasinWidth(widths, np.array([c for _, c in results]), float(widths.mean()))

@@ -104,8 +104,9 @@ def dirichlet_weights(count: int, vertices: int, seed: int) -> np.ndarray:
 class PlaneGrid:
     """A ``grid`` × ``grid`` grid on the plane through three points: ``xcoordinates``,
     ``ycoordinates`` ``(G,)`` (distances on the orthonormal basis of ``plane_through``), the grid's
-    ``points`` ``(G * G, D)`` (row ``ix * G + iy``, so values reshape to ``(G, G)`` indexed
-    ``[ix, iy]``), and ``corners`` ``(3, 2)``, the three points' coordinates."""
+    ``points`` ``(G * G, D)`` (row ``iy * G + ix``, so values reshape to ``(G, G)`` indexed
+    ``[iy, ix]``, ``landscape.ORIENTATION_2D``), and ``corners`` ``(3, 2)``, the three points'
+    coordinates."""
 
     xcoordinates: np.ndarray
     ycoordinates: np.ndarray

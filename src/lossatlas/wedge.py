@@ -186,8 +186,9 @@ def ray_points(theta: torch.Tensor, normal: torch.Tensor, scales, offsets) -> to
 class PlaneCut:
     """The train loss on a plane through the origin and two points, and across solution rays in it.
 
-    ``xcoordinates`` ``(X,)``, ``ycoordinates`` ``(Y,)``, ``train_loss``, ``train_acc`` ``(X, Y)``
-    indexed ``[ix, iy]`` on the basis ``plane_basis(p1, p2)``; ``point_coordinates`` ``(3, 2)`` of
+    ``xcoordinates`` ``(X,)``, ``ycoordinates`` ``(Y,)``, ``train_loss`` (nats), ``train_acc``
+    (percent) ``(Y, X)`` indexed ``[iy, ix]`` on the basis ``plane_basis(p1, p2)`` (the layout of
+    ``landscape.ORIENTATION_2D``); ``point_coordinates`` ``(3, 2)`` of
     the origin, p1 and p2. Per ray r (a solution θ_r in the plane): ``ray_scales`` ``(S,)``,
     ``ray_offsets`` ``(R, W)``, ``ray_losses`` ``(R, S, W)`` at s·θ_r + w·e⊥_r, and
     ``ray_reference_loss`` ``(R,)`` = L(θ_r); ``ray_norms`` ‖θ_r‖ ``(R,)``."""
@@ -224,7 +225,7 @@ def plane_cut(model: nn.Module | FunctionalModel, p1: torch.Tensor, p2: torch.Te
     basis = plane_basis(p1, p2)
     corners = plane_coordinates(torch.stack([torch.zeros_like(p1), p1, p2]), basis)
     xs, ys = plane_grid(corners, grid, margin)
-    gx, gy = np.meshgrid(xs, ys, indexing="ij")
+    gx, gy = np.meshgrid(xs, ys)
     coefficients = torch.as_tensor(np.stack([gx.ravel(), gy.ravel()], 1), dtype=p1.dtype,
                                    device=p1.device)
     norms = rays.double().norm(dim=1).cpu().numpy()
@@ -236,7 +237,7 @@ def plane_cut(model: nn.Module | FunctionalModel, p1: torch.Tensor, p2: torch.Te
     n_grid, n_rays = grid * grid, len(rays)
     shape = (n_rays, len(np.asarray(scales)), offsets)
     return PlaneCut(xs, ys, metrics.loss[:n_grid].reshape(grid, grid),
-                    metrics.accuracy[:n_grid].reshape(grid, grid), corners,
+                    100 * metrics.accuracy[:n_grid].reshape(grid, grid), corners,
                     np.asarray(scales, dtype=np.float64), offset_grids,
                     metrics.loss[n_grid + n_rays:].reshape(shape),
                     metrics.loss[n_grid:n_grid + n_rays], norms, metrics.bn_policy,

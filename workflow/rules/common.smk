@@ -5,9 +5,10 @@ import re
 
 from snakemake.utils import validate
 
-from lossatlas.data import INPUT_SHAPES, NUM_CLASSES, TRAIN_SIZES
+from lossatlas.data import dataset_info
 from lossatlas.functional import has_batch_norm
-from lossatlas.models import build_model, model_options
+from lossatlas.models import check_logits, model_options
+from lossatlas.runs import build_run_model, external_checkpoint_files, load_run_model
 
 validate(config, "../schemas/config.schema.yaml")
 
@@ -45,12 +46,38 @@ for _key in list(config):
 MODEL_KNOBS = ("width", "depth", "norm")
 DATASET = config["dataset"]["name"]
 MODEL = config["model"]["name"]
+
+
+def _dataset_info():
+    """Shape, classes and size of the configured dataset; a dataset of your own is read and
+    checked here, before any job runs."""
+    try:
+        return dataset_info(DATASET, config["dataset"].get("path"))
+    except ValueError as exc:
+        raise ValueError(f"config dataset.path: {exc}") from exc
+
+
+DATA_INFO = _dataset_info()
+# The configured model: its registry knobs, or the factory of a model of your own and its kwargs.
+MODEL_SETTINGS = {
+    k: config["model"][k]
+    for k in (*MODEL_KNOBS, "factory", "kwargs")
+    if k in config["model"]
+}
 RUN_ROOT = f"results/runs/{DATASET}/{MODEL}"
 MEASURE_ROOT = f"results/measurements/{DATASET}/{MODEL}"
 CLAIMS_ROOT = f"{MEASURE_ROOT}/claims"
 
 
 def _check_model_knobs(where, knobs):
+    if "factory" in config["model"]:
+        for key in MODEL_KNOBS:
+            if key in knobs:
+                raise ValueError(
+                    f"config {where}.{key}: model {MODEL!r} is built by model.factory "
+                    f"{config['model']['factory']!r}; give its arguments in model.kwargs"
+                )
+        return
     valid = model_options(MODEL)
     for key in MODEL_KNOBS:
         if key in knobs and key not in valid:
@@ -62,7 +89,7 @@ def _check_model_knobs(where, knobs):
 
 def parameter_count(knobs):
     """D, the number of trainable parameters of the configured model with ``knobs``."""
-    model = build_model(MODEL, INPUT_SHAPES[DATASET], NUM_CLASSES[DATASET], **knobs)
+    model = build_run_model(MODEL, knobs, DATA_INFO)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
@@ -84,7 +111,7 @@ def run_group_table(name, overrides, where):
             f"config {where}.checkpoint_step_range={step_range}: [start, stop) needs "
             "start < stop"
         )
-    knobs = {k: config["model"][k] for k in MODEL_KNOBS if k in config["model"]}
+    knobs = dict(MODEL_SETTINGS)
     knobs.update({k: overrides[k] for k in MODEL_KNOBS if k in overrides})
     parameterization = overrides.get("parameterization", {"kind": "full"})
     if parameterization.get("kind") == "subspace":
@@ -114,8 +141,36 @@ def run_group_table(name, overrides, where):
                     f"config {where}.init_from: run {init_from!r} has no seed {seed}"
                 )
             settings["init_from"] = f"{init_from}-s{seed}"
+        if "checkpoints" in overrides:
+            settings.update(external_run_settings(settings, overrides, where))
         table[f"{name}-s{seed}"] = canonical(settings)
     return table
+
+
+def external_run_settings(settings, overrides, where):
+    """Settings of a run given by its checkpoint files (``checkpoints``) instead of trained: the
+    files of its seed, and the epochs and steps it has files of (none without a template).
+    """
+    templates = overrides["checkpoints"]
+    if "init_from" in overrides:
+        raise ValueError(
+            f"config {where}: a run given by checkpoint files cannot have init_from"
+        )
+    seeds = overrides.get("seeds", config["seeds"])
+    for label, template in templates.items():
+        if len(seeds) > 1 and "{seed}" not in template:
+            raise ValueError(
+                f"config {where}.checkpoints.{label}={template!r}: the group has seeds "
+                f"{seeds}, so the file name needs {{seed}}"
+            )
+    epochs = settings["checkpoint_epochs"] if "epoch" in templates else []
+    step_range = settings["checkpoint_step_range"] if "step" in templates else None
+    files = external_checkpoint_files(templates, settings["seed"], epochs, step_range)
+    return {
+        "checkpoints": files,
+        "checkpoint_epochs": epochs,
+        "checkpoint_step_range": step_range,
+    }
 
 
 def check_init_chains():
@@ -143,6 +198,43 @@ def _run_table():
 
 
 RUNS = _run_table()
+EXTERNAL_RUNS = [run for run, settings in RUNS.items() if "checkpoints" in settings]
+# Run ids imported from checkpoint files (train.smk keeps them off the training rules).
+EXTERNAL_RUN = "|".join(map(re.escape, EXTERNAL_RUNS)) or "(?!)"
+
+
+def check_user_model_and_checkpoints():
+    """Before any job runs: a model of your own imports, builds and maps the dataset's inputs
+    to one logit per class; each checkpoint file of a run given by files loads into it.
+    """
+    if "factory" in MODEL_SETTINGS:
+        try:
+            model = build_run_model(MODEL, MODEL_SETTINGS, DATA_INFO)
+        except ValueError as exc:
+            raise ValueError(f"config model.factory: {exc}") from exc
+        dataset = config["dataset"].get("path", DATASET)
+        try:
+            check_logits(
+                model,
+                DATA_INFO.input_shape,
+                DATA_INFO.num_classes,
+                f"model {MODEL!r} ({MODEL_SETTINGS['factory']}) on dataset {dataset}",
+            )
+        except ValueError as exc:
+            raise ValueError(f"config model.factory, dataset: {exc}") from exc
+    for run in EXTERNAL_RUNS:
+        group = run.rsplit("-s", 1)[0]
+        for label, path in RUNS[run]["checkpoints"].items():
+            try:
+                load_run_model(MODEL, RUNS[run]["model"], DATA_INFO, path)
+            except (OSError, RuntimeError, ValueError) as exc:
+                key = label.split("-")[0]
+                raise ValueError(
+                    f"config runs.{group}.checkpoints.{key} ({label} of run {run}): {exc}"
+                ) from exc
+
+
+check_user_model_and_checkpoints()
 
 
 def check_run_groups(key, groups):
@@ -186,14 +278,14 @@ def init_checkpoint(wildcards):
 
 def total_steps(settings):
     """Optimizer steps a run makes: epochs x minibatches per epoch, capped by ``steps``."""
-    n_train = round(settings["train_fraction"] * TRAIN_SIZES[DATASET])
+    n_train = round(settings["train_fraction"] * DATA_INFO.n_train)
     steps = settings["epochs"] * math.ceil(n_train / settings["batch_size"])
     return steps if settings["steps"] is None else min(steps, settings["steps"])
 
 
 def epochs_reached(settings):
     """The last epoch a run reaches (a ``steps`` cap ends it within a partial epoch)."""
-    n_train = round(settings["train_fraction"] * TRAIN_SIZES[DATASET])
+    n_train = round(settings["train_fraction"] * DATA_INFO.n_train)
     return math.ceil(
         total_steps(settings) / math.ceil(n_train / settings["batch_size"])
     )
@@ -260,11 +352,8 @@ def check_axis(where, knob, values, valid_knobs):
         raise ValueError(
             f"config {where}.knob={knob!r}: unknown knob; valid: {', '.join(valid_knobs)}"
         )
-    if knob == "width" and "width" not in model_options(MODEL):
-        raise ValueError(
-            f"config {where}.knob=width: model {MODEL!r} has no option 'width'; its options "
-            f"are {', '.join(sorted(model_options(MODEL)))}"
-        )
+    if knob in MODEL_KNOBS:
+        _check_model_knobs(where, {knob: values})
     if not values:
         raise ValueError(f"config {where}.values: the axis is empty")
     if len(set(values)) != len(values):
@@ -399,13 +488,13 @@ _has_bn = {}
 def batch_key(settings):
     """What runs must share to train as one vmapped batch (lossatlas.train.batch_incompatibility),
     as a string; None for a run that trains alone (it starts from another run's checkpoint, or its
-    model has batch norm)."""
+    model has batch norm) or is not trained (given by checkpoint files)."""
+    if "checkpoints" in settings:
+        return None
     knobs = json.dumps(settings["model"], sort_keys=True)
     if knobs not in _has_bn:
         _has_bn[knobs] = has_batch_norm(
-            build_model(
-                MODEL, INPUT_SHAPES[DATASET], NUM_CLASSES[DATASET], **settings["model"]
-            )
+            build_run_model(MODEL, settings["model"], DATA_INFO)
         )
     if settings.get("init_from") or _has_bn[knobs]:
         return None

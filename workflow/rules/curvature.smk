@@ -22,6 +22,13 @@ if (
         f"config curvature.max_iter={CURVATURE['max_iter']} must be at least "
         f"curvature.top_k and curvature.bottom_k"
     )
+if CURVATURE["density_grid"] - 1 < 1 / CURVATURE["density_broadening"] + 10:
+    raise ValueError(
+        f"config curvature.density_grid={CURVATURE['density_grid']} makes the grid step wider "
+        f"than the density's Gaussian width (curvature.density_broadening="
+        f"{CURVATURE['density_broadening']}); it must be at least "
+        f"1 / density_broadening + 11"
+    )
 SPECTRUM_RUNS = [first_run(group) for group in SPECTRUM["runs"]]
 ALONG_RUNS = [first_run(group) for group in ALONG["runs"]]
 

@@ -5,6 +5,13 @@ localrules:
 
 
 rule prepare_dataset:
+    input:
+        # a dataset of your own: its file or ImageFolder directory
+        lambda wildcards: (
+            [config["dataset"]["path"]]
+            if wildcards.dataset == DATASET and "path" in config["dataset"]
+            else []
+        ),
     output:
         "resources/data/{dataset}.h5",
     log:
@@ -16,5 +23,6 @@ rule prepare_dataset:
     params:
         mirror=config["dataset"]["mirror"],
         download_dir="resources/downloads",
+        source=lambda wildcards, input: input[0] if input else None,
     script:
         "../scripts/prepare_dataset.py"

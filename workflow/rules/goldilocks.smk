@@ -1,7 +1,7 @@
 # Goldilocks zone (Fort & Scherlis 2019): curvature of the loss at a seeded random init rescaled to
 # several radii (one measurement job), then the figure with the subspace-training success overlaid.
 GOLDILOCKS = config["figures"]["goldilocks"]
-GOLDILOCKS_KNOBS = {k: config["model"][k] for k in MODEL_KNOBS if k in config["model"]}
+GOLDILOCKS_KNOBS = dict(MODEL_SETTINGS)
 GOLDILOCKS_D = parameter_count(GOLDILOCKS_KNOBS)
 if GOLDILOCKS["subspace_dim"] > GOLDILOCKS_D:
     raise ValueError(

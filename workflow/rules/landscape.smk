@@ -5,7 +5,9 @@ TRAJECTORY = config["figures"]["trajectory_pca"]
 MLI = config["figures"]["mli"]
 WALK = config["figures"]["sgd_walk"]
 MLI["runs"] = MLI["runs"] or [
-    name for name, run in config["runs"].items() if "init_from" not in run
+    name
+    for name, run in config["runs"].items()
+    if "init_from" not in run and "init" in run.get("checkpoints", {"init": None})
 ]
 for _key, _groups in (
     ("surface_2d.runs", SURFACE["runs"]),
@@ -128,6 +130,22 @@ rule merge_surface_2d:
         "../scripts/surface_2d_merge.py"
 
 
+rule surface_vtk:
+    input:
+        f"{MEASURE_ROOT}/{{surface}}.h5",
+    output:
+        f"{MEASURE_ROOT}/{{surface}}.{{metric}}.vts",
+    log:
+        f"results/logs/measure/{DATASET}/{MODEL}/{{surface}}.{{metric}}.vts.log",
+    wildcard_constraints:
+        surface=r"(surface_2d/(random|hessian)|trajectory_pca)/[A-Za-z0-9_.]+-s\d+",
+        metric="train_loss|train_acc|test_loss|test_acc",
+    conda:
+        "../../envs/lossatlas.yaml"
+    script:
+        "../scripts/surface_vtk.py"
+
+
 rule measure_roughness:
     input:
         data=f"resources/data/{DATASET}.h5",
@@ -194,7 +212,8 @@ rule measure_trajectory_pca:
         final=f"{RUN_ROOT}/{{run}}/final.pt",
         status=f"{RUN_ROOT}/{{run}}/status.json",
     output:
-        f"{MEASURE_ROOT}/trajectory_pca/{{run}}.h5",
+        surface=f"{MEASURE_ROOT}/trajectory_pca/{{run}}.h5",
+        directions=f"{MEASURE_ROOT}/trajectory_pca/{{run}}.directions.h5",
     log:
         f"results/logs/measure/{DATASET}/{MODEL}/trajectory_pca/{{run}}.log",
     benchmark:

@@ -2,7 +2,7 @@
 # model, Fort & Jastrzebski 2019): one run group per (init scale, d) plus a full-space baseline
 # per init scale, trained by the `train` rule, then one table and figure.
 SUBSPACE = config["figures"]["subspace_training"]
-SUBSPACE_KNOBS = {k: config["model"][k] for k in MODEL_KNOBS if k in config["model"]}
+SUBSPACE_KNOBS = dict(MODEL_SETTINGS)
 SUBSPACE_D = parameter_count(SUBSPACE_KNOBS)
 for _dim in SUBSPACE["dims"]:
     if _dim > SUBSPACE_D:

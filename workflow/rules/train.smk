@@ -8,12 +8,9 @@ from lossatlas.runs import RUN_FILES
 BATCH_RESOURCES = {"runtime": 240, "mem_mb": 16000}
 TRAIN_BATCHES = plan_batches()
 BATCH_OF = {run: name for name, members in TRAIN_BATCHES.items() for run in members}
-_batched = "|".join(re.escape(run) for run in BATCH_OF)
-SINGLE_RUN_PATTERN = (
-    rf"(?!(?:{_batched})(?![\w.-]))[A-Za-z0-9_.]+-s\d+"
-    if BATCH_OF
-    else r"[A-Za-z0-9_.]+-s\d+"
-)
+# The run ids rule `train` makes: every run neither trained in a batch nor given by files.
+_not_alone = "|".join(re.escape(run) for run in [*BATCH_OF, *EXTERNAL_RUNS]) or "(?!)"
+SINGLE_RUN_PATTERN = rf"(?!(?:{_not_alone})(?![\w.-]))[A-Za-z0-9_.]+-s\d+"
 
 
 rule train:
@@ -76,3 +73,61 @@ for _batch, _members in TRAIN_BATCHES.items():
             resume=f"{RUN_ROOT}/batches/{_batch}.resume.pt",
         script:
             "../scripts/train.py"
+
+
+# Runs given by their checkpoint files (runs.NAME.checkpoints) are imported instead of trained.
+if EXTERNAL_RUNS:
+    _EXTERNAL_INIT = "|".join(
+        re.escape(run) for run in EXTERNAL_RUNS if "init" in RUNS[run]["checkpoints"]
+    )
+
+    rule import_run:
+        input:
+            data=f"resources/data/{DATASET}.h5",
+            checkpoints=lambda wildcards: [
+                path
+                for label, path in RUNS[wildcards.run]["checkpoints"].items()
+                if label != "init"
+            ],
+        output:
+            final=f"{RUN_ROOT}/{{run}}/final.pt",
+            trajectory=f"{RUN_ROOT}/{{run}}/trajectory.pt",
+            metrics=f"{RUN_ROOT}/{{run}}/metrics.csv",
+            status=f"{RUN_ROOT}/{{run}}/status.json",
+        log:
+            f"results/logs/import/{DATASET}/{MODEL}/{{run}}.log",
+        benchmark:
+            f"results/benchmarks/import/{DATASET}/{MODEL}/{{run}}.tsv"
+        wildcard_constraints:
+            run=EXTERNAL_RUN,
+        conda:
+            "../../envs/lossatlas.yaml"
+        threads: 2
+        resources:
+            gpu=1 if config["device"] != "cpu" else 0,
+        params:
+            model=MODEL,
+            settings=run_settings,
+            device=config["device"],
+        script:
+            "../scripts/import_run.py"
+
+    rule import_run_init:
+        input:
+            data=f"resources/data/{DATASET}.h5",
+            init=lambda wildcards: RUNS[wildcards.run]["checkpoints"]["init"],
+        output:
+            f"{RUN_ROOT}/{{run}}/init.pt",
+        log:
+            f"results/logs/import/{DATASET}/{MODEL}/{{run}}.init.log",
+        benchmark:
+            f"results/benchmarks/import/{DATASET}/{MODEL}/{{run}}.init.tsv"
+        wildcard_constraints:
+            run=_EXTERNAL_INIT or "(?!)",
+        conda:
+            "../../envs/lossatlas.yaml"
+        params:
+            model=MODEL,
+            settings=run_settings,
+        script:
+            "../scripts/import_run.py"

@@ -75,7 +75,7 @@ with io.job_log(smk.log[0]) as log:
                 arrays[f"{name}_{split}_error"] = 1 - values.accuracy[offset:offset + len(weights)]
             offset += len(weights)
         for p, (name, grid) in enumerate(grids.items()):
-            size = (len(grid.xcoordinates), len(grid.ycoordinates))
+            size = (len(grid.ycoordinates), len(grid.xcoordinates))
             arrays[f"plane{p}_xcoordinates"] = grid.xcoordinates
             arrays[f"plane{p}_ycoordinates"] = grid.ycoordinates
             arrays[f"plane{p}_train_loss"] = plane_losses[
@@ -92,4 +92,4 @@ with io.job_log(smk.log[0]) as log:
             "planes": list(planes), "plane_vertices": list(planes.values()),
             "bn_policy": metrics.train.bn_policy, "n_samples_train": metrics.train.n_samples,
             "seconds": seconds, "n_points": len(points) + len(plane_losses),
-            "orientation": "plane{p}_train_loss[ix, iy] at origin + x e1 + y e2"})
+            "orientation": "plane{p}_train_loss[iy, ix] at origin + x e1 + y e2"})

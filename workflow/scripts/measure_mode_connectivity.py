@@ -68,7 +68,7 @@ with io.job_log(smk.log[0]) as log:
         plane_metrics = evaluate_points(solution.model, plane.points, x, y,
                                         bn_policy=figure["bn_policy"], bn_data=x,
                                         precision=solution.precision, progress_file=log)
-        grid = (len(plane.xcoordinates), len(plane.ycoordinates))
+        grid = (len(plane.ycoordinates), len(plane.xcoordinates))
         arrays[f"pair{p}_xcoordinates"] = plane.xcoordinates
         arrays[f"pair{p}_ycoordinates"] = plane.ycoordinates
         arrays[f"pair{p}_plane_train_loss"] = plane_metrics.loss.reshape(grid)
@@ -85,4 +85,4 @@ with io.job_log(smk.log[0]) as log:
         "paths": ["line", *curves], "plane_bend": curves[0],
         "bn_policy": metrics.train.bn_policy if solution is not None else "none",
         "n_samples_train": metrics.train.n_samples if solution is not None else 0,
-        "orientation": "plane_train_loss[ix, iy] at origin theta_a + x e1 + y e2"})
+        "orientation": "plane_train_loss[iy, ix] at origin theta_a + x e1 + y e2"})

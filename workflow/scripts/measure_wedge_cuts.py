@@ -12,7 +12,8 @@ from lossatlas.params import get_flat_params
 from lossatlas.runs import load_run_model, load_solution, skip_reason
 from lossatlas.wedge import plane_cut
 
-ORIENTATION = ("train_loss[ix, iy] = L(xcoordinates[ix] * e1 + ycoordinates[iy] * e2), "
+ORIENTATION = ("train_loss[iy, ix] = L(xcoordinates[ix] * e1 + ycoordinates[iy] * e2) (nats), "
+               "train_acc the same in percent, "
                "e1 = p1/|p1|, e2 = Gram-Schmidt of p2; rays: ray_losses[r, k, i] = "
                "L(ray_scales[k] * theta_r + ray_offsets[r, i] * e_perp_r)")
 

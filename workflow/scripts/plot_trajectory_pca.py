@@ -5,6 +5,7 @@ import json
 import logging
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 from lossatlas import io
@@ -23,6 +24,7 @@ with io.job_log(smk.log[0]) as log:
         figure = plt.figure(figsize=(5, 4))
         figure.text(0.5, 0.5, f"trajectory PCA of {attrs['run']}: {attrs['status']}", ha="center")
     else:
-        figure = plot_trajectory_pca(arrays, arrays["path"], json.loads(attrs["path_labels"]),
-                                     tuple(json.loads(attrs["explained_variance_ratio"])))
+        path = np.stack([arrays["proj_xcoord"], arrays["proj_ycoord"]], axis=1)
+        figure = plot_trajectory_pca(arrays, path, json.loads(attrs["path_labels"]),
+                                     tuple(arrays["explained_variance_ratio_"]))
     save_figure(figure, smk.output.pdf, smk.output.png)

@@ -1,4 +1,5 @@
-"""Write one dataset's HDF5 file (MNIST-1D generated offline, others downloaded, verified)."""
+"""Write one dataset's HDF5 file (MNIST-1D generated offline, others downloaded, verified, or a
+dataset of your own read from its arrays or image folders)."""
 
 
 from lossatlas import io
@@ -7,4 +8,4 @@ from lossatlas.data import prepare_dataset
 smk = snakemake  # noqa: F821
 with io.job_log(smk.log[0]) as log:
     prepare_dataset(smk.wildcards.dataset, smk.output[0], download_dir=smk.params.download_dir,
-                    mirror=smk.params.mirror)
+                    mirror=smk.params.mirror, source=smk.params.source)

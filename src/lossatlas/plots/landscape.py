@@ -2,9 +2,10 @@
 monotonic linear interpolation (Goodfellow et al. 2015; Lucas et al. 2021) and the walk with SGD
 (Xing et al. 2018).
 
-Surface arrays follow ``lossatlas.landscape``: ``xcoordinates`` (nx,), ``ycoordinates`` (ny,) and
-metric arrays of shape (nx, ny) with ``values[ix, iy]`` at (xcoordinates[ix], ycoordinates[iy]).
-Losses are cross-entropy in nats, accuracies in [0, 1].
+Surface arrays follow ``lossatlas.landscape`` (tomgoldstein/loss-landscape's layout):
+``xcoordinates`` (nx,), ``ycoordinates`` (ny,) and metric arrays of shape (ny, nx) with
+``values[iy, ix]`` at (xcoordinates[ix], ycoordinates[iy]). Losses are cross-entropy in nats,
+accuracies in percent.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ SURFACE_METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
 METRIC_LABELS = {
     "train_loss": "train loss (nats)",
     "test_loss": "test loss (nats)",
-    "train_acc": "train accuracy",
-    "test_acc": "test accuracy",
+    "train_acc": "train accuracy (%)",
+    "test_acc": "test accuracy (%)",
 }
 SURFACE_LEVEL_COUNT = 16
 MAX_PATH_LABELS = 10
@@ -39,19 +40,19 @@ def _require_columns(table: pd.DataFrame, columns: tuple[str, ...], name: str) -
 
 def _surface_grid(arrays: dict[str, np.ndarray], metric: str, name: str
                   ) -> tuple[np.ndarray, np.ndarray, np.ma.MaskedArray]:
-    """Return meshgrids X, Y and the metric as Z[iy, ix] (matplotlib's row = y convention), with
-    non-finite values masked."""
+    """Return meshgrids X, Y and the metric Z[iy, ix] (as stored: matplotlib's row = y convention),
+    with non-finite values masked."""
     for key in ("xcoordinates", "ycoordinates", metric):
         if key not in arrays:
             raise ValueError(f"surface {name!r} lacks array {key!r}; has {sorted(arrays)}")
     xs = np.asarray(arrays["xcoordinates"], dtype=float)
     ys = np.asarray(arrays["ycoordinates"], dtype=float)
     values = np.asarray(arrays[metric], dtype=float)
-    if values.shape != (xs.size, ys.size):
+    if values.shape != (ys.size, xs.size):
         raise ValueError(f"surface {name!r}: {metric} has shape {values.shape}, expected "
-                         f"(len(xcoordinates), len(ycoordinates)) = {(xs.size, ys.size)}")
+                         f"(len(ycoordinates), len(xcoordinates)) = {(ys.size, xs.size)}")
     grid_x, grid_y = np.meshgrid(xs, ys)
-    return grid_x, grid_y, np.ma.masked_invalid(values.T)
+    return grid_x, grid_y, np.ma.masked_invalid(values)
 
 
 def _value_at_origin(grid_x: np.ndarray, grid_y: np.ndarray, z: np.ma.MaskedArray) -> float:
@@ -109,7 +110,7 @@ def plot_surfaces_2d(surfaces: dict[str, dict[str, np.ndarray]], metric: str = "
     (0, 0) marked.
 
     ``surfaces``: solution label -> arrays with ``xcoordinates`` (nx,), ``ycoordinates`` (ny,) and
-    ``metric`` of shape (nx, ny) indexed [ix, iy].
+    ``metric`` of shape (ny, nx) indexed [iy, ix].
     """
     if metric not in SURFACE_METRICS:
         raise ValueError(f"metric {metric!r} is not one of {SURFACE_METRICS}")

@@ -114,7 +114,7 @@ def plot_mode_connectivity(arrays: dict[str, np.ndarray], attrs: dict,
         xs, ys = arrays[f"pair{p}_xcoordinates"], arrays[f"pair{p}_ycoordinates"]
         loss = arrays[f"pair{p}_plane_train_loss"]
         levels = np.geomspace(max(loss.min(), 1e-4), loss.max(), 15)
-        contour = axes[2].contourf(xs, ys, loss.T, levels=levels, cmap="viridis",
+        contour = axes[2].contourf(xs, ys, loss, levels=levels, cmap="viridis",
                                    norm=plt.matplotlib.colors.LogNorm())
         fig.colorbar(contour, ax=axes[2], label="train loss (nats)", ticks=levels[::2],
                      format="%.3g")
@@ -187,7 +187,7 @@ def plot_low_loss_subspace(arrays: dict[str, np.ndarray], attrs: dict,
     for p, (name, vertices) in enumerate(zip(planes, plane_vertices)):
         ax = axes[p]
         contour = ax.contourf(arrays[f"plane{p}_xcoordinates"], arrays[f"plane{p}_ycoordinates"],
-                              losses[p].T, levels=levels, cmap="viridis",
+                              losses[p], levels=levels, cmap="viridis",
                               norm=plt.matplotlib.colors.LogNorm())
         corners = arrays[f"plane{p}_corners"]
         for corner, vertex in zip(corners, vertices):

@@ -272,7 +272,7 @@ def plot_wedge_cuts(planes: dict[str, tuple[dict, dict]], table: pd.DataFrame) -
             ax.set_axis_off()
             continue
         xs, ys, z = arrays["xcoordinates"], arrays["ycoordinates"], arrays["train_loss"]
-        gx, gy = np.meshgrid(xs, ys, indexing="ij")
+        gx, gy = np.meshgrid(xs, ys)
         mesh = ax.pcolormesh(gx, gy, np.clip(z, norm.vmin, None), norm=norm, cmap="viridis",
                              shading="auto")
         labels, coords = json_attr(attrs, "point_labels"), arrays["point_coordinates"]
