@@ -58,7 +58,8 @@ def test_surface_1d_equals_a_loop_along_the_seeded_filter_normalized_direction(s
     for split, (x, y) in (("train", train), ("test", test)):
         expected = np.array([loop_metrics(model, theta + a * direction, x, y) for a in alphas])
         np.testing.assert_allclose(surface.arrays[f"{split}_loss"], expected[:, 0], rtol=1e-6)
-        np.testing.assert_array_equal(surface.arrays[f"{split}_acc"], expected[:, 1])
+        # loss-landscape's units: accuracy in percent
+        np.testing.assert_allclose(surface.arrays[f"{split}_acc"], 100 * expected[:, 1], rtol=1e-12)
     arrays, attrs = io.read_h5(tmp_path / "line.h5")
     for name, array in surface.arrays.items():
         np.testing.assert_array_equal(arrays[name], array)
@@ -76,8 +77,9 @@ def test_surface_2d_is_the_engine_surface_and_a_loop(setup):
         np.testing.assert_array_equal(surface.arrays[name], array)
     loss, accuracy = loop_metrics(model, theta + xs[2] * directions[0] + ys[1] * directions[1],
                                   *train)
-    assert surface.arrays["train_loss"][2, 1] == pytest.approx(loss, rel=1e-6)
-    assert surface.arrays["train_acc"][2, 1] == accuracy
+    # loss-landscape's layout [iy, ix] and units (percent)
+    assert surface.arrays["train_loss"][1, 2] == pytest.approx(loss, rel=1e-6)
+    assert surface.arrays["train_acc"][1, 2] == pytest.approx(100 * accuracy, rel=1e-12)
 
 
 def test_interpolation_between_checkpoint_files_equals_a_loop(setup, tmp_path):
@@ -142,5 +144,5 @@ def test_readme_example_runs_as_written(tmp_path, monkeypatch):
     exec(compile(code, "README.md", "exec"), namespace)
     arrays, _ = io.read_h5(tmp_path / "surface.h5")
     np.testing.assert_array_equal(arrays["train_loss"], namespace["plane"].arrays["train_loss"])
-    assert arrays["train_loss"].shape == (5, 7)
+    assert arrays["train_loss"].shape == (7, 5)  # [iy, ix]: 7 y values, 5 x values
     assert (tmp_path / "curvature.h5").exists()

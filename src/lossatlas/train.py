@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.func import vmap
 from tqdm import tqdm
@@ -646,8 +645,9 @@ def train_members(members: list[Member], *, resume_path: str | Path | None = Non
         if epoch in settings.checkpoint_epochs:
             checkpoint(f"epoch-{epoch}", training)
         bar.update(1)
+        losses = [histories[i][-1]["train_loss"] for i in training]
         bar.set_postfix(active=f"{len(active_members())}/{count}",
-                        mean_train_loss=f"{np.nanmean([histories[i][-1]['train_loss'] for i in training]):.4f}")
+                        mean_train_loss=f"{np.nanmean(losses):.4f}")
         if resume is not None:
             io.save_torch({"fingerprints": fingerprints, "tensors": _cpu_tensors(tensors),
                            "optimizer": optimizer.state_dict(),
