@@ -26,4 +26,4 @@ test-slurm: venv
 	bash tests/slurm/test_slurm.sh
 
 clean:
-	rm -rf results/runs results/figures results/measurements results/benchmarks results/report.html .snakemake
+	rm -rf results/runs results/batches results/figures results/measurements results/benchmarks results/report.html .snakemake

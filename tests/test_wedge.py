@@ -150,6 +150,7 @@ def test_low_loss_width_needs_increasing_offsets_with_zero():
 
 def test_ray_offsets_are_symmetric_with_zero_and_odd():
     np.testing.assert_allclose(ray_offsets(4.0, 5, 0.5), [-2.0, -1.0, 0.0, 1.0, 2.0])
+    assert ray_offsets(3.7, 7, 0.3)[3] == 0.0  # exactly, whatever linspace rounds
     with pytest.raises(ValueError, match="odd"):
         ray_offsets(4.0, 4, 0.5)
 

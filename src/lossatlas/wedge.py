@@ -170,7 +170,9 @@ def ray_offsets(theta_norm: float, offsets: int, offset_range: float) -> np.ndar
     if offsets < 3 or offsets % 2 == 0:
         raise ValueError(f"offsets must be odd and >= 3 so that w = 0 is on the grid, "
                          f"got {offsets}")
-    return np.linspace(-offset_range * theta_norm, offset_range * theta_norm, offsets)
+    grid = np.linspace(-offset_range * theta_norm, offset_range * theta_norm, offsets)
+    grid[offsets // 2] = 0.0  # exactly (linspace can leave a rounding residue there)
+    return grid
 
 
 def ray_points(theta: torch.Tensor, normal: torch.Tensor, scales, offsets) -> torch.Tensor:

@@ -70,7 +70,7 @@ for _batch, _members in TRAIN_BATCHES.items():
             run_dirs={run: run_dir(run) for run in _members},
             model=MODEL,
             device=config["device"],
-            resume=f"{RUN_ROOT}/batches/{_batch}.resume.pt",
+            resume=f"results/batches/{DATASET}/{MODEL}/{_batch}.resume.pt",
         script:
             "../scripts/train.py"
 

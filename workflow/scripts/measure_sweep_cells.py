@@ -76,4 +76,5 @@ with io.job_log(smk.log[0]) as log:
                    curve_bn_policy=metrics.bn_policy)
         saved[row["group"]] = result.trainable["final"]
     io.save_torch({"t": ts.tolist(), "bends": saved}, smk.output.curves)
-    io.write_rows(rows, smk.output.cells)
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    io.write_rows([{key: row.get(key, float("nan")) for key in columns} for row in rows], smk.output.cells)

@@ -57,4 +57,5 @@ with io.job_log(smk.log[0]):
         logging.info("%s: %d checkpoint(s) in %.1f s; final λ_max %.4g, Tr H %.4g", run,
                      len(points), time.perf_counter() - started, rows[-1]["lambda_max"],
                      rows[-1]["trace"])
-    io.write_rows(rows, smk.output[0])
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    io.write_rows([{key: row.get(key, float("nan")) for key in columns} for row in rows], smk.output[0])

@@ -208,7 +208,7 @@ def wedge_cuts_table(planes: dict[str, tuple[dict, dict]]) -> pd.DataFrame:
         for r, run in enumerate(ray_labels):
             reference = float(arrays["ray_reference_loss"][r])
             offsets = arrays["ray_offsets"][r]
-            centre = int(np.flatnonzero(offsets == 0)[0])
+            centre = int(np.argmin(np.abs(offsets)))
             ray_rows = []
             for k, scale in enumerate(arrays["ray_scales"]):
                 width = low_loss_width(offsets, arrays["ray_losses"][r, k], reference + delta)
