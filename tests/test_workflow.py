@@ -337,11 +337,11 @@ def test_diverged_sweep_cells_are_hatched_and_the_grid_renders(workdir):
     configfile = write_config(workdir, "diverge_grid", {"sweeps.grid.temperature.values": [0.02, 1.0e9]})
     snakemake(workdir, "taxonomy_phases", "--configfile", configfile)
     runs = workdir / "results/runs/mnist1d/mlp"
-    assert json.loads((runs / "grid_w4_lr1e9-s0/status.json").read_text())["status"] == "diverged"
+    assert json.loads((runs / "grid_w4_lr1e09-s0/status.json").read_text())["status"] == "diverged"
     assert json.loads((runs / "grid_w4_lr0.02-s0/status.json").read_text())["status"] == "ok"
     table = pd.read_csv(workdir / "results/measurements/mnist1d/mlp/taxonomy_phases.csv")
     cells = table[table["run"] == "cell"].set_index("group")
-    assert cells.loc["grid_w4_lr1e9", "status"].startswith("skipped: grid_w4_lr1e9-s")
+    assert cells.loc["grid_w4_lr1e09", "status"].startswith("skipped: grid_w4_lr1e09-s")
     assert cells.loc["grid_w16_lr0.02", "status"] == "ok"
     assert cells.loc["grid_w16_lr0.02", "phase"] in {"I", "II", "III", "IV-A", "IV-B"}
     assert (workdir / "results/figures/taxonomy_phases.png").exists()
