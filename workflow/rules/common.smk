@@ -9,6 +9,7 @@ from lossatlas.data import dataset_info
 from lossatlas.functional import has_batch_norm
 from lossatlas.models import check_logits, model_options
 from lossatlas.runs import build_run_model, external_checkpoint_files, load_run_model
+from lossatlas.train import BATCH_SHARED_SETTINGS
 
 validate(config, "../schemas/config.schema.yaml")
 
@@ -472,16 +473,6 @@ def sweep_curvature_files(name):
 
 # Vmapped training batches (train.smk).
 MAX_BATCH_MEMBERS = config["batch_training"]["max_members"]
-_BATCH_SHARED = (
-    "optimizer",
-    "batch_size",
-    "epochs",
-    "steps",
-    "schedule",
-    "checkpoint_epochs",
-    "checkpoint_step_range",
-    "train_fraction",
-)
 _has_bn = {}
 
 
@@ -501,7 +492,8 @@ def batch_key(settings):
     parameterization = {
         k: v for k, v in settings["parameterization"].items() if k != "seed"
     }
-    shared = {key: settings[key] for key in _BATCH_SHARED}
+    # the trainer's shared settings, and train_fraction: the training-set size
+    shared = {key: settings[key] for key in (*BATCH_SHARED_SETTINGS, "train_fraction")}
     return json.dumps([knobs, parameterization, shared], sort_keys=True)
 
 
