@@ -8,13 +8,22 @@ the script's first real computation: interpreter, Snakemake's preamble, imports.
 start-up is split into the floor (capped at the job's start-up, so a job without torch is charged
 only what it took) and what it spent beyond it.
 
-Run after a pipeline run: ``.venv/bin/python benchmarks/summarize_benchmarks.py``.
+Utilization comes from Snakemake's own job records (``.snakemake/metadata``: each output file's
+rule, log, inputs and the job's start and end time): the pipeline's wall (first job start to last
+job end), the sum of job CPU over that wall (the average number of busy cores), and the critical
+path, the chain of jobs linked by their files whose summed wall is longest: the wall the pipeline
+could not go below with any number of cores.
+
+Run after a pipeline run from ``make clean``: ``.venv/bin/python benchmarks/summarize_benchmarks.py``.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import csv
+import json
+import os
 import resource
 import statistics
 import subprocess
@@ -56,6 +65,74 @@ def read_jobs(benchmarks: Path, logs: Path) -> tuple[list[Job], list[Path]]:
                         timings["startup_wall"], timings["startup_cpu"],
                         float(record["max_rss"])))
     return jobs, unmatched
+
+
+@dataclass
+class PipelineJob:
+    """One job of Snakemake's records: its rule, log, start and end (Unix seconds), the files it
+    read and the files it wrote."""
+
+    rule: str
+    log: str
+    start: float
+    end: float
+    inputs: set[str]
+    outputs: set[str]
+
+
+def read_pipeline(metadata: Path) -> list[PipelineJob]:
+    """The jobs of Snakemake's per-output records (a record's path is its output path in URL-safe
+    base64, cut into folders named ``@part`` where longer than a file name may be); the outputs
+    of one job share its log (or, without a log, its job hash)."""
+    jobs: dict[str, PipelineJob] = {}
+    for path in metadata.rglob("*"):
+        if not path.is_file():
+            continue
+        record = json.loads(path.read_text())
+        if record.get("incomplete") or record.get("starttime") is None:
+            continue
+        parts = path.relative_to(metadata).parts
+        output = base64.urlsafe_b64decode("".join(part.removeprefix("@") for part in parts)).decode()
+        key = ";".join(record.get("log") or []) or str(record["job_hash"])
+        job = jobs.setdefault(key, PipelineJob(record["rule"], key, record["starttime"],
+                                               record["endtime"], set(record["input"]), set()))
+        job.outputs.add(output)
+    return sorted(jobs.values(), key=lambda job: job.start)
+
+
+def critical_path(jobs: list[PipelineJob]) -> list[PipelineJob]:
+    """The chain of jobs, each reading a file of the one before, with the longest summed wall."""
+    producer = {output: job for job in jobs for output in job.outputs}
+    best: dict[str, tuple[float, PipelineJob | None]] = {}
+    for job in sorted(jobs, key=lambda job: job.end):
+        parents = {producer[path].log for path in job.inputs if path in producer}
+        length, parent = max(((best[log][0], log) for log in parents if log in best),
+                             default=(0.0, None))
+        best[job.log] = (length + job.end - job.start, parent)
+    by_log = {job.log: job for job in jobs}
+    log = max(best, key=lambda log: best[log][0])
+    chain = []
+    while log is not None:
+        chain.append(by_log[log])
+        log = best[log][1]
+    return chain[::-1]
+
+
+def utilization(pipeline: list[PipelineJob], job_cpu: float, cores: int) -> str:
+    """The Markdown lines on the pipeline's wall, busy cores and critical path."""
+    wall = max(job.end for job in pipeline) - min(job.start for job in pipeline)
+    chain = critical_path(pipeline)
+    chain_wall = sum(job.end - job.start for job in chain)
+    lines = [f"Pipeline wall (first job start to last job end, {len(pipeline)} jobs): "
+             f"{wall:.1f} s; job CPU {job_cpu:.1f} s; average busy cores {job_cpu / wall:.2f} "
+             f"of {cores}.", "",
+             f"Critical path ({len(chain)} jobs, {chain_wall:.1f} s of job wall, "
+             f"{chain_wall / wall:.0%} of the pipeline wall):", "",
+             "| job (log) | rule | start (s) | wall (s) |", "|---|---|---|---|"]
+    origin = min(job.start for job in pipeline)
+    lines += [f"| {job.log} | {job.rule} | {job.start - origin:.1f} | {job.end - job.start:.1f} |"
+              for job in chain]
+    return "\n".join(lines)
 
 
 def torch_floor(runs: int) -> tuple[float, float]:
@@ -110,11 +187,17 @@ def main() -> None:
     parser.add_argument("--floor-runs", type=int, default=5,
                         help="runs of `python -c \"import torch\"` for the floor (median)")
     parser.add_argument("--top", type=int, default=10, help="rules listed")
+    parser.add_argument("--metadata", type=Path, default=Path(".snakemake/metadata"),
+                        help="Snakemake's job records (for wall, busy cores, critical path)")
+    parser.add_argument("--cores", type=int, default=os.cpu_count(),
+                        help="cores the pipeline ran on")
     args = parser.parse_args()
     jobs, unmatched = read_jobs(args.benchmarks, args.logs)
     if not jobs:
         sys.exit(f"no benchmark with a matching job log under {args.benchmarks}")
     print(summary(jobs, *torch_floor(args.floor_runs), args.top))
+    print()
+    print(utilization(read_pipeline(args.metadata), sum(job.cpu for job in jobs), args.cores))
     if unmatched:
         print(f"\n{len(unmatched)} benchmark file(s) left out, their log has no start-up line: "
               + ", ".join(str(path) for path in unmatched[:5]))

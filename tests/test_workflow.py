@@ -169,9 +169,9 @@ def test_lint_and_format():
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
 
 
-def planned_rules(dry_run_output):
-    """Rule names of the jobs a dry run plans (from its job-stats table)."""
-    rules, in_table = set(), False
+def planned_jobs(dry_run_output):
+    """Rule name -> job count of a dry run (its job-stats table)."""
+    counts, in_table = {}, False
     for line in dry_run_output.splitlines():
         if line.startswith("job ") and "count" in line:
             in_table = True
@@ -181,8 +181,13 @@ def planned_rules(dry_run_output):
             if not parts or parts[0] == "total":
                 break
             if not set(parts[0]) <= set("-"):
-                rules.add(parts[0])
-    return rules
+                counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def planned_rules(dry_run_output):
+    """Rule names of the jobs a dry run plans."""
+    return set(planned_jobs(dry_run_output))
 
 
 @pytest.mark.parametrize("figure, rules", [
@@ -194,6 +199,21 @@ def planned_rules(dry_run_output):
 def test_one_figure_plans_only_what_it_needs(workdir, figure, rules):
     result = snakemake(workdir, figure, "-n", "--configfile", "config/smoke.yaml")
     assert planned_rules(result.stdout) == {"prepare_dataset", "train", figure} | rules
+
+
+def test_curvature_and_mli_start_one_interpreter_per_run_and_per_sweep(workdir):
+    """Curvature along training is one job per run (all its epoch checkpoints), the final
+    checkpoints one job each, and every MLI line one job."""
+    smoke = yaml.safe_load((workdir / "config/smoke.yaml").read_text())
+    along = smoke["figures"]["curvature_along_training"]["runs"]
+    result = snakemake(workdir, "curvature_along_training", "hessian_spectrum", "mli", "-n",
+                       "--configfile", "config/smoke.yaml")
+    jobs = planned_jobs(result.stdout)
+    assert {rule: count for rule, count in jobs.items() if "curvature" in rule} == {
+        "measure_curvature": len(smoke["figures"]["hessian_spectrum"]["runs"]),
+        **{f"measure_curvature_along_{run}_s0": 1 for run in along},
+        "plot_curvature_along_training": 1, "curvature_along_training": 1}
+    assert jobs["measure_mli_lines"] == 1
 
 
 @pytest.mark.workflow
@@ -209,6 +229,8 @@ def test_smoke_run_end_to_end(workdir):
                               "--floor-runs", "1"], cwd=workdir, capture_output=True, text=True,
                              check=True).stdout
     assert "| … beyond the torch floor |" in summary and "| train |" in summary
+    assert "average busy cores" in summary and "Critical path (" in summary
+    assert "| results/logs/prepare_dataset/mnist1d.log | prepare_dataset | 0.0 |" in summary
     figures = workdir / "results/figures"
     for figure in FIGURES:
         for ext in ("pdf", "png"):

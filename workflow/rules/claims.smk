@@ -47,7 +47,7 @@ rule train_reference:
         f"results/benchmarks/train/{DATASET}/reference/{{run}}.tsv"
     conda:
         "../../envs/lossatlas.yaml"
-    threads: 2
+    threads: 1
     resources:
         gpu=1 if config["device"] != "cpu" else 0,
     params:

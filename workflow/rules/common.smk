@@ -257,6 +257,18 @@ def run_dir(run):
     return f"{RUN_ROOT}/{run}"
 
 
+# Scheduling: with 2 cores and one-thread jobs, the wall is bounded by the longest chain of jobs,
+# so the jobs that head long chains (training, structure training, curvature along training) run
+# before the measurements that only fill the cores around them (benchmarks/RESULTS.md, "Using
+# both cores").
+LONG_CHAIN_PRIORITY = 10
+
+
+def rule_safe(name):
+    """``name`` as part of a rule name (every non-word character becomes ``_``)."""
+    return re.sub(r"\W", "_", name)
+
+
 def run_settings(wildcards):
     """Settings of the run ``wildcards.run``; a run the config lacks is an error naming it."""
     if wildcards.run not in RUNS:
@@ -265,6 +277,18 @@ def run_settings(wildcards):
             f"{', '.join(sorted(RUNS))}"
         )
     return RUNS[wildcards.run]
+
+
+def curvature_inputs(run):
+    """The files a curvature job of run ``run`` reads (the final checkpoint holds the model's
+    buffers, the trajectory its epoch checkpoints)."""
+    return {
+        "data": f"resources/data/{DATASET}.h5",
+        "final": f"{RUN_ROOT}/{run}/final.pt",
+        "trajectory": f"{RUN_ROOT}/{run}/trajectory.pt",
+        "metrics": f"{RUN_ROOT}/{run}/metrics.csv",
+        "status": f"{RUN_ROOT}/{run}/status.json",
+    }
 
 
 def run_settings_json(wildcards):

@@ -48,33 +48,66 @@ ALONG_CHECKPOINTS = {
 }
 
 
+# The final checkpoint of any run (hessian_spectrum, surface_2d's Hessian directions).
 rule measure_curvature:
     input:
-        data=f"resources/data/{DATASET}.h5",
-        checkpoint=lambda wildcards: f"{RUN_ROOT}/{wildcards.run}/"
-        + ("final.pt" if wildcards.checkpoint == "final" else "trajectory.pt"),
-        metrics=f"{RUN_ROOT}/{{run}}/metrics.csv",
-        status=f"{RUN_ROOT}/{{run}}/status.json",
+        unpack(lambda wildcards: curvature_inputs(wildcards.run)),
     output:
-        f"{MEASURE_ROOT}/curvature/{{run}}/{{checkpoint}}.h5",
+        f"{MEASURE_ROOT}/curvature/{{run}}/final.h5",
     log:
-        f"results/logs/measure/{DATASET}/{MODEL}/curvature/{{run}}/{{checkpoint}}.log",
+        f"results/logs/measure/{DATASET}/{MODEL}/curvature/{{run}}/final.log",
     benchmark:
-        f"results/benchmarks/measure/{DATASET}/{MODEL}/curvature/{{run}}/{{checkpoint}}.tsv"
-    wildcard_constraints:
-        checkpoint=r"final|epoch-\d+",
+        f"results/benchmarks/measure/{DATASET}/{MODEL}/curvature/{{run}}/final.tsv"
+    priority: LONG_CHAIN_PRIORITY
     conda:
         "../../envs/lossatlas.yaml"
-    threads: 2
+    threads: 1
     resources:
         gpu=1 if config["device"] != "cpu" else 0,
     params:
         model=MODEL,
+        run=lambda wildcards: wildcards.run,
+        checkpoints=["final"],
         settings=run_settings,
         curvature=CURVATURE,
         device=config["device"],
     script:
         "../scripts/measure_curvature.py"
+
+
+# Every epoch checkpoint of one run along training in one job (one interpreter start per run);
+# one rule per run, since the checkpoints each run saves differ.
+for _run, _checkpoints in ALONG_CHECKPOINTS.items():
+
+    rule:
+        name:
+            f"measure_curvature_along_{rule_safe(_run)}"
+        input:
+            **curvature_inputs(_run),
+        output:
+            [f"{MEASURE_ROOT}/curvature/{_run}/{label}.h5" for label in _checkpoints],
+        log:
+            f"results/logs/measure/{DATASET}/{MODEL}/curvature/{_run}/along.log",
+        benchmark:
+            f"results/benchmarks/measure/{DATASET}/{MODEL}/curvature/{_run}/along.tsv"
+        priority: LONG_CHAIN_PRIORITY
+        conda:
+            "../../envs/lossatlas.yaml"
+        threads: 1
+        resources:
+            # cluster size (a profile cannot name generated rules)
+            runtime=240,
+            mem_mb=16000,
+            gpu=1 if config["device"] != "cpu" else 0,
+        params:
+            model=MODEL,
+            run=_run,
+            checkpoints=_checkpoints,
+            settings=RUNS[_run],
+            curvature=CURVATURE,
+            device=config["device"],
+        script:
+            "../scripts/measure_curvature.py"
 
 
 rule plot_hessian_spectrum:

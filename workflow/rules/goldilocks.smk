@@ -39,7 +39,7 @@ rule measure_goldilocks:
         f"results/benchmarks/measure/{DATASET}/{MODEL}/goldilocks.tsv"
     conda:
         "../../envs/lossatlas.yaml"
-    threads: 2
+    threads: 1
     resources:
         gpu=1 if config["device"] != "cpu" else 0,
     params:

@@ -97,7 +97,7 @@ rule measure_surface_2d_part:
         kind="random|hessian",
     conda:
         "../../envs/lossatlas.yaml"
-    threads: 2
+    threads: 1
     resources:
         gpu=1 if config["device"] != "cpu" else 0,
     params:
@@ -160,7 +160,7 @@ rule measure_roughness:
         f"results/benchmarks/measure/{DATASET}/{MODEL}/roughness/{{run}}.tsv"
     conda:
         "../../envs/lossatlas.yaml"
-    threads: 2
+    threads: 1
     resources:
         gpu=1 if config["device"] != "cpu" else 0,
     params:
@@ -220,7 +220,7 @@ rule measure_trajectory_pca:
         f"results/benchmarks/measure/{DATASET}/{MODEL}/trajectory_pca/{{run}}.tsv"
     conda:
         "../../envs/lossatlas.yaml"
-    threads: 2
+    threads: 1
     resources:
         gpu=1 if config["device"] != "cpu" else 0,
     params:
@@ -256,38 +256,40 @@ rule plot_trajectory_pca:
         "../scripts/plot_trajectory_pca.py"
 
 
-rule measure_mli_line:
+# Every line of the MLI sweep in one job (one interpreter start for all of them).
+rule measure_mli_lines:
     input:
         data=f"resources/data/{DATASET}.h5",
-        init=f"{RUN_ROOT}/{{run}}/init.pt",
-        final=f"{RUN_ROOT}/{{run}}/final.pt",
-        status=f"{RUN_ROOT}/{{run}}/status.json",
+        init=[f"{RUN_ROOT}/{run}/init.pt" for run in MLI_RUNS],
+        final=[f"{RUN_ROOT}/{run}/final.pt" for run in MLI_RUNS],
+        status=[f"{RUN_ROOT}/{run}/status.json" for run in MLI_RUNS],
     output:
-        curve=f"{MEASURE_ROOT}/mli/{{run}}.curve.csv",
-        metrics=f"{MEASURE_ROOT}/mli/{{run}}.metrics.csv",
+        curves=[f"{MEASURE_ROOT}/mli/{run}.curve.csv" for run in MLI_RUNS],
+        metrics=[f"{MEASURE_ROOT}/mli/{run}.metrics.csv" for run in MLI_RUNS],
     log:
-        f"results/logs/measure/{DATASET}/{MODEL}/mli/{{run}}.log",
+        f"results/logs/measure/{DATASET}/{MODEL}/mli.log",
     benchmark:
-        f"results/benchmarks/measure/{DATASET}/{MODEL}/mli/{{run}}.tsv"
+        f"results/benchmarks/measure/{DATASET}/{MODEL}/mli.tsv"
     conda:
         "../../envs/lossatlas.yaml"
-    threads: 2
+    threads: 1
     resources:
         gpu=1 if config["device"] != "cpu" else 0,
     params:
         model=MODEL,
-        settings=run_settings,
+        runs=MLI_RUNS,
+        settings={run: RUNS[run] for run in MLI_RUNS},
         mli=MLI,
         device=config["device"],
         precision=config["precision"],
     script:
-        "../scripts/mli_line.py"
+        "../scripts/mli_lines.py"
 
 
 rule plot_mli:
     input:
-        curves=expand(f"{MEASURE_ROOT}/mli/{{run}}.curve.csv", run=MLI_RUNS),
-        metrics=expand(f"{MEASURE_ROOT}/mli/{{run}}.metrics.csv", run=MLI_RUNS),
+        curves=rules.measure_mli_lines.output.curves,
+        metrics=rules.measure_mli_lines.output.metrics,
     output:
         table=f"{MEASURE_ROOT}/mli.csv",
         claims=f"{CLAIMS_ROOT}/mli.csv",
@@ -322,7 +324,7 @@ rule measure_sgd_walk:
         f"results/benchmarks/measure/{DATASET}/{MODEL}/sgd_walk/{{run}}.tsv"
     conda:
         "../../envs/lossatlas.yaml"
-    threads: 2
+    threads: 1
     resources:
         gpu=1 if config["device"] != "cpu" else 0,
     params:

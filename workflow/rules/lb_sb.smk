@@ -31,7 +31,7 @@ rule measure_lb_sb_interpolation:
         f"results/benchmarks/measure/{DATASET}/{MODEL}/lb_sb_interpolation.tsv"
     conda:
         "../../envs/lossatlas.yaml"
-    threads: 2
+    threads: 1
     resources:
         gpu=1 if config["device"] != "cpu" else 0,
     params:

@@ -77,9 +77,10 @@ rule train_structure:
         f"results/logs/structures/{DATASET}/{MODEL}/{{structure}}.log",
     benchmark:
         f"results/benchmarks/structures/{DATASET}/{MODEL}/{{structure}}.tsv"
+    priority: LONG_CHAIN_PRIORITY
     conda:
         "../../envs/lossatlas.yaml"
-    threads: 2
+    threads: 1
     resources:
         gpu=1 if config["device"] != "cpu" else 0,
     params:
@@ -115,7 +116,7 @@ rule measure_mode_connectivity:
         f"results/benchmarks/measure/{DATASET}/{MODEL}/mode_connectivity.tsv"
     conda:
         "../../envs/lossatlas.yaml"
-    threads: 2
+    threads: 1
     resources:
         gpu=1 if config["device"] != "cpu" else 0,
     params:
@@ -144,7 +145,7 @@ rule measure_low_loss_subspace:
         f"results/benchmarks/measure/{DATASET}/{MODEL}/low_loss_subspace.tsv"
     conda:
         "../../envs/lossatlas.yaml"
-    threads: 2
+    threads: 1
     resources:
         gpu=1 if config["device"] != "cpu" else 0,
     params:
@@ -175,7 +176,7 @@ rule measure_ensembles:
         f"results/benchmarks/measure/{DATASET}/{MODEL}/ensembles.tsv"
     conda:
         "../../envs/lossatlas.yaml"
-    threads: 2
+    threads: 1
     resources:
         gpu=1 if config["device"] != "cpu" else 0,
     params:

@@ -30,9 +30,10 @@ rule train:
         f"results/benchmarks/train/{DATASET}/{MODEL}/{{run}}.tsv"
     wildcard_constraints:
         run=SINGLE_RUN_PATTERN,
+    priority: LONG_CHAIN_PRIORITY
     conda:
         "../../envs/lossatlas.yaml"
-    threads: 2
+    threads: 1
     resources:
         gpu=1 if config["device"] != "cpu" else 0,
     params:
@@ -59,9 +60,10 @@ for _batch, _members in TRAIN_BATCHES.items():
             f"results/logs/train/{DATASET}/{MODEL}/batch_{_batch}.log",
         benchmark:
             f"results/benchmarks/train/{DATASET}/{MODEL}/batch_{_batch}.tsv"
+        priority: LONG_CHAIN_PRIORITY
         conda:
             "../../envs/lossatlas.yaml"
-        threads: 2
+        threads: 1
         resources:
             **BATCH_RESOURCES,
             gpu=1 if config["device"] != "cpu" else 0,
@@ -102,7 +104,7 @@ if EXTERNAL_RUNS:
             run=EXTERNAL_RUN,
         conda:
             "../../envs/lossatlas.yaml"
-        threads: 2
+        threads: 1
         resources:
             gpu=1 if config["device"] != "cpu" else 0,
         params:

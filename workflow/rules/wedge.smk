@@ -49,7 +49,7 @@ rule measure_long_short_directions:
         f"results/benchmarks/measure/{DATASET}/{MODEL}/long_short_directions.tsv"
     conda:
         "../../envs/lossatlas.yaml"
-    threads: 2
+    threads: 1
     resources:
         gpu=1 if config["device"] != "cpu" else 0,
     params:
@@ -79,7 +79,7 @@ rule measure_wedge_cuts:
         f"results/benchmarks/measure/{DATASET}/{MODEL}/wedge_cuts.tsv"
     conda:
         "../../envs/lossatlas.yaml"
-    threads: 2
+    threads: 1
     resources:
         gpu=1 if config["device"] != "cpu" else 0,
     params:
