@@ -317,6 +317,18 @@ def test_reruns_only_what_a_config_change_touches(workdir):
 
 
 @pytest.mark.workflow
+def test_ensembles_of_fewer_members_than_complex_modes(workdir):
+    """After the smoke run: 2 ensemble members beside a 3-mode complex (the ensembles job reads
+    the settings of every mode, not only of its members)."""
+    assert (workdir / "results/figures/ensembles.png").exists(), "runs after the smoke run"
+    configfile = write_config(workdir, "two_members", {"figures.ensembles.members": 2})
+    snakemake(workdir, "ensembles", "--configfile", configfile)
+    _, attrs = io.read_h5(workdir / "results/measurements/mnist1d/mlp/ensembles.h5")
+    assert list(attrs["runs"]) == ["wedge-s0", "wedge-s1"]
+    assert list(attrs["modes"]) == ["wedge-s0", "wedge-s1", "wedge-s2"]
+
+
+@pytest.mark.workflow
 def test_diverged_run_is_skipped_visibly(workdir):
     configfile = write_config(workdir, "diverge", {"runs.lb.lr": 1.0e9, "runs.lb.momentum": 0.99})
     snakemake(workdir, "lb_sb_interpolation", "--forcerun", "train", "--configfile", configfile)

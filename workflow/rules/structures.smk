@@ -182,7 +182,7 @@ rule measure_ensembles:
     params:
         model=MODEL,
         runs=ENSEMBLE_RUNS,
-        settings={run: RUNS[run] for run in ENSEMBLE_RUNS},
+        settings={run: RUNS[run] for run in [*ENSEMBLE_RUNS, *COMPLEX_MODES]},
         modes=COMPLEX_MODES,
         figure=ENSEMBLES,
         device=config["device"],
