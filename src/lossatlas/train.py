@@ -224,35 +224,48 @@ def _column(values, like: torch.Tensor) -> torch.Tensor:
         -1, *([1] * (like.dim() - 1)))
 
 
+def _where(keep: torch.Tensor | None, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+    """``new`` where ``keep`` (``None``: everywhere), else ``old``."""
+    return new if keep is None else torch.where(keep, new, old)
+
+
 class MemberOptimizer:
     """SGD (momentum, L2 weight decay added to the gradient, no dampening) or Adam (β = (0.9, 0.999),
     ε = 1e-8, L2 weight decay, bias-corrected) on stacked trainable tensors ``(M, ...)``, each
     member with its own learning rate, momentum and weight decay; the update rules of
     ``torch.optim.SGD`` and ``torch.optim.Adam`` with their defaults, applied row-wise. Members
-    where ``active`` is false keep their tensors and state."""
+    where ``active`` ``(M,)`` is false keep their tensors and state (``None``: all step)."""
 
     def __init__(self, kind: str, lrs, momenta, weight_decays):
         self.kind = kind
         self.lrs, self.momenta, self.weight_decays = list(lrs), list(momenta), list(weight_decays)
         self.steps = 0
         self.state: dict[str, dict[str, torch.Tensor]] = {}
+        self._columns: dict[tuple, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+
+    def _knobs(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Learning rates, momenta and weight decays as columns for ``like`` (made once)."""
+        key = (like.dim(), like.dtype, like.device)
+        if key not in self._columns:
+            self._columns[key] = tuple(_column(values, like) for values in (
+                self.lrs, self.momenta, self.weight_decays))
+        return self._columns[key]
 
     @torch.no_grad()
     def step(self, tensors: dict[str, torch.Tensor], lr_factor: float,
-             active: torch.Tensor) -> None:
+             active: torch.Tensor | None = None) -> None:
         self.steps += 1
         for name, tensor in tensors.items():
-            grad = tensor.grad
-            keep = _column(active, tensor).bool()
-            lr = _column(self.lrs, tensor) * lr_factor
-            direction = grad + _column(self.weight_decays, tensor) * tensor
+            keep = None if active is None else _column(active, tensor).bool()
+            lrs, momenta, weight_decays = self._knobs(tensor)
+            lr = lrs * lr_factor
+            direction = tensor.grad + weight_decays * tensor
             state = self.state.setdefault(name, {})
             if self.kind == "sgd":
                 previous = state.get("momentum")
-                buffer = (direction if previous is None
-                          else _column(self.momenta, tensor) * previous + direction)
-                state["momentum"] = torch.where(keep, buffer, previous if previous is not None
-                                                else torch.zeros_like(buffer))
+                buffer = direction if previous is None else momenta * previous + direction
+                state["momentum"] = _where(keep, buffer, previous if previous is not None
+                                           else torch.zeros_like(buffer))
                 update = lr * buffer
             else:
                 beta1, beta2, eps = 0.9, 0.999, 1e-8
@@ -263,9 +276,9 @@ class MemberOptimizer:
                 bias1 = 1 - beta1 ** self.steps
                 bias2_sqrt = (1 - beta2 ** self.steps) ** 0.5
                 update = (lr / bias1) * exp_avg_next / (exp_avg_sq_next.sqrt() / bias2_sqrt + eps)
-                state["exp_avg"] = torch.where(keep, exp_avg_next, exp_avg)
-                state["exp_avg_sq"] = torch.where(keep, exp_avg_sq_next, exp_avg_sq)
-            tensor.copy_(torch.where(keep, tensor - update, tensor))
+                state["exp_avg"] = _where(keep, exp_avg_next, exp_avg)
+                state["exp_avg_sq"] = _where(keep, exp_avg_sq_next, exp_avg_sq)
+            tensor.sub_(_where(keep, update, torch.zeros_like(update)))
 
     def state_dict(self) -> dict:
         return {"steps": self.steps, "state": {name: _cpu_tensors(s) for name, s in self.state.items()}}
@@ -446,9 +459,21 @@ class _Batch:
             losses.append(loss)
         return torch.stack(losses).mean(), buffers
 
-    def step(self, state: _BatchState, index: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
-        """One optimizer step of the ``active`` members ``(M,)`` on their minibatches ``index``
-        ``(M, B)`` (the others keep tensors and statistics); every member's gradient norm ``(M,)``."""
+    def losses(self, thetas: torch.Tensor, buffers: dict[str, torch.Tensor], x: torch.Tensor,
+               y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Every member's minibatch loss ``(M,)`` and running statistics after it: ``member_loss``
+        vmapped over the members (a batch of one calls it directly: vmap's own cost would
+        triple the step time of a small model)."""
+        if self.count > 1:
+            return vmap(self.member_loss)(thetas, buffers, x, y)
+        loss, updated = self.member_loss(thetas[0], _rows(buffers, 0), x[0], y[0])
+        return loss[None], {name: buffer[None] for name, buffer in updated.items()}
+
+    def step(self, state: _BatchState, index: torch.Tensor,
+             active: torch.Tensor | None) -> torch.Tensor:
+        """One optimizer step of the ``active`` members ``(M,)`` (``None``: all) on their
+        minibatches ``index`` ``(M, B)`` (the others keep tensors and statistics); every member's
+        gradient norm ``(M,)``."""
         for tensor in state.tensors.values():
             tensor.grad = None
         samples = [p.sample(g) for p, g in zip(self.parameterizations, state.generators)]
@@ -456,14 +481,15 @@ class _Batch:
         rows = torch.arange(self.count, device=self.device)[:, None]
         xb = self.x_stack[index] if self.shared_data else self.x_stack[rows, index]
         yb = self.y_stack[index] if self.shared_data else self.y_stack[rows, index]
-        losses, buffers = vmap(self.member_loss)(thetas, state.buffers, xb, yb)
+        losses, buffers = self.losses(thetas, state.buffers, xb, yb)
         loss = losses.sum()
         for i, p in enumerate(self.parameterizations):
             penalty = p.penalty(_rows(state.tensors, i), samples[i], thetas[i])
             if penalty is not None:
                 loss = loss + penalty
         loss.backward()
-        state.buffers = {name: torch.where(_column(active, b).bool(), buffers[name].detach(), b)
+        state.buffers = {name: _where(None if active is None else _column(active, b).bool(),
+                                      buffers[name].detach(), b)
                          for name, b in state.buffers.items()}
         state.optimizer.step(state.tensors, self.lr_factor(state.step), active)
         return torch.stack([t.grad.flatten(1).norm(dim=1)
@@ -474,8 +500,10 @@ class _Batch:
         mean over its steps of each member's gradient norm ``(M,)`` (``None``: no step left)."""
         size = self.settings.batch_size
         start_range, stop_range = self.settings.checkpoint_step_range or (0, 0)
-        active = torch.zeros(self.count, dtype=torch.bool, device=self.device)
-        active[training] = True
+        active = None
+        if len(training) < self.count:
+            active = torch.zeros(self.count, dtype=torch.bool, device=self.device)
+            active[training] = True
         orders = torch.stack([torch.randperm(self.n_train, generator=g)
                               for g in state.generators]).to(self.device)
         grad_norm_sum, steps = torch.zeros(self.count, device=self.device), 0
