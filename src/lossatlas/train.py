@@ -325,12 +325,14 @@ class _BatchState:
         return [i for i, status in enumerate(self.statuses) if status == "ok"]
 
     def saved(self, fingerprints: list[str]) -> dict:
+        """The resume file's content (CPU tensors), tagged with the members' fingerprints."""
         return {"fingerprints": fingerprints, "tensors": _cpu_tensors(self.tensors),
                 "buffers": _cpu_tensors(self.buffers), "optimizer": self.optimizer.state_dict(),
                 "generators": [g.get_state() for g in self.generators],
                 "theta0": self.theta0.cpu(), **{key: getattr(self, key) for key in self.RECORDS}}
 
     def load(self, saved: dict, device: torch.device) -> None:
+        """Take the state from a resume file's content ``saved``."""
         with torch.no_grad():
             for name, tensor in self.tensors.items():
                 tensor.copy_(saved["tensors"][name])
@@ -568,6 +570,7 @@ class _Batch:
                 state.statuses[i] = "diverged"
 
     def results(self, state: _BatchState) -> list[TrainResult]:
+        """Every member's ``TrainResult`` at the end of training."""
         with torch.no_grad():
             final = self.points(state.tensors).detach()
         results = []
