@@ -8,8 +8,8 @@ A run is fully described by ``TrainSettings`` and its seed. The seed fixes the i
 (``torch.manual_seed(seed)`` before the model is built, so runs that share a seed share θ₀) and the
 order of the minibatches (a ``torch.Generator`` seeded with ``seed``). At the end of every epoch the
 whole training state (trainable tensors, batch-norm statistics, optimizer, generators, histories,
-trajectory checkpoints) is written atomically to a resume file; a rerun after a kill continues from it and, on CPU, ends with
-the same final state as an uninterrupted run.
+trajectory checkpoints) is written atomically to a resume file; a rerun after a kill continues
+from it and, on CPU, ends with the same final state as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -224,7 +224,8 @@ def _column(values, like: torch.Tensor) -> torch.Tensor:
         -1, *([1] * (like.dim() - 1)))
 
 
-def _where(keep: torch.Tensor | None, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+def _where(keep: torch.Tensor | None, new: torch.Tensor,
+           old: torch.Tensor | float) -> torch.Tensor:
     """``new`` where ``keep`` (``None``: everywhere), else ``old``."""
     return new if keep is None else torch.where(keep, new, old)
 
@@ -278,7 +279,7 @@ class MemberOptimizer:
                 update = (lr / bias1) * exp_avg_next / (exp_avg_sq_next.sqrt() / bias2_sqrt + eps)
                 state["exp_avg"] = _where(keep, exp_avg_next, exp_avg)
                 state["exp_avg_sq"] = _where(keep, exp_avg_sq_next, exp_avg_sq)
-            tensor.sub_(_where(keep, update, torch.zeros_like(update)))
+            tensor.sub_(_where(keep, update, 0.0))
 
     def state_dict(self) -> dict:
         return {"steps": self.steps, "state": {name: _cpu_tensors(s) for name, s in self.state.items()}}
