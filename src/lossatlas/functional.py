@@ -8,7 +8,8 @@ Batch-norm mode (recorded by every caller in its outputs):
 - ``"eval"``: normalize with the running statistics stored in the model's buffers;
 - ``"batch"``: normalize with the statistics of the batch being evaluated (buffers never change);
 - ``"train"``: training mode: normalize with the batch statistics and update the running statistics
-  in ``FunctionalModel.buffers`` in place, as ``nn.Module.train()`` does (the trainer's mode).
+  as ``nn.Module.train()`` does; ``train_loss`` updates copies of the buffers it is given and
+  returns them (the trainer's mode: under ``vmap`` every member carries its own statistics).
 """
 
 from __future__ import annotations
@@ -81,3 +82,12 @@ class FunctionalModel:
              buffers: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Mean loss (scalar) of the network at θ on the batch ``(x, y)``."""
         return loss_from_logits(self.logits(theta, x, buffers), y, self.loss_name)
+
+    def train_loss(self, theta: torch.Tensor, buffers: dict[str, torch.Tensor], x: torch.Tensor,
+                   y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Mean loss (scalar) at θ on the batch ``(x, y)`` in ``bn_mode="train"``, and the buffers
+        after this batch: the running statistics updated from ``buffers`` (left unchanged)."""
+        if self.bn_mode != "train":
+            raise ValueError(f"train_loss needs bn_mode='train', got {self.bn_mode!r}")
+        updated = {name: buffer.clone() for name, buffer in buffers.items()}
+        return self.loss(theta, x, y, updated), updated

@@ -2,7 +2,7 @@
 
 A parameterization owns a small dict of trainable tensors and maps them (and, for parameterizations
 that need it, a random draw made once per minibatch) differentiably to θ, which
-``FunctionalModel`` turns into a network. The trainer (``lossatlas.train.train_run``) optimizes the
+``FunctionalModel`` turns into a network. The trainer (``lossatlas.train.train_members``) optimizes the
 trainable tensors of any parameterization with one loop:
 
 - ``FullSpace``: θ itself is trained (ordinary training);

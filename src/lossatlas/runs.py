@@ -152,7 +152,7 @@ RUN_FILES = ("final.pt", "init.pt", "trajectory.pt", "trainable.pt", "metrics.cs
 
 def prepare_member(data_path: str | os.PathLike, model_name: str, settings: dict,
                    init_checkpoint: str | os.PathLike | None, device: torch.device):
-    """Everything ``train_run`` / ``train_members`` need for one run of the config's run table:
+    """Everything ``train_members`` needs for one run of the config's run table:
     a ``Member`` with the run's own data (``train_fraction``, ``label_noise`` and ``seed``), its
     model initialized from its seed (or loaded from ``init_checkpoint``) and scaled by
     ``init_scale``, its parameterization, ``TrainSettings`` and identity (the settings that are

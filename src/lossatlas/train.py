@@ -1,13 +1,15 @@
-"""Training of one run in any parameterization: seeded, checkpointed along the trajectory,
+"""Training of runs in any parameterization: seeded, checkpointed along the trajectory,
 resumable, divergence-aware. Ordinary training is the ``FullSpace`` parameterization; random
-subspaces, mode-connecting curves and simplicial complexes go through the same loop.
+subspaces, mode-connecting curves and simplicial complexes go through the same loop, which trains
+M >= 1 members of one architecture as one vmapped computation (``train_members``); a run alone is
+a batch of one (``train_run``).
 
 A run is fully described by ``TrainSettings`` and its seed. The seed fixes the initialization
 (``torch.manual_seed(seed)`` before the model is built, so runs that share a seed share θ₀) and the
 order of the minibatches (a ``torch.Generator`` seeded with ``seed``). At the end of every epoch the
-whole training state (model, optimizer, schedule, generator, history, trajectory checkpoints) is
-written atomically to a resume file; a rerun after a kill continues from it and, on CPU, ends with
-the same final state as an uninterrupted run.
+whole training state (trainable tensors, batch-norm statistics, optimizer, generators, histories,
+trajectory checkpoints) is written atomically to a resume file; a rerun after a kill continues
+from it and, on CPU, ends with the same final state as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from . import io
 from .evaluate import evaluate_train_test
 from .functional import FunctionalModel
 from .parameterizations import FullSpace, Parameterization
-from .params import flat_params_from_state, get_flat_params, param_layout, set_flat_params_
+from .params import get_flat_params, param_layout
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine", "garipov")
@@ -99,19 +101,8 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-
-
 def _cpu_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in tensors.items()}
-
-
-def _make_optimizer(tensors: list[torch.Tensor], settings: TrainSettings) -> torch.optim.Optimizer:
-    if settings.optimizer == "sgd":
-        return torch.optim.SGD(tensors, lr=settings.lr, momentum=settings.momentum,
-                               weight_decay=settings.weight_decay)
-    return torch.optim.Adam(tensors, lr=settings.lr, weight_decay=settings.weight_decay)
 
 
 def _garipov_factor(fraction: float) -> float:
@@ -153,172 +144,6 @@ def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def train_run(model: nn.Module, data, settings: TrainSettings, seed: int, *,
-              parameterization: Parameterization | None = None, identity: dict | None = None,
-              resume_path: str | Path | None = None, device: torch.device | str = "cpu",
-              progress_file=None) -> TrainResult:
-    """Train ``model`` (already initialized, e.g. by ``init_model``) on ``data`` (a
-    ``DatasetTensors``) in ``parameterization`` (default: ``FullSpace`` at the model's θ): the
-    optimizer updates the parameterization's trainable tensors, each minibatch's loss is taken at
-    θ = f(tensors, sample) through ``FunctionalModel`` in train mode (batch-norm layers use batch
-    statistics and update the running statistics, which checkpoints keep); when the
-    parameterization gives J points ``(J, D)`` (a complex), the minibatch loss is the mean of their
-    losses, and its ``penalty`` (e.g. L2 on θ(t) for curves) is added.
-
-    Losses are mean cross-entropy in nats, accuracies fractions in [0, 1]; ``grad_norm`` is the mean
-    over the epoch's steps of the norm of the minibatch gradient with respect to the trainable
-    tensors (θ for the full space, z for a subspace); ``param_norm`` and ``dist_from_init`` are
-    ‖θ‖ and ‖θ − θ₀‖ of the point f(tensors) (``sample=None``: θ(½) of a curve, the connectors'
-    centroid of a complex). A run whose loss, weights or gradients become NaN/inf, or whose train
-    loss exceeds ``settings.divergence_loss_factor`` times its epoch-0 train loss,
-    stops at the end of that epoch as ``"diverged"``.
-
-    With ``resume_path``, the training state is saved there after every epoch and resumed from it
-    when it exists and was written by the same run (``fingerprint`` of settings, seed,
-    ``identity``, parameterization, training data and initial tensors); a resume file of another
-    run is overwritten, and ``progress_file`` says so.
-    """
-    device = torch.device(device)
-    model = model.to(device)
-    parameterization = (FullSpace(get_flat_params(model)) if parameterization is None
-                        else parameterization).to(device)
-    fmodel = FunctionalModel(model, bn_mode="train")
-    x_train, y_train = data.x_train.to(device), data.y_train.to(device)
-    x_test, y_test = data.x_test.to(device), data.y_test.to(device)
-    n_train = x_train.shape[0]
-    batches_per_epoch = math.ceil(n_train / settings.batch_size)
-    total_steps = settings.epochs * batches_per_epoch
-    if settings.steps is not None:
-        total_steps = min(total_steps, settings.steps)
-    tensors = {name: t.requires_grad_() for name, t in parameterization.initial_tensors().items()}
-    optimizer = _make_optimizer(list(tensors.values()), settings)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(settings, total_steps))
-    generator = torch.Generator().manual_seed(seed)
-    description = parameterization.describe()
-    run_identity = {**(identity or {}),
-                    "data_sha256": tensors_digest({"x": x_train, "y": y_train}),
-                    "init_sha256": tensors_digest({**tensors, **{
-                        f"buffer.{name}": buffer for name, buffer in fmodel.buffers.items()}})}
-    run_fingerprint = fingerprint(settings, seed, run_identity, description)
-
-    def point() -> torch.Tensor:
-        with torch.no_grad():
-            return parameterization.theta(tensors).detach().clone()
-
-    def sync_model() -> torch.Tensor:
-        """Write θ = f(tensors) and the running statistics into ``model``; return θ."""
-        theta = point()
-        set_flat_params_(model, theta)
-        with torch.no_grad():
-            for name, buffer in model.named_buffers():
-                buffer.copy_(fmodel.buffers[name])
-        return theta
-
-    theta0 = sync_model()
-    init_state = _cpu_state(model)
-    history: list[dict] = []
-    trajectory: dict[str, dict[str, torch.Tensor]] = {}
-    trainable = {"init": _cpu_tensors(tensors)}
-    epoch, step, elapsed, status, divergence = 0, 0, 0.0, "ok", None
-
-    resume = Path(resume_path) if resume_path is not None else None
-    if resume is not None and resume.exists():
-        saved = io.load_torch(resume)
-        if saved.get("fingerprint") == run_fingerprint:
-            with torch.no_grad():
-                for name, tensor in tensors.items():
-                    tensor.copy_(saved["tensors"][name])
-                for name, buffer in fmodel.buffers.items():
-                    buffer.copy_(saved["buffers"][name])
-            optimizer.load_state_dict(saved["optimizer"])
-            scheduler.load_state_dict(saved["scheduler"])
-            generator.set_state(saved["generator"])
-            init_state, history, trajectory = saved["init"], saved["history"], saved["trajectory"]
-            trainable = saved["trainable"]
-            epoch, step, elapsed = saved["epoch"], saved["step"], saved["elapsed"]
-            status, divergence = saved["status"], saved["divergence"]
-            theta0 = flat_params_from_state(init_state, fmodel.layout).to(device)
-            if progress_file is not None:
-                progress_file.write(f"resuming from {resume} at epoch {epoch}\n")
-        elif progress_file is not None:
-            progress_file.write(f"{resume} was written by another run (fingerprint "
-                                f"{saved.get('fingerprint')} != {run_fingerprint}); starting afresh\n")
-
-    def record(epoch_index: int, grad_norm: float) -> dict:
-        theta = sync_model()
-        metrics = evaluate_train_test(model, theta[None], x_train, y_train, x_test, y_test)
-        train, test = metrics.train, metrics.test
-        return {"epoch": epoch_index, "step": step,
-                "train_loss": float(train.loss[0]), "train_acc": float(train.accuracy[0]),
-                "test_loss": float(test.loss[0]), "test_acc": float(test.accuracy[0]),
-                "param_norm": float(theta.norm()), "dist_from_init": float((theta - theta0).norm()),
-                "grad_norm": grad_norm, "lr": optimizer.param_groups[0]["lr"],
-                "wall_time_s": elapsed}
-
-    def checkpoint(label: str) -> None:
-        sync_model()
-        trajectory[label] = _cpu_state(model)
-        trainable[label] = _cpu_tensors(tensors)
-
-    if epoch == 0 and not history:
-        history.append(record(0, float("nan")))
-        if 0 in settings.checkpoint_epochs:
-            checkpoint("epoch-0")
-
-    start_range, stop_range = settings.checkpoint_step_range or (0, 0)
-    bar = tqdm(total=settings.epochs, initial=epoch, desc=f"epochs ({parameterization.kind})",
-               file=progress_file, mininterval=1.0, disable=progress_file is None)
-    while epoch < settings.epochs and step < total_steps and status == "ok":
-        started = time.perf_counter()
-        order = torch.randperm(n_train, generator=generator).to(device)
-        grad_norms = []
-        for batch in range(batches_per_epoch):
-            if step >= total_steps:
-                break
-            index = order[batch * settings.batch_size:(batch + 1) * settings.batch_size]
-            optimizer.zero_grad(set_to_none=True)
-            sample = parameterization.sample(generator)
-            thetas = parameterization.theta(tensors, sample)
-            xb, yb = x_train[index], y_train[index]
-            loss = (fmodel.loss(thetas, xb, yb) if thetas.dim() == 1
-                    else torch.stack([fmodel.loss(theta, xb, yb) for theta in thetas]).mean())
-            penalty = parameterization.penalty(tensors, sample, thetas)
-            (loss if penalty is None else loss + penalty).backward()
-            grad_norms.append(torch.linalg.vector_norm(
-                torch.stack([t.grad.norm() for t in tensors.values() if t.grad is not None])))
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            if start_range <= step < stop_range:
-                checkpoint(f"step-{step}")
-        epoch += 1
-        elapsed += time.perf_counter() - started
-        row = record(epoch, float(torch.stack(grad_norms).mean()) if grad_norms else float("nan"))
-        history.append(row)
-        divergence = _divergence(row, history[0]["train_loss"], settings.divergence_loss_factor)
-        if divergence is not None:
-            status = "diverged"
-        if epoch in settings.checkpoint_epochs:
-            checkpoint(f"epoch-{epoch}")
-        bar.update(1)
-        bar.set_postfix(train_loss=f"{row['train_loss']:.4f}", test_acc=f"{row['test_acc']:.3f}")
-        if resume is not None:
-            io.save_torch({"fingerprint": run_fingerprint, "tensors": _cpu_tensors(tensors),
-                           "buffers": _cpu_tensors(fmodel.buffers),
-                           "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                           "generator": generator.get_state(), "init": init_state,
-                           "history": history, "trajectory": trajectory, "trainable": trainable,
-                           "epoch": epoch, "step": step, "elapsed": elapsed, "status": status,
-                           "divergence": divergence},
-                          resume)
-    bar.close()
-    sync_model()
-    trainable["final"] = _cpu_tensors(tensors)
-    return TrainResult(status=status, final_state=_cpu_state(model), init_state=init_state,
-                       history=history, trajectory=trajectory, steps=step, trainable=trainable,
-                       parameterization=description, divergence=divergence)
-
-
 def _divergence(row: dict, initial_loss: float, factor: float) -> str | None:
     """Why the epoch in ``row`` counts as diverged (non-finite values, or a train loss above
     ``factor`` times ``initial_loss``), or ``None``."""
@@ -348,10 +173,11 @@ def init_model(build: Callable[[], nn.Module], seed: int) -> nn.Module:
 
 @dataclass
 class Member:
-    """One run of a batch trained by ``train_members``: an initialized ``model``, its ``data`` (a
-    ``DatasetTensors``: the run's own training subset and label-noise draw), settings, seed,
-    parameterization (``None``: ``FullSpace`` at the model's θ) and ``identity`` (as in
-    ``train_run``)."""
+    """One run of a batch trained by ``train_members``: an initialized ``model`` (its buffers are
+    the initial batch-norm running statistics), its ``data`` (a ``DatasetTensors``: the run's own
+    training subset and label-noise draw), settings, seed, parameterization (``None``:
+    ``FullSpace`` at the model's θ) and ``identity`` (what else defines the run: model, data
+    subset, init; part of its resume ``fingerprint``)."""
 
     model: nn.Module
     data: object
@@ -366,19 +192,20 @@ BATCH_SHARED_SETTINGS = ("optimizer", "batch_size", "epochs", "steps", "schedule
                          "checkpoint_epochs", "checkpoint_step_range")
 
 
+def _buffer_shapes(model: nn.Module) -> dict[str, torch.Size]:
+    return {name: buffer.shape for name, buffer in model.named_buffers()}
+
+
 def batch_incompatibility(members: list[Member]) -> str | None:
     """Why ``members`` cannot be trained as one vmapped batch (``None``: they can): they must share
-    the architecture (names and shapes of the parameters), have no buffers (batch-norm running
-    statistics are updated in place, which ``vmap`` cannot batch), the training-set size, the
+    the architecture (names and shapes of the parameters and buffers), the training-set size, the
     ``BATCH_SHARED_SETTINGS`` and the names and shapes of the trainable tensors."""
     if not members:
         return "a batch needs at least one member"
     first = members[0]
-    layout = param_layout(first.model)
+    layout, buffers = param_layout(first.model), _buffer_shapes(first.model)
     for index, member in enumerate(members):
-        if any(True for _ in member.model.buffers()):
-            return f"member {index} has buffers (batch norm); train it with train_run"
-        if param_layout(member.model) != layout:
+        if param_layout(member.model) != layout or _buffer_shapes(member.model) != buffers:
             return f"member {index} has another architecture than member 0"
         if member.data.x_train.shape != first.data.x_train.shape:
             return (f"member {index} has {tuple(member.data.x_train.shape)} training inputs, "
@@ -397,35 +224,49 @@ def _column(values, like: torch.Tensor) -> torch.Tensor:
         -1, *([1] * (like.dim() - 1)))
 
 
+def _where(keep: torch.Tensor | None, new: torch.Tensor,
+           old: torch.Tensor | float) -> torch.Tensor:
+    """``new`` where ``keep`` (``None``: everywhere), else ``old``."""
+    return new if keep is None else torch.where(keep, new, old)
+
+
 class MemberOptimizer:
     """SGD (momentum, L2 weight decay added to the gradient, no dampening) or Adam (β = (0.9, 0.999),
     ε = 1e-8, L2 weight decay, bias-corrected) on stacked trainable tensors ``(M, ...)``, each
     member with its own learning rate, momentum and weight decay; the update rules of
     ``torch.optim.SGD`` and ``torch.optim.Adam`` with their defaults, applied row-wise. Members
-    where ``active`` is false keep their tensors and state."""
+    where ``active`` ``(M,)`` is false keep their tensors and state (``None``: all step)."""
 
     def __init__(self, kind: str, lrs, momenta, weight_decays):
         self.kind = kind
         self.lrs, self.momenta, self.weight_decays = list(lrs), list(momenta), list(weight_decays)
         self.steps = 0
         self.state: dict[str, dict[str, torch.Tensor]] = {}
+        self._columns: dict[tuple, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+
+    def _knobs(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Learning rates, momenta and weight decays as columns for ``like`` (made once)."""
+        key = (like.dim(), like.dtype, like.device)
+        if key not in self._columns:
+            self._columns[key] = tuple(_column(values, like) for values in (
+                self.lrs, self.momenta, self.weight_decays))
+        return self._columns[key]
 
     @torch.no_grad()
     def step(self, tensors: dict[str, torch.Tensor], lr_factor: float,
-             active: torch.Tensor) -> None:
+             active: torch.Tensor | None = None) -> None:
         self.steps += 1
         for name, tensor in tensors.items():
-            grad = tensor.grad
-            keep = _column(active, tensor).bool()
-            lr = _column(self.lrs, tensor) * lr_factor
-            direction = grad + _column(self.weight_decays, tensor) * tensor
+            keep = None if active is None else _column(active, tensor).bool()
+            lrs, momenta, weight_decays = self._knobs(tensor)
+            lr = lrs * lr_factor
+            direction = tensor.grad + weight_decays * tensor
             state = self.state.setdefault(name, {})
             if self.kind == "sgd":
                 previous = state.get("momentum")
-                buffer = (direction if previous is None
-                          else _column(self.momenta, tensor) * previous + direction)
-                state["momentum"] = torch.where(keep, buffer, previous if previous is not None
-                                                else torch.zeros_like(buffer))
+                buffer = direction if previous is None else momenta * previous + direction
+                state["momentum"] = _where(keep, buffer, previous if previous is not None
+                                           else torch.zeros_like(buffer))
                 update = lr * buffer
             else:
                 beta1, beta2, eps = 0.9, 0.999, 1e-8
@@ -436,9 +277,9 @@ class MemberOptimizer:
                 bias1 = 1 - beta1 ** self.steps
                 bias2_sqrt = (1 - beta2 ** self.steps) ** 0.5
                 update = (lr / bias1) * exp_avg_next / (exp_avg_sq_next.sqrt() / bias2_sqrt + eps)
-                state["exp_avg"] = torch.where(keep, exp_avg_next, exp_avg)
-                state["exp_avg_sq"] = torch.where(keep, exp_avg_sq_next, exp_avg_sq)
-            tensor.copy_(torch.where(keep, tensor - update, tensor))
+                state["exp_avg"] = _where(keep, exp_avg_next, exp_avg)
+                state["exp_avg_sq"] = _where(keep, exp_avg_sq_next, exp_avg_sq)
+            tensor.sub_(_where(keep, update, 0.0))
 
     def state_dict(self) -> dict:
         return {"steps": self.steps, "state": {name: _cpu_tensors(s) for name, s in self.state.items()}}
@@ -449,236 +290,379 @@ class MemberOptimizer:
                       for name, s in saved["state"].items()}
 
 
-def train_members(members: list[Member], *, resume_path: str | Path | None = None,
-                  device: torch.device | str = "cpu", progress_file=None) -> list[TrainResult]:
-    """Train a batch of runs of one architecture as one vmapped computation and return one
-    ``TrainResult`` per member, the same (up to float rounding) as ``train_run`` gives for that
-    member alone: each member keeps its own seed (initialization, minibatch order and
-    parameterization samples from its own generator), data, learning rate, momentum, weight
-    decay, init and parameterization, and its own divergence (a diverged member is frozen at the
-    end of its epoch while the others go on). Per step, every member's θ is taken from its
-    trainable tensors, the members' minibatch losses are computed by ``torch.func.vmap`` over
-    ``FunctionalModel.loss`` and one backward pass gives every member's gradient.
-    ``wall_time_s`` in the histories is the batch's training time.
+def _rows(tensors: dict[str, torch.Tensor], index: int) -> dict[str, torch.Tensor]:
+    """Member ``index``'s slice of stacked tensors ``{name: (M, ...)}``."""
+    return {name: tensor[index] for name, tensor in tensors.items()}
 
-    The members must be compatible (``batch_incompatibility``). With ``resume_path`` the batch
-    state is saved after every epoch and resumed when every member's fingerprint matches."""
-    reason = batch_incompatibility(members)
-    if reason is not None:
-        raise ValueError(f"cannot train these runs as one batch: {reason}")
-    device = torch.device(device)
-    count = len(members)
-    settings = members[0].settings
-    models = [member.model.to(device) for member in members]
-    parameterizations = [(FullSpace(get_flat_params(model)) if member.parameterization is None
-                          else member.parameterization).to(device)
-                         for member, model in zip(members, models)]
-    fmodel = FunctionalModel(models[0], bn_mode="train")
-    layout = fmodel.layout
-    x_trains = [member.data.x_train.to(device) for member in members]
-    y_trains = [member.data.y_train.to(device) for member in members]
-    x_tests = [member.data.x_test.to(device) for member in members]
-    y_tests = [member.data.y_test.to(device) for member in members]
-    data_digests = [tensors_digest({"x": x, "y": y}) for x, y in zip(x_trains, y_trains)]
-    test_digests = [tensors_digest({"x": x, "y": y}) for x, y in zip(x_tests, y_tests)]
-    shared_data = len(set(data_digests)) == 1
-    x_stack = x_trains[0] if shared_data else torch.stack(x_trains)
-    y_stack = y_trains[0] if shared_data else torch.stack(y_trains)
-    n_train = x_trains[0].shape[0]
-    batches_per_epoch = math.ceil(n_train / settings.batch_size)
-    total_steps = settings.epochs * batches_per_epoch
-    if settings.steps is not None:
-        total_steps = min(total_steps, settings.steps)
-    initial = [p.initial_tensors() for p in parameterizations]
-    if any(init.keys() != initial[0].keys() or any(
-            init[name].shape != initial[0][name].shape for name in init) for init in initial):
-        raise ValueError("cannot train these runs as one batch: their trainable tensors differ "
-                         "in names or shapes")
-    tensors = {name: torch.stack([init[name] for init in initial]).requires_grad_()
-               for name in initial[0]}
-    optimizer = MemberOptimizer(settings.optimizer, [m.settings.lr for m in members],
-                                [m.settings.momentum for m in members],
-                                [m.settings.weight_decay for m in members])
-    lr_factor = _lr_factor(settings, total_steps)
-    generators = [torch.Generator().manual_seed(member.seed) for member in members]
-    descriptions = [p.describe() for p in parameterizations]
-    full_space = all(p.kind == "full" for p in parameterizations)
 
-    def member_tensors(index: int, source: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {name: tensor[index] for name, tensor in source.items()}
+@dataclass
+class _BatchState:
+    """What changes while a batch trains, all of it kept by the resume file: the stacked trainable
+    tensors and running statistics ``(M, ...)``, the optimizer, the members' generators, θ₀
+    ``(M, D)``, and per member its init state, history, trajectory, trainable tensors, status,
+    divergence and steps; then the batch's epoch, step and training time (s)."""
 
-    fingerprints = [
-        fingerprint(member.settings, member.seed,
-                    {**(member.identity or {}), "data_sha256": data_digests[index],
-                     "init_sha256": tensors_digest(initial[index])}, descriptions[index])
-        for index, member in enumerate(members)]
+    tensors: dict[str, torch.Tensor]
+    buffers: dict[str, torch.Tensor]
+    optimizer: MemberOptimizer
+    generators: list[torch.Generator]
+    theta0: torch.Tensor
+    init: list[dict[str, torch.Tensor]]
+    histories: list[list[dict]]
+    trajectories: list[dict[str, dict[str, torch.Tensor]]]
+    trainables: list[dict[str, dict[str, torch.Tensor]]]
+    statuses: list[str]
+    divergences: list[str | None]
+    member_steps: list[int]
+    epoch: int = 0
+    step: int = 0
+    elapsed: float = 0.0
 
-    def points(samples=None) -> torch.Tensor:
-        """θ of every member ``(M, D)`` (or ``(M, J, D)`` for J-point samples)."""
-        if full_space:
-            return tensors["theta"]
-        samples = samples or [None] * count
-        return torch.stack([p.theta(member_tensors(i, tensors), samples[i])
-                            for i, p in enumerate(parameterizations)])
+    RECORDS = ("init", "histories", "trajectories", "trainables", "statuses", "divergences",
+               "member_steps", "epoch", "step", "elapsed")
 
-    def state_of(theta: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {name: value.detach().cpu().clone() for name, value in layout.unflatten(theta).items()}
+    def active(self) -> list[int]:
+        """Indices of the members still training (not diverged)."""
+        return [i for i, status in enumerate(self.statuses) if status == "ok"]
 
-    with torch.no_grad():
-        theta0 = points().detach().clone()
-    init_states = [state_of(theta0[i]) for i in range(count)]
-    histories: list[list[dict]] = [[] for _ in range(count)]
-    trajectories: list[dict] = [{} for _ in range(count)]
-    trainables = [{"init": _cpu_tensors(member_tensors(i, tensors))} for i in range(count)]
-    statuses, divergences = ["ok"] * count, [None] * count
-    member_steps = [0] * count
-    epoch, step, elapsed = 0, 0, 0.0
+    def saved(self, fingerprints: list[str]) -> dict:
+        """The resume file's content (CPU tensors), tagged with the members' fingerprints."""
+        return {"fingerprints": fingerprints, "tensors": _cpu_tensors(self.tensors),
+                "buffers": _cpu_tensors(self.buffers), "optimizer": self.optimizer.state_dict(),
+                "generators": [g.get_state() for g in self.generators],
+                "theta0": self.theta0.cpu(), **{key: getattr(self, key) for key in self.RECORDS}}
 
-    resume = Path(resume_path) if resume_path is not None else None
-    if resume is not None and resume.exists():
-        saved = io.load_torch(resume)
-        if saved.get("fingerprints") == fingerprints:
-            with torch.no_grad():
-                for name, tensor in tensors.items():
-                    tensor.copy_(saved["tensors"][name])
-            optimizer.load_state_dict(saved["optimizer"], device)
-            for generator, state in zip(generators, saved["generators"]):
-                generator.set_state(state)
-            init_states, histories = saved["init"], saved["histories"]
-            trajectories, trainables = saved["trajectories"], saved["trainables"]
-            statuses, divergences = saved["statuses"], saved["divergences"]
-            member_steps = saved["member_steps"]
-            epoch, step, elapsed = saved["epoch"], saved["step"], saved["elapsed"]
-            theta0 = torch.stack([flat_params_from_state(s, layout) for s in init_states]).to(device)
-            if progress_file is not None:
-                progress_file.write(f"resuming the batch of {count} from {resume} at epoch {epoch}\n")
-        elif progress_file is not None:
-            progress_file.write(f"{resume} was written by another batch; starting afresh\n")
-
-    def active_members() -> list[int]:
-        return [i for i in range(count) if statuses[i] == "ok"]
-
-    def record(epoch_index: int, members_now: list[int], grad_norms: torch.Tensor | None) -> None:
+    def load(self, saved: dict, device: torch.device) -> None:
+        """Take the state from a resume file's content ``saved``."""
         with torch.no_grad():
-            thetas = points().detach()
-        groups: dict[tuple[str, str], list[int]] = {}
-        for i in members_now:
-            groups.setdefault((data_digests[i], test_digests[i]), []).append(i)
-        for indices in groups.values():
-            first = indices[0]
-            metrics = evaluate_train_test(models[0], thetas[indices], x_trains[first],
-                                          y_trains[first], x_tests[first], y_tests[first])
-            for k, i in enumerate(indices):
-                histories[i].append({
-                    "epoch": epoch_index, "step": member_steps[i],
+            for name, tensor in self.tensors.items():
+                tensor.copy_(saved["tensors"][name])
+        self.buffers = {name: buffer.to(device) for name, buffer in saved["buffers"].items()}
+        self.optimizer.load_state_dict(saved["optimizer"], device)
+        for generator, generator_state in zip(self.generators, saved["generators"]):
+            generator.set_state(generator_state)
+        self.theta0 = saved["theta0"].to(device)
+        for key in self.RECORDS:
+            setattr(self, key, saved[key])
+
+
+class _Batch:
+    """What stays fixed while M compatible members train on ``device``: their functional model
+    (train and eval mode), data, parameterizations, fingerprints and the shared step plan; its
+    methods are the loop's duties (state, resume, step, record, checkpoint, divergence, result)."""
+
+    def __init__(self, members: list[Member], device: torch.device):
+        self.members, self.count, self.device = members, len(members), device
+        self.settings = settings = members[0].settings
+        models = [member.model.to(device) for member in members]
+        self.parameterizations = [
+            (FullSpace(get_flat_params(model)) if member.parameterization is None
+             else member.parameterization).to(device) for member, model in zip(members, models)]
+        self.full_space = all(p.kind == "full" for p in self.parameterizations)
+        self.train_model = FunctionalModel(models[0], bn_mode="train")
+        self.eval_model = FunctionalModel(models[0])
+        self.state_names = list(models[0].state_dict())
+        self.initial_buffers = [{name: buffer.detach().clone() for name, buffer
+                                 in model.named_buffers()} for model in models]
+        self.x_trains = [member.data.x_train.to(device) for member in members]
+        self.y_trains = [member.data.y_train.to(device) for member in members]
+        self.x_tests = [member.data.x_test.to(device) for member in members]
+        self.y_tests = [member.data.y_test.to(device) for member in members]
+        data_digests = [tensors_digest({"x": x, "y": y})
+                        for x, y in zip(self.x_trains, self.y_trains)]
+        self.data_groups: dict[tuple[str, str], list[int]] = {}
+        for i, (x, y) in enumerate(zip(self.x_tests, self.y_tests)):
+            key = (data_digests[i], tensors_digest({"x": x, "y": y}))
+            self.data_groups.setdefault(key, []).append(i)
+        self.shared_data = len(set(data_digests)) == 1
+        self.x_stack = self.x_trains[0] if self.shared_data else torch.stack(self.x_trains)
+        self.y_stack = self.y_trains[0] if self.shared_data else torch.stack(self.y_trains)
+        self.n_train = self.x_trains[0].shape[0]
+        self.batches_per_epoch = math.ceil(self.n_train / settings.batch_size)
+        self.total_steps = settings.epochs * self.batches_per_epoch
+        if settings.steps is not None:
+            self.total_steps = min(self.total_steps, settings.steps)
+        self.lr_factor = _lr_factor(settings, self.total_steps)
+        self.initial = [p.initial_tensors() for p in self.parameterizations]
+        if any(init.keys() != self.initial[0].keys() or any(
+                init[name].shape != self.initial[0][name].shape for name in init)
+               for init in self.initial):
+            raise ValueError("cannot train these runs as one batch: their trainable tensors "
+                             "differ in names or shapes")
+        self.fingerprints = [
+            fingerprint(member.settings, member.seed, {
+                **(member.identity or {}), "data_sha256": data_digests[i],
+                "init_sha256": tensors_digest({**self.initial[i], **{
+                    f"buffer.{name}": b for name, b in self.initial_buffers[i].items()}})},
+                self.parameterizations[i].describe())
+            for i, member in enumerate(members)]
+
+    def fresh_state(self) -> _BatchState:
+        """The state before the first step: every member at its initial tensors and buffers."""
+        tensors = {name: torch.stack([init[name] for init in self.initial]).requires_grad_()
+                   for name in self.initial[0]}
+        buffers = {name: torch.stack([b[name] for b in self.initial_buffers])
+                   for name in self.initial_buffers[0]}
+        with torch.no_grad():
+            theta0 = self.points(tensors).detach().clone()
+        optimizer = MemberOptimizer(self.settings.optimizer, *zip(*[
+            (m.settings.lr, m.settings.momentum, m.settings.weight_decay) for m in self.members]))
+        return _BatchState(
+            tensors, buffers, optimizer,
+            [torch.Generator().manual_seed(member.seed) for member in self.members], theta0,
+            init=[self.state_dict(theta0[i], buffers, i) for i in range(self.count)],
+            histories=[[] for _ in range(self.count)],
+            trajectories=[{} for _ in range(self.count)],
+            trainables=[{"init": _cpu_tensors(_rows(tensors, i))} for i in range(self.count)],
+            statuses=["ok"] * self.count, divergences=[None] * self.count,
+            member_steps=[0] * self.count)
+
+    def resume(self, state: _BatchState, path: Path, progress_file) -> bool:
+        """Load ``state`` from the resume file ``path`` when it exists and was written by these
+        members (same fingerprints); whether it did."""
+        if not path.exists():
+            return False
+        saved = io.load_torch(path)
+        if saved.get("fingerprints") != self.fingerprints:
+            if progress_file is not None:
+                progress_file.write(f"{path} was written by another run (fingerprints "
+                                    f"{saved.get('fingerprints')} != {self.fingerprints}); "
+                                    "starting afresh\n")
+            return False
+        state.load(saved, self.device)
+        if progress_file is not None:
+            progress_file.write(f"resuming from {path} at epoch {state.epoch} "
+                                f"(batch of {self.count})\n")
+        return True
+
+    def points(self, tensors: dict[str, torch.Tensor], samples=None) -> torch.Tensor:
+        """θ of every member ``(M, D)`` (or ``(M, J, D)`` for J-point samples)."""
+        if self.full_space:
+            return tensors["theta"]
+        samples = samples or [None] * self.count
+        return torch.stack([p.theta(_rows(tensors, i), samples[i])
+                            for i, p in enumerate(self.parameterizations)])
+
+    def state_dict(self, theta: torch.Tensor, buffers: dict[str, torch.Tensor],
+                   index: int) -> dict[str, torch.Tensor]:
+        """The model's state dict (CPU copies, in the model's order) at θ ``(D,)`` with member
+        ``index``'s running statistics."""
+        values = {**_rows(buffers, index), **self.train_model.layout.unflatten(theta)}
+        return {name: values[name].detach().cpu().clone() for name in self.state_names}
+
+    def member_loss(self, thetas: torch.Tensor, buffers: dict[str, torch.Tensor],
+                    x: torch.Tensor, y: torch.Tensor):
+        """One member's minibatch loss at θ ``(D,)``, or the mean over J points ``(J, D)``, and
+        its running statistics after it."""
+        if thetas.dim() == 1:
+            return self.train_model.train_loss(thetas, buffers, x, y)
+        losses = []
+        for theta in thetas:
+            loss, buffers = self.train_model.train_loss(theta, buffers, x, y)
+            losses.append(loss)
+        return torch.stack(losses).mean(), buffers
+
+    def losses(self, thetas: torch.Tensor, buffers: dict[str, torch.Tensor], x: torch.Tensor,
+               y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Every member's minibatch loss ``(M,)`` and running statistics after it: ``member_loss``
+        vmapped over the members (a batch of one calls it directly: vmap's own cost would
+        triple the step time of a small model)."""
+        if self.count > 1:
+            return vmap(self.member_loss)(thetas, buffers, x, y)
+        loss, updated = self.member_loss(thetas[0], _rows(buffers, 0), x[0], y[0])
+        return loss[None], {name: buffer[None] for name, buffer in updated.items()}
+
+    def step(self, state: _BatchState, index: torch.Tensor,
+             active: torch.Tensor | None) -> torch.Tensor:
+        """One optimizer step of the ``active`` members ``(M,)`` (``None``: all) on their
+        minibatches ``index`` ``(M, B)`` (the others keep tensors and statistics); every member's
+        gradient norm ``(M,)``."""
+        for tensor in state.tensors.values():
+            tensor.grad = None
+        samples = [p.sample(g) for p, g in zip(self.parameterizations, state.generators)]
+        thetas = self.points(state.tensors, samples)
+        rows = torch.arange(self.count, device=self.device)[:, None]
+        xb = self.x_stack[index] if self.shared_data else self.x_stack[rows, index]
+        yb = self.y_stack[index] if self.shared_data else self.y_stack[rows, index]
+        losses, buffers = self.losses(thetas, state.buffers, xb, yb)
+        loss = losses.sum()
+        for i, p in enumerate(self.parameterizations):
+            penalty = p.penalty(_rows(state.tensors, i), samples[i], thetas[i])
+            if penalty is not None:
+                loss = loss + penalty
+        loss.backward()
+        state.buffers = {name: _where(None if active is None else _column(active, b).bool(),
+                                      buffers[name].detach(), b)
+                         for name, b in state.buffers.items()}
+        state.optimizer.step(state.tensors, self.lr_factor(state.step), active)
+        return torch.stack([t.grad.flatten(1).norm(dim=1)
+                            for t in state.tensors.values()]).norm(dim=0)
+
+    def train_epoch(self, state: _BatchState, training: list[int]) -> torch.Tensor | None:
+        """One epoch of steps of the members ``training``, with the step-range checkpoints; the
+        mean over its steps of each member's gradient norm ``(M,)`` (``None``: no step left)."""
+        size = self.settings.batch_size
+        start_range, stop_range = self.settings.checkpoint_step_range or (0, 0)
+        active = None
+        if len(training) < self.count:
+            active = torch.zeros(self.count, dtype=torch.bool, device=self.device)
+            active[training] = True
+        orders = torch.stack([torch.randperm(self.n_train, generator=g)
+                              for g in state.generators]).to(self.device)
+        grad_norm_sum, steps = torch.zeros(self.count, device=self.device), 0
+        for batch in range(self.batches_per_epoch):
+            if state.step >= self.total_steps:
+                break
+            grad_norm_sum += self.step(state, orders[:, batch * size:(batch + 1) * size], active)
+            steps += 1
+            state.step += 1
+            for i in training:
+                state.member_steps[i] += 1
+            if start_range <= state.step < stop_range:
+                self.checkpoint(state, f"step-{state.step}", training)
+        return grad_norm_sum / steps if steps else None
+
+    def record(self, state: _BatchState, indices: list[int],
+               grad_norms: torch.Tensor | None) -> None:
+        """Append the members ``indices``' row of the epoch to their histories: losses and
+        accuracies on their train and test sets (eval-mode batch norm with each member's running
+        statistics), norms, learning rate, training time."""
+        with torch.no_grad():
+            thetas = self.points(state.tensors).detach()
+        for group in self.data_groups.values():
+            members = [i for i in group if i in indices]
+            if not members:
+                continue
+            bn = ({"bn_policy": "interpolate", "bn_buffers": {
+                name: b[members] for name, b in state.buffers.items()}}
+                  if self.eval_model.has_batch_norm else {})
+            first = members[0]
+            metrics = evaluate_train_test(self.eval_model, thetas[members], self.x_trains[first],
+                                          self.y_trains[first], self.x_tests[first],
+                                          self.y_tests[first], **bn)
+            for k, i in enumerate(members):
+                state.histories[i].append({
+                    "epoch": state.epoch, "step": state.member_steps[i],
                     "train_loss": float(metrics.train.loss[k]),
                     "train_acc": float(metrics.train.accuracy[k]),
                     "test_loss": float(metrics.test.loss[k]),
                     "test_acc": float(metrics.test.accuracy[k]),
                     "param_norm": float(thetas[i].norm()),
-                    "dist_from_init": float((thetas[i] - theta0[i]).norm()),
+                    "dist_from_init": float((thetas[i] - state.theta0[i]).norm()),
                     "grad_norm": float("nan") if grad_norms is None else float(grad_norms[i]),
-                    "lr": members[i].settings.lr * lr_factor(step), "wall_time_s": elapsed})
+                    "lr": self.members[i].settings.lr * self.lr_factor(state.step),
+                    "wall_time_s": state.elapsed})
 
-    def checkpoint(label: str, members_now: list[int]) -> None:
+    def checkpoint(self, state: _BatchState, label: str, indices: list[int]) -> None:
+        """Save the members ``indices``' state dicts and trainable tensors under ``label``."""
         with torch.no_grad():
-            thetas = points().detach()
-        for i in members_now:
-            trajectories[i][label] = state_of(thetas[i])
-            trainables[i][label] = _cpu_tensors(member_tensors(i, tensors))
+            thetas = self.points(state.tensors).detach()
+        for i in indices:
+            state.trajectories[i][label] = self.state_dict(thetas[i], state.buffers, i)
+            state.trainables[i][label] = _cpu_tensors(_rows(state.tensors, i))
 
-    if epoch == 0 and not histories[0]:
-        record(0, list(range(count)), None)
+    def judge_divergence(self, state: _BatchState, indices: list[int]) -> None:
+        """Mark the members ``indices`` whose last epoch diverged (``_divergence``)."""
+        for i in indices:
+            history = state.histories[i]
+            state.divergences[i] = _divergence(history[-1], history[0]["train_loss"],
+                                               self.members[i].settings.divergence_loss_factor)
+            if state.divergences[i] is not None:
+                state.statuses[i] = "diverged"
+
+    def results(self, state: _BatchState) -> list[TrainResult]:
+        """Every member's ``TrainResult`` at the end of training."""
+        with torch.no_grad():
+            final = self.points(state.tensors).detach()
+        results = []
+        for i in range(self.count):
+            state.trainables[i]["final"] = _cpu_tensors(_rows(state.tensors, i))
+            results.append(TrainResult(
+                status=state.statuses[i], final_state=self.state_dict(final[i], state.buffers, i),
+                init_state=state.init[i], history=state.histories[i],
+                trajectory=state.trajectories[i], steps=state.member_steps[i],
+                trainable=state.trainables[i],
+                parameterization=self.parameterizations[i].describe(),
+                divergence=state.divergences[i]))
+        return results
+
+
+def train_members(members: list[Member], *, resume_path: str | Path | None = None,
+                  device: torch.device | str = "cpu", progress_file=None) -> list[TrainResult]:
+    """Train M >= 1 runs of one architecture as one vmapped computation; one ``TrainResult`` per
+    member. Each member keeps its own seed (initialization, minibatch order and parameterization
+    samples from its own generator), data, learning rate, momentum, weight decay, init,
+    parameterization (``None``: ``FullSpace`` at the model's θ), batch-norm running statistics and
+    divergence (a diverged member is frozen at the end of its epoch while the others go on).
+
+    Per step, each member's θ = f(tensors, sample) is taken from its trainable tensors, the
+    members' minibatch losses come from ``torch.func.vmap`` over ``FunctionalModel.train_loss``
+    (batch norm normalizes with batch statistics; each member's running statistics are returned
+    updated, never changed in place), one backward pass gives every member's gradient and
+    ``MemberOptimizer`` steps them. When the parameterization gives J points ``(J, D)`` (a
+    complex), the minibatch loss is the mean of their losses (taken in turn, each updating the
+    running statistics), and its ``penalty`` (e.g. L2 on θ(t) for curves) is added.
+
+    Losses are mean cross-entropy in nats, accuracies fractions in [0, 1]; ``grad_norm`` is the
+    mean over the epoch's steps of the norm of the minibatch gradient with respect to the
+    trainable tensors (θ for the full space, z for a subspace); ``param_norm`` and
+    ``dist_from_init`` are ‖θ‖ and ‖θ − θ₀‖ of the point f(tensors) (``sample=None``: θ(½) of a
+    curve, the connectors' centroid of a complex); evaluation uses each member's running
+    statistics. A member whose loss, weights or gradients become NaN/inf, or whose train loss
+    exceeds its ``divergence_loss_factor`` times its epoch-0 train loss, stops at the end of that
+    epoch as ``"diverged"``. ``wall_time_s`` is the batch's training time.
+
+    The members must be compatible (``batch_incompatibility``). With ``resume_path``, the batch
+    state is saved there after every epoch and resumed from it when it exists and every member's
+    ``fingerprint`` (settings, seed, ``identity``, parameterization, training data, initial
+    tensors and buffers) matches; a file of other runs is overwritten, and ``progress_file`` says
+    so."""
+    reason = batch_incompatibility(members)
+    if reason is not None:
+        raise ValueError(f"cannot train these runs as one batch: {reason}")
+    batch = _Batch(members, torch.device(device))
+    settings, state = batch.settings, batch.fresh_state()
+    resume = Path(resume_path) if resume_path is not None else None
+    if resume is None or not batch.resume(state, resume, progress_file):
+        batch.record(state, state.active(), None)
         if 0 in settings.checkpoint_epochs:
-            checkpoint("epoch-0", list(range(count)))
-
-    def member_losses(thetas: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        if thetas.dim() == 2:
-            return vmap(fmodel.loss)(thetas, xb, yb)
-        return vmap(lambda t, x, y: vmap(fmodel.loss, in_dims=(0, None, None))(t, x, y).mean())(
-            thetas, xb, yb)
-
-    start_range, stop_range = settings.checkpoint_step_range or (0, 0)
-    rows = torch.arange(count, device=device)[:, None]
-    bar = tqdm(total=settings.epochs, initial=epoch, desc=f"epochs (batch of {count})",
+            batch.checkpoint(state, "epoch-0", state.active())
+    bar = tqdm(total=settings.epochs, initial=state.epoch, desc=f"epochs (batch of {batch.count})",
                file=progress_file, mininterval=1.0, disable=progress_file is None)
-    while epoch < settings.epochs and step < total_steps and active_members():
+    while state.epoch < settings.epochs and state.step < batch.total_steps and state.active():
+        training = state.active()
         started = time.perf_counter()
-        training = active_members()
-        active = torch.tensor([statuses[i] == "ok" for i in range(count)], device=device)
-        orders = torch.stack([torch.randperm(n_train, generator=g) for g in generators]).to(device)
-        grad_norm_sum = torch.zeros(count, device=device)
-        batches_done = 0
-        for batch in range(batches_per_epoch):
-            if step >= total_steps:
-                break
-            index = orders[:, batch * settings.batch_size:(batch + 1) * settings.batch_size]
-            for tensor in tensors.values():
-                tensor.grad = None
-            samples = [p.sample(g) for p, g in zip(parameterizations, generators)]
-            thetas = points(samples)
-            xb = x_stack[index] if shared_data else x_stack[rows, index]
-            yb = y_stack[index] if shared_data else y_stack[rows, index]
-            loss = member_losses(thetas, xb, yb).sum()
-            for i, p in enumerate(parameterizations):
-                penalty = p.penalty(member_tensors(i, tensors), samples[i], thetas[i])
-                if penalty is not None:
-                    loss = loss + penalty
-            loss.backward()
-            grad_norm_sum += torch.stack([t.grad.flatten(1).norm(dim=1)
-                                          for t in tensors.values()]).norm(dim=0).detach()
-            optimizer.step(tensors, lr_factor(step), active)
-            step += 1
-            batches_done += 1
-            for i in training:
-                member_steps[i] += 1
-            if start_range <= step < stop_range:
-                checkpoint(f"step-{step}", training)
-        epoch += 1
-        elapsed += time.perf_counter() - started
-        record(epoch, training, grad_norm_sum / batches_done if batches_done else None)
-        for i in training:
-            divergences[i] = _divergence(histories[i][-1], histories[i][0]["train_loss"],
-                                         members[i].settings.divergence_loss_factor)
-            if divergences[i] is not None:
-                statuses[i] = "diverged"
-        if epoch in settings.checkpoint_epochs:
-            checkpoint(f"epoch-{epoch}", training)
+        grad_norms = batch.train_epoch(state, training)
+        state.epoch += 1
+        state.elapsed += time.perf_counter() - started
+        batch.record(state, training, grad_norms)
+        batch.judge_divergence(state, training)
+        if state.epoch in settings.checkpoint_epochs:
+            batch.checkpoint(state, f"epoch-{state.epoch}", training)
         bar.update(1)
-        losses = [histories[i][-1]["train_loss"] for i in training]
-        bar.set_postfix(active=f"{len(active_members())}/{count}",
-                        mean_train_loss=f"{np.nanmean(losses):.4f}")
+        bar.set_postfix(active=f"{len(state.active())}/{batch.count}", mean_train_loss=
+                        f"{np.mean([state.histories[i][-1]['train_loss'] for i in training]):.4f}")
         if resume is not None:
-            io.save_torch({"fingerprints": fingerprints, "tensors": _cpu_tensors(tensors),
-                           "optimizer": optimizer.state_dict(),
-                           "generators": [g.get_state() for g in generators],
-                           "init": init_states, "histories": histories,
-                           "trajectories": trajectories, "trainables": trainables,
-                           "statuses": statuses, "divergences": divergences,
-                           "member_steps": member_steps, "epoch": epoch, "step": step,
-                           "elapsed": elapsed}, resume)
+            io.save_torch(state.saved(batch.fingerprints), resume)
     bar.close()
-    with torch.no_grad():
-        final = points().detach()
-    results = []
-    for i in range(count):
-        trainables[i]["final"] = _cpu_tensors(member_tensors(i, tensors))
-        results.append(TrainResult(
-            status=statuses[i], final_state=state_of(final[i]), init_state=init_states[i],
-            history=histories[i], trajectory=trajectories[i], steps=member_steps[i],
-            trainable=trainables[i], parameterization=descriptions[i],
-            divergence=divergences[i]))
-    return results
+    return batch.results(state)
+
+
+def train_run(model: nn.Module, data, settings: TrainSettings, seed: int, *,
+              parameterization: Parameterization | None = None, identity: dict | None = None,
+              resume_path: str | Path | None = None, device: torch.device | str = "cpu",
+              progress_file=None) -> TrainResult:
+    """Train one run alone: ``train_members`` on a batch of one (arguments as in ``Member``)."""
+    return train_members([Member(model, data, settings, seed, parameterization, identity)],
+                         resume_path=resume_path, device=device, progress_file=progress_file)[0]
 
 
 def train_each_or_batch(members: list[Member], *, device: torch.device | str = "cpu",
                         progress_file=None) -> list[TrainResult]:
-    """``train_members`` when the members can train as one vmapped batch
-    (``batch_incompatibility``), else ``train_run`` for each (e.g. batch-norm models)."""
+    """``train_members`` on all ``members`` when they can train as one vmapped batch
+    (``batch_incompatibility``), else on each alone (a batch of one)."""
     if not members:
         return []
-    if batch_incompatibility(members) is None:
-        return train_members(members, device=device, progress_file=progress_file)
-    return [train_run(m.model, m.data, m.settings, m.seed, parameterization=m.parameterization,
-                      identity=m.identity, device=device, progress_file=progress_file)
-            for m in members]
+    batches = [members] if batch_incompatibility(members) is None else [[m] for m in members]
+    return [result for batch in batches
+            for result in train_members(batch, device=device, progress_file=progress_file)]

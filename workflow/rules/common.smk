@@ -6,7 +6,6 @@ import re
 from snakemake.utils import validate
 
 from lossatlas.data import dataset_info
-from lossatlas.functional import has_batch_norm
 from lossatlas.models import check_logits, model_options
 from lossatlas.runs import build_run_model, external_checkpoint_files, load_run_model
 from lossatlas.train import BATCH_SHARED_SETTINGS
@@ -497,22 +496,15 @@ def sweep_curvature_files(name):
 
 # Vmapped training batches (train.smk).
 MAX_BATCH_MEMBERS = config["batch_training"]["max_members"]
-_has_bn = {}
 
 
 def batch_key(settings):
     """What runs must share to train as one vmapped batch (lossatlas.train.batch_incompatibility),
-    as a string; None for a run that trains alone (it starts from another run's checkpoint, or its
-    model has batch norm) or is not trained (given by checkpoint files)."""
-    if "checkpoints" in settings:
+    as a string; None for a run that trains alone (it starts from another run's checkpoint) or is
+    not trained (given by checkpoint files)."""
+    if "checkpoints" in settings or settings.get("init_from"):
         return None
     knobs = json.dumps(settings["model"], sort_keys=True)
-    if knobs not in _has_bn:
-        _has_bn[knobs] = has_batch_norm(
-            build_run_model(MODEL, settings["model"], DATA_INFO)
-        )
-    if settings.get("init_from") or _has_bn[knobs]:
-        return None
     parameterization = {
         k: v for k, v in settings["parameterization"].items() if k != "seed"
     }

@@ -1,7 +1,7 @@
 # Training. Runs that share the architecture and the step plan (batch_key) train together in one
 # job as one vmapped batch of at most batch_training.max_members runs (rule train_batch_NAME, one
-# per batch, named after its first run); every other run trains alone in rule `train`. Either way
-# each run gets the same files in its run directory. Included after every file that adds runs.
+# per batch, named after its first run); every other run trains alone in rule `train`, a batch of
+# one through the same loop. Either way each run gets the same files in its run directory. Included after every file that adds runs.
 from lossatlas.runs import RUN_FILES
 
 # Cluster size of one batch job (a Snakemake profile cannot name generated rules).

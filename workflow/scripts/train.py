@@ -1,6 +1,6 @@
-"""Train the runs of one job in their parameterizations: one run alone (`train_run`), or a batch of
-runs of one architecture as one vmapped computation (`train_members`); writes each run's init,
-trajectory, final checkpoints, trainable tensors, metrics and status in its run directory."""
+"""Train the runs of one job in their parameterizations as one vmapped batch (`train_members`; a
+run alone is a batch of one); writes each run's init, trajectory, final checkpoints, trainable
+tensors, metrics and status in its run directory."""
 
 import logging
 from pathlib import Path
@@ -9,7 +9,7 @@ import torch
 
 from lossatlas import io
 from lossatlas.runs import prepare_member, write_run_files
-from lossatlas.train import resolve_device, train_members, train_run
+from lossatlas.train import resolve_device, train_members
 
 smk = snakemake  # noqa: F821
 torch.set_num_threads(smk.threads)
@@ -26,15 +26,9 @@ with io.job_log(smk.log[0]) as log:
         if inits.get(run):
             logging.info("run %s initialized from %s", run, inits[run])
         logging.info("run %s parameterization %s", run, members[-1].parameterization.describe())
-    if len(members) == 1:
-        member = members[0]
-        results = [train_run(member.model, member.data, member.settings, member.seed,
-                             parameterization=member.parameterization, identity=member.identity,
-                             resume_path=smk.params.resume, device=device, progress_file=log)]
-    else:
-        logging.info("training %d runs as one vmapped batch", len(members))
-        results = train_members(members, resume_path=smk.params.resume, device=device,
-                                progress_file=log)
+    logging.info("training %d run(s) as one vmapped batch", len(members))
+    results = train_members(members, resume_path=smk.params.resume, device=device,
+                            progress_file=log)
     for run, result in zip(runs, results):
         write_run_files(result, run_dirs[run])
         logging.info("run %s finished with status %s after %d steps%s", run, result.status,
