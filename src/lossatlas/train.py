@@ -223,7 +223,7 @@ def train_run(model: nn.Module, data, settings: TrainSettings, seed: int, *,
 
     resume = Path(resume_path) if resume_path is not None else None
     if resume is not None and resume.exists():
-        saved = io.load_torch(resume)
+        saved = io.load_resume(resume)
         if saved.get("fingerprint") == run_fingerprint:
             with torch.no_grad():
                 for name, tensor in tensors.items():
@@ -536,7 +536,7 @@ def train_members(members: list[Member], *, resume_path: str | Path | None = Non
 
     resume = Path(resume_path) if resume_path is not None else None
     if resume is not None and resume.exists():
-        saved = io.load_torch(resume)
+        saved = io.load_resume(resume)
         if saved.get("fingerprints") == fingerprints:
             with torch.no_grad():
                 for name, tensor in tensors.items():

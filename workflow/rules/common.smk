@@ -227,7 +227,7 @@ def check_user_model_and_checkpoints():
         group = run.rsplit("-s", 1)[0]
         for label, path in RUNS[run]["checkpoints"].items():
             try:
-                load_run_model(MODEL, RUNS[run]["model"], DATA_INFO, path)
+                load_run_model(MODEL, RUNS[run]["model"], DATA_INFO, path, verify=False)
             except (OSError, RuntimeError, ValueError) as exc:
                 key = label.split("-")[0]
                 raise ValueError(

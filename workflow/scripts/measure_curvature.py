@@ -2,18 +2,15 @@
 eigenvalues, Hutch++ trace, SLQ density and gradient overlap on the run's training set; the top-k
 eigenvectors at the final checkpoint (the Hessian directions of ``surface_2d``)."""
 
-import csv
 import dataclasses
-import json
 import logging
-from pathlib import Path
 
 import torch
 
 from lossatlas import io
 from lossatlas.curvature import CurvatureSettings, measure_curvature, seeded_subset
 from lossatlas.functional import FunctionalModel
-from lossatlas.runs import load_solution, load_trajectory, skip_reason
+from lossatlas.runs import load_solution, load_trajectory, read_status, skip_reason
 
 smk = snakemake  # noqa: F821
 torch.set_num_threads(smk.threads)
@@ -29,12 +26,11 @@ with io.job_log(smk.log[0]):
         logging.warning("%s", skipped)
         io.write_h5(smk.output[0], {}, {**labels, "status": skipped})
     else:
-        with open(smk.input.metrics, newline="") as stream:
-            history = list(csv.DictReader(stream))
+        history = io.read_rows(smk.input.metrics)
         if checkpoint == "final":
             run_model = load_solution(smk.input.data, smk.params.model, settings,
                                       smk.input.checkpoint, device=smk.params.device)
-            epoch = json.loads(Path(smk.input.status).read_text())["epochs"]
+            epoch = read_status(smk.input.status)["epochs"]
         else:
             epoch = int(checkpoint.removeprefix("epoch-"))
             states = dict(load_trajectory(smk.input.checkpoint, "epoch"))
