@@ -2,6 +2,7 @@
 run end to end (a copy of the workflow in a temporary directory, so results/ is untouched)."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -292,6 +293,21 @@ def test_reruns_only_what_a_config_change_touches(workdir):
         (workdir / "config" / f"{name}.yaml").write_text(text)
         result = snakemake(workdir, "-n", "--configfile", f"config/{name}.yaml")
         assert planned_rules(result.stdout) == expected, f"{name}:\n{result.stdout}"
+
+
+@pytest.mark.workflow
+def test_an_added_run_group_plans_only_its_own_work(workdir):
+    """After the smoke run: a run group added to runs (with the finished wedge group's training
+    settings) trains alone; no finished run, structure or measurement of another run reruns, only
+    the figure that shows every run (mli) and the claims table."""
+    assert (workdir / "results/figures/mli.png").exists(), "runs after the smoke run"
+    configfile = write_config(workdir, "extra_group", {"runs.extra": {"lr": 0.1}})
+    result = snakemake(workdir, "-n", "--configfile", configfile)
+    assert planned_rules(result.stdout) == {"all", "claims", "train", "measure_mli_line",
+                                            "plot_mli"}, result.stdout
+    outputs = [line for line in result.stdout.splitlines() if line.strip().startswith("output:")]
+    trained = set(re.findall(r"results/runs/mnist1d/mlp/([^/]+)/final\.pt", "\n".join(outputs)))
+    assert trained == {"extra-s0"}
 
 
 @pytest.mark.workflow

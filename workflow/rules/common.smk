@@ -94,6 +94,10 @@ def parameter_count(knobs):
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+# run id -> the config entry that defines it (runs.NAME, sweeps.NAME, figures.subspace_training)
+CONFIG_ENTRY = {}
+
+
 def run_group_table(name, overrides, where):
     """Run id (NAME-sSEED) -> settings of one run group: training defaults, then the group's own
     keys; ``where`` is the config key named in errors."""
@@ -145,6 +149,7 @@ def run_group_table(name, overrides, where):
         if "checkpoints" in overrides:
             settings.update(external_run_settings(settings, overrides, where))
         table[f"{name}-s{seed}"] = canonical(settings)
+    CONFIG_ENTRY.update(dict.fromkeys(table, where))
     return table
 
 
@@ -498,13 +503,16 @@ def batch_key(settings):
 
 
 def plan_batches():
-    """Batch name -> its runs, for every group of at least two runs with one batch_key, split
-    into batches of at most MAX_BATCH_MEMBERS in run-table order."""
+    """Batch name -> its runs: the runs of one config entry (a run group of ``runs``, or a whole
+    sweep) with one batch_key, at least two, split into batches of at most MAX_BATCH_MEMBERS in
+    run-table order. Batches never mix entries, so adding, removing or reordering run groups or
+    sweeps (or the subspace figure's runs) leaves every other entry's batches as they were: none of their finished runs, and
+    nothing downstream of them, trains again."""
     groups = {}
     for run, settings in RUNS.items():
         key = batch_key(settings)
         if key is not None:
-            groups.setdefault(key, []).append(run)
+            groups.setdefault((CONFIG_ENTRY[run], key), []).append(run)
     batches = {}
     for runs in groups.values():
         for start in range(0, len(runs), MAX_BATCH_MEMBERS):
