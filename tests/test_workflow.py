@@ -141,6 +141,25 @@ def test_bad_config_stops_before_any_job(workdir, override, culprit):
     assert not (workdir / "results").exists()
 
 
+def test_a_sweep_above_max_runs_stops_naming_it_and_its_size(workdir):
+    """The 200 x 200 width x lr grid with 2 seeds (80 000 runs) stops at parse time, before the
+    run table and the DAG are built."""
+    configfile = write_config(workdir, "huge_grid", {
+        "sweeps.grid.load.values": list(range(1, 201)),
+        "sweeps.grid.temperature.values": [round(0.001 * (i + 1), 3) for i in range(200)]})
+    result = snakemake(workdir, "-n", "--configfile", configfile, check=False)
+    assert result.returncode != 0
+    assert "the config plans 80020 runs" in result.stderr
+    assert ("config max_runs=2000: the config plans 80020 runs; sweeps.grid alone plans 80000 "
+            "(200 x 200 values x 2 seeds)") in result.stdout + result.stderr
+
+
+def test_the_planned_run_count_is_printed(workdir):
+    smoke = yaml.safe_load((workdir / "config/smoke.yaml").read_text())
+    result = snakemake(workdir, "-n", "mli", "--configfile", "config/smoke.yaml")
+    assert f"lossatlas: the config plans {len(expected_runs(smoke))} runs" in result.stderr
+
+
 def test_checkpoints_past_a_steps_cap_are_not_measured(workdir):
     """gd makes one step per epoch; steps: 2 stops it at epoch 2, so epoch 3 is never saved."""
     configfile = write_config(workdir, "capped", {"runs.gd.steps": 2})

@@ -2,6 +2,7 @@
 import json
 import math
 import re
+import sys
 
 from snakemake.utils import validate
 
@@ -44,6 +45,55 @@ for _key in list(config):
     else:
         config[_key] = canonical(config[_key])
 
+
+
+def planned_run_counts():
+    """Config entry (``runs``, ``sweeps.NAME``, ``figures.subspace_training``) -> (runs it plans,
+    how: e.g. ``200 x 200 values x 2 seeds``), counted from the config alone, before any run
+    table or DAG is built."""
+    counts = {
+        "runs": (
+            sum(len(g.get("seeds", config["seeds"])) for g in config["runs"].values()),
+            f"{len(config['runs'])} run groups",
+        )
+    }
+    for name, sweep in config["sweeps"].items():
+        seeds = len(sweep.get("seeds", config["seeds"]))
+        axes = (
+            [sweep["load"]["values"], sweep["temperature"]["values"]]
+            if "load" in sweep
+            else [sweep["values"]]
+        )
+        sizes = " x ".join(str(len(values)) for values in axes)
+        counts[f"sweeps.{name}"] = (
+            math.prod(map(len, axes)) * seeds,
+            f"{sizes} values x {seeds} seeds",
+        )
+    subspace = config["figures"]["subspace_training"]
+    kinds = len(subspace["init_scales"]) * (len(subspace["dims"]) + 1)
+    counts["figures.subspace_training"] = (
+        kinds * len(subspace["seeds"]),
+        f"{kinds} (init scale, dim) groups x {len(subspace['seeds'])} seeds",
+    )
+    return counts
+
+
+def check_max_runs():
+    """Print the number of runs the config plans; above ``max_runs`` stop with an error naming
+    the largest entry (a sweep, as a rule) and its size."""
+    counts = planned_run_counts()
+    total = sum(count for count, _ in counts.values())
+    print(f"lossatlas: the config plans {total} runs", file=sys.stderr)
+    if total > config["max_runs"]:
+        entry, (count, how) = max(counts.items(), key=lambda item: item[1][0])
+        raise ValueError(
+            f"config max_runs={config['max_runs']}: the config plans {total} runs; {entry} "
+            f"alone plans {count} ({how}). Shrink it, or raise max_runs if this machine "
+            "can train them"
+        )
+
+
+check_max_runs()
 MODEL_KNOBS = ("width", "depth", "norm")
 DATASET = config["dataset"]["name"]
 MODEL = config["model"]["name"]
@@ -65,6 +115,30 @@ MODEL_SETTINGS = {
     for k in (*MODEL_KNOBS, "factory", "kwargs")
     if k in config["model"]
 }
+
+
+def dry_run_on_command_line():
+    """Whether snakemake was started with -n (alone or among short flags, e.g. -np) or
+    --dry-run: Snakemake parses the workflow before it tells it the executor."""
+    return any(
+        arg in ("--dry-run", "--dryrun")
+        or (re.fullmatch(r"-[A-Za-z]+", arg) is not None and "n" in arg)
+        for arg in sys.argv[1:]
+    )
+
+
+# model.factory is code named by the config: a dry run neither imports nor calls it unless
+# model.check_in_dry_run is true (README, "What a config can run"); a real run calls it here.
+CALL_FACTORY = "factory" not in MODEL_SETTINGS or (
+    config["model"]["check_in_dry_run"] or not dry_run_on_command_line()
+)
+if not CALL_FACTORY:
+    print(
+        f"lossatlas: dry run: model.factory {MODEL_SETTINGS['factory']!r} is neither imported "
+        "nor called (set model.check_in_dry_run: true to check it now); batches are planned as "
+        "if the model had no batch norm",
+        file=sys.stderr,
+    )
 RUN_ROOT = f"results/runs/{DATASET}/{MODEL}"
 MEASURE_ROOT = f"results/measurements/{DATASET}/{MODEL}"
 CLAIMS_ROOT = f"{MEASURE_ROOT}/claims"
@@ -89,7 +163,10 @@ def _check_model_knobs(where, knobs):
 
 
 def parameter_count(knobs):
-    """D, the number of trainable parameters of the configured model with ``knobs``."""
+    """D, the number of trainable parameters of the configured model with ``knobs`` (infinite,
+    so that no bound on it is checked, in a dry run that does not call model.factory)."""
+    if not CALL_FACTORY:
+        return math.inf
     model = build_run_model(MODEL, knobs, DATA_INFO)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
@@ -213,6 +290,8 @@ def check_user_model_and_checkpoints():
     """Before any job runs: a model of your own imports, builds and maps the dataset's inputs
     to one logit per class; each checkpoint file of a run given by files loads into it.
     """
+    if not CALL_FACTORY:
+        return
     if "factory" in MODEL_SETTINGS:
         try:
             model = build_run_model(MODEL, MODEL_SETTINGS, DATA_INFO)
@@ -489,7 +568,7 @@ def batch_key(settings):
         return None
     knobs = json.dumps(settings["model"], sort_keys=True)
     if knobs not in _has_bn:
-        _has_bn[knobs] = has_batch_norm(
+        _has_bn[knobs] = CALL_FACTORY and has_batch_norm(
             build_run_model(MODEL, settings["model"], DATA_INFO)
         )
     if settings.get("init_from") or _has_bn[knobs]:
