@@ -1,6 +1,7 @@
 """File formats and run read-back: atomic writes, checkpoints, HDF5, job logs, trajectories."""
 
 import builtins
+import errno
 import json
 import logging
 import re
@@ -312,3 +313,32 @@ def test_a_damaged_resume_file_is_discarded_with_a_log_line(tmp_path, caplog):
         assert io.load_resume(path) == {}
     assert "discarding the resume file" in caplog.text and str(path) in caplog.text
     assert not path.exists()
+
+
+def test_a_figure_on_a_full_disk_names_its_file(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from lossatlas.plots import save_figure
+
+    monkeypatch.setattr(io, "open", lambda path, mode: builtins.open("/dev/full", mode),
+                        raising=False)
+    figure, axes = plt.subplots()
+    axes.plot([0, 1], [1, 0])
+    pdf = tmp_path / "figure.pdf"
+    with pytest.raises(OSError, match=rf"cannot write {pdf} \(ENOSPC"):
+        save_figure(figure, pdf, tmp_path / "figure.png")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_read_only_folder_is_reported_by_the_target_not_its_temporary_file(tmp_path,
+                                                                            monkeypatch):
+    """The temporary file cannot be created (as in a read-only folder; the tests may run as
+    root, which may write anyway)."""
+    def refuse(prefix, suffix, dir):
+        raise PermissionError(errno.EACCES, "Permission denied", f"{dir}/{prefix}x1{suffix}")
+
+    monkeypatch.setattr(io.tempfile, "mkstemp", refuse)
+    target = tmp_path / "metrics.csv"
+    with pytest.raises(OSError, match=rf"^\[Errno 13\] cannot write {target} \(EACCES: "
+                                      r"Permission denied\)$"):
+        io.write_rows([{"epoch": 0}], target)

@@ -183,3 +183,14 @@ def test_checkpoint_files_of_a_seed_its_epochs_and_steps():
         "final": "c/s2/final.pt", "init": "c/init.pt", "epoch-1": "c/s2/e1.pt",
         "epoch-3": "c/s2/e3.pt", "step-5": "c/s2/t5.pt", "step-6": "c/s2/t6.pt"}
     assert external_checkpoint_files({"final": "f.pt"}, 0, [1], [5, 7]) == {"final": "f.pt"}
+
+
+@pytest.mark.parametrize("template, message", [
+    ("c/{nope}.pt", r"final='c/\{nope\}.pt': not a file name template \(KeyError: 'nope'\); "
+                    r"it may hold \{seed\}"),
+    ("c/{0}.pt", r"final='c/\{0\}.pt': not a file name template \(IndexError"),
+    ("c/{seed.pt", r"final='c/\{seed.pt': not a file name template \(ValueError"),
+])
+def test_an_unknown_placeholder_in_a_checkpoint_template_names_it(template, message):
+    with pytest.raises(ValueError, match=message):
+        external_checkpoint_files({"final": template}, 0, [], None)

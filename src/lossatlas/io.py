@@ -94,10 +94,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     if target.exists() and not target.is_file():
         raise OSError(errno.EEXIST, f"cannot write {target}: it exists and is not a regular file "
                                     "(renaming onto it would replace it)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
-        stale.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+            stale.unlink(missing_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise _naming(exc, target) from exc
     os.close(fd)
     tmp_path = Path(tmp)
     umask = os.umask(0)
@@ -111,10 +114,24 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp_path, target)
         _write_sidecar(sidecar, f"{digest}  {target.name}\n", umask)
     except OSError as exc:
-        code = errno.errorcode.get(exc.errno, "unknown errno") if exc.errno else "no errno"
-        raise OSError(exc.errno, f"cannot write {target} ({code}: {exc.strerror or exc})") from exc
+        raise _naming(exc, target) from exc
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def _naming(exc: OSError, target: Path) -> OSError:
+    """``exc`` as an ``OSError`` naming ``target`` (not its temporary file) and the errno."""
+    code = errno.errorcode.get(exc.errno, "unknown errno") if exc.errno else "no errno"
+    return OSError(exc.errno, f"cannot write {target} ({code}: {exc.strerror or exc})")
+
+
+def write_bytes(data: bytes, path: str | os.PathLike) -> None:
+    """Atomically write ``data`` (e.g. a rendered figure) to ``path``, flushed and fsynced, so a
+    full disk raises ``OSError`` (ENOSPC) naming ``path``."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as stream:
+        stream.write(data)
+        stream.flush()
+        os.fsync(stream.fileno())
 
 
 def _write_sidecar(sidecar: Path, text: str, umask: int) -> None:

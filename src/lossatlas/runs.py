@@ -49,14 +49,22 @@ def external_checkpoint_files(templates: dict[str, str], seed: int, epochs: list
     """Checkpoint label -> file of a run given by its checkpoint files (state dicts) instead of
     trained: ``final`` and, when ``templates`` has them, ``init``, ``epoch-N`` for each N of
     ``epochs`` and ``step-N`` for N in ``range(*step_range)``. A template's ``{seed}``, ``{epoch}``
-    and ``{step}`` are replaced by the run's seed and the checkpoint's epoch or step."""
-    files = {label: templates[label].format(seed=seed) for label in ("final", "init")
-             if label in templates}
+    and ``{step}`` are replaced by the run's seed and the checkpoint's epoch or step; any other
+    placeholder is a ``ValueError`` naming the template's label."""
+    def fill(label: str, **values: int) -> str:
+        try:
+            return templates[label].format(**values)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"{label}={templates[label]!r}: not a file name template "
+                             f"({type(exc).__name__}: {exc}); it may hold "
+                             f"{', '.join('{' + name + '}' for name in values)}") from exc
+
+    files = {label: fill(label, seed=seed) for label in ("final", "init") if label in templates}
     if "epoch" in templates:
-        files.update({f"epoch-{epoch}": templates["epoch"].format(seed=seed, epoch=epoch)
+        files.update({f"epoch-{epoch}": fill("epoch", seed=seed, epoch=epoch)
                       for epoch in sorted(set(epochs))})
     if "step" in templates and step_range is not None:
-        files.update({f"step-{step}": templates["step"].format(seed=seed, step=step)
+        files.update({f"step-{step}": fill("step", seed=seed, step=step)
                       for step in range(*step_range)})
     return files
 

@@ -248,7 +248,10 @@ def external_run_settings(settings, overrides, where):
             )
     epochs = settings["checkpoint_epochs"] if "epoch" in templates else []
     step_range = settings["checkpoint_step_range"] if "step" in templates else None
-    files = external_checkpoint_files(templates, settings["seed"], epochs, step_range)
+    try:
+        files = external_checkpoint_files(templates, settings["seed"], epochs, step_range)
+    except ValueError as exc:
+        raise ValueError(f"config {where}.checkpoints.{exc}") from exc
     return {
         "checkpoints": files,
         "checkpoint_epochs": epochs,
