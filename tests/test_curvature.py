@@ -1,5 +1,6 @@
 """Curvature operators and algorithms against dense float64 matrices on tiny networks."""
 
+import copy
 import math
 
 import pytest
@@ -479,3 +480,16 @@ def test_float32_residuals_bound_the_distance_to_the_exact_spectrum():
     measured = measure_curvature(fmodel, theta, x.float(), y,
                                  CurvatureSettings(top_k=2, density_steps=10, spectrum=False))
     assert measured.attrs["hvp_mode"] == "double_backward"
+
+
+def test_a_float32_batch_norm_model_takes_a_float64_theta():
+    """Its running statistics are used in float64: the loss equals the float64 model's with the
+    statistics rounded to float32, and Hessian products run."""
+    fmodel64, theta, x, y = tiny_problem("mlp", "batch", "eval")
+    fmodel = FunctionalModel(copy.deepcopy(fmodel64.module).float())
+    rounded = {name: b.float().double() if b.is_floating_point() else b
+               for name, b in fmodel64.buffers.items()}
+    assert fmodel.loss(theta, x, y).item() == fmodel64.loss(theta, x, y, rounded).item()
+    products = HessianOperator(fmodel, theta, x, y)(torch.eye(fmodel.layout.dim,
+                                                              dtype=torch.float64)[:2])
+    assert products.dtype == torch.float64 and products.shape == (2, fmodel.layout.dim)
