@@ -210,8 +210,9 @@ def _attr_value(value: object) -> object:
 
 def write_h5(path: str | os.PathLike, arrays: Mapping[str, np.ndarray | torch.Tensor],
              attrs: Mapping[str, object]) -> None:
-    """Atomically write arrays as datasets and ``attrs`` as file attributes (dicts and lists as
-    JSON strings, ``None`` as ``"none"``); torch tensors are written as their numpy arrays."""
+    """Atomically write arrays as datasets (a name ``group/name`` inside that group) and ``attrs``
+    as file attributes (dicts and lists as JSON strings, ``None`` as ``"none"``); torch tensors are
+    written as their numpy arrays."""
     import h5py
 
     with atomic_path(path) as tmp:
@@ -289,16 +290,18 @@ def _finite_or_none(obj: object) -> object:
 
 
 def read_h5(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, object]]:
-    """All datasets and file attributes of an HDF5 file written by ``write_h5`` (JSON attributes
-    stay strings), checked against its sidecar checksum; a damaged or unreadable file raises
-    ``CorruptFileError`` naming it."""
+    """All datasets (those in groups by their path, ``group/name``) and file attributes of an
+    HDF5 file written by ``write_h5`` (JSON attributes stay strings), checked against its sidecar
+    checksum; a damaged or unreadable file raises ``CorruptFileError`` naming it."""
     import h5py
 
     path = _existing(path, "HDF5 file")
     verify_checksum(path)
     try:
         with h5py.File(path, "r") as f:
-            arrays = {name: f[name][()] for name in f.keys()}
+            arrays = {}
+            f.visititems(lambda name, item: arrays.__setitem__(name, item[()])
+                         if isinstance(item, h5py.Dataset) else None)
             attrs = {key: (value.decode() if isinstance(value, bytes) else value)
                      for key, value in f.attrs.items()}
     except (OSError, RuntimeError, KeyError, ValueError) as exc:  # h5py's errors for damaged files
