@@ -46,7 +46,6 @@ for _key in list(config):
         config[_key] = canonical(config[_key])
 
 
-
 def planned_run_counts():
     """Config entry (``runs``, ``sweeps.NAME``, ``figures.subspace_training``) -> (runs it plans,
     how: e.g. ``200 x 200 values x 2 seeds``), counted from the config alone, before any run
@@ -164,7 +163,8 @@ def _check_model_knobs(where, knobs):
 
 def parameter_count(knobs):
     """D, the number of trainable parameters of the configured model with ``knobs`` (infinite,
-    so that no bound on it is checked, in a dry run that does not call model.factory)."""
+    so that no bound on it is checked, in a dry run that does not call model.factory).
+    """
     if not CALL_FACTORY:
         return math.inf
     model = build_run_model(MODEL, knobs, DATA_INFO)
@@ -249,7 +249,9 @@ def external_run_settings(settings, overrides, where):
     epochs = settings["checkpoint_epochs"] if "epoch" in templates else []
     step_range = settings["checkpoint_step_range"] if "step" in templates else None
     try:
-        files = external_checkpoint_files(templates, settings["seed"], epochs, step_range)
+        files = external_checkpoint_files(
+            templates, settings["seed"], epochs, step_range
+        )
     except ValueError as exc:
         raise ValueError(f"config {where}.checkpoints.{exc}") from exc
     return {
