@@ -6,14 +6,13 @@ from lossatlas import io
 from lossatlas.claims import write_claims
 from lossatlas.plots import save_figure
 from lossatlas.plots.subspace import plot_subspace_training, subspace_training_table
-from lossatlas.runs import read_status
 
 smk = snakemake  # noqa: F821
 with io.job_log(smk.log[0]):
     finals = {}
     for run, metrics, status in zip(smk.params.runs, smk.input.metrics, smk.input.status):
         last = io.read_csv(metrics).iloc[-1].to_dict()
-        finals[run] = {**last, "status": read_status(status)["status"]}
+        finals[run] = {**last, "status": io.read_json(status)["status"]}
     table = subspace_training_table(finals, smk.params.settings, smk.params.dim_full,
                                     smk.params.fraction)
     io.write_csv(table, smk.output.table)
