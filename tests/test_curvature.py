@@ -1,5 +1,6 @@
 """Curvature operators and algorithms against dense float64 matrices on tiny networks."""
 
+import copy
 import math
 
 import pytest
@@ -460,3 +461,35 @@ def test_measure_curvature_without_spectrum_skips_gauss_newton_and_density(train
     assert "slq_density_products" not in result.attrs
     assert "gauss_newton_lanczos_products" not in result.attrs
     assert result.attrs["lambda_max"] == pytest.approx(torch.linalg.eigvalsh(h)[-1].item(), rel=1e-10)
+
+
+def test_float32_residuals_bound_the_distance_to_the_exact_spectrum():
+    """A float32 Hessian operator: every returned eigenvalue lies within its residual of an
+    eigenvalue of the dense float64 Hessian at the same θ (before the rounding allowance the
+    residuals were ~1e-25 |λ| against errors ~1e-7 |λ|), and the file records the HVP mode."""
+    fmodel64, theta64, x, y = tiny_problem(train_steps=200)
+    model = build_model("mlp", (10,), 4, width=8, depth=1)
+    fmodel = FunctionalModel(model)
+    theta = theta64.float()
+    exact = torch.linalg.eigvalsh(dense_hessian(fmodel64, theta.double(), x, y))
+    result = lanczos(HessianOperator(fmodel, theta, x.float(), y), 5, tol=1e-6,
+                     max_iter=fmodel.layout.dim)
+    distance = (result.eigenvalues[:, None] - exact[None, :]).abs().min(1).values
+    assert distance.max() > 1e-9 * exact.abs().max()
+    assert bool((distance <= result.residuals).all())
+    measured = measure_curvature(fmodel, theta, x.float(), y,
+                                 CurvatureSettings(top_k=2, density_steps=10, spectrum=False))
+    assert measured.attrs["hvp_mode"] == "double_backward"
+
+
+def test_a_float32_batch_norm_model_takes_a_float64_theta():
+    """Its running statistics are used in float64: the loss equals the float64 model's with the
+    statistics rounded to float32, and Hessian products run."""
+    fmodel64, theta, x, y = tiny_problem("mlp", "batch", "eval")
+    fmodel = FunctionalModel(copy.deepcopy(fmodel64.module).float())
+    rounded = {name: b.float().double() if b.is_floating_point() else b
+               for name, b in fmodel64.buffers.items()}
+    assert fmodel.loss(theta, x, y).item() == fmodel64.loss(theta, x, y, rounded).item()
+    products = HessianOperator(fmodel, theta, x, y)(torch.eye(fmodel.layout.dim,
+                                                              dtype=torch.float64)[:2])
+    assert products.dtype == torch.float64 and products.shape == (2, fmodel.layout.dim)

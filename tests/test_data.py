@@ -54,7 +54,7 @@ def test_mnist1d_prepared_arrays(mnist1d_path, tmp_path, monkeypatch):
     arrays_again, attrs_again = read_h5(again)
     assert all(np.array_equal(arrays[k], arrays_again[k]) for k in arrays)
     assert attrs == attrs_again
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["again.h5"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["again.h5", "again.h5.sha256"]
 
 
 def test_mnist1d_generation_restores_global_rng():

@@ -1,6 +1,7 @@
 """File formats and run read-back: atomic writes, checkpoints, HDF5, job logs, trajectories."""
 
 import builtins
+import errno
 import json
 import logging
 import re
@@ -155,10 +156,13 @@ def test_claim_rows():
 def test_write_leaves_no_temporary_file_of_a_killed_writer(tmp_path):
     stale = tmp_path / ".resume.pt.abc123.tmp"
     stale.write_bytes(b"")
+    stale_sidecar = tmp_path / ".resume.pt.sha256.abc123.tmp"
+    stale_sidecar.write_bytes(b"")
     other = tmp_path / ".final.pt.abc123.tmp"
     other.write_bytes(b"")
     io.save_torch({"epoch": 1}, tmp_path / "resume.pt")
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".final.pt.abc123.tmp", "resume.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".final.pt.abc123.tmp", "resume.pt",
+                                                          "resume.pt.sha256"]
 
 
 def test_full_disk_names_the_file_and_enospc(tmp_path, monkeypatch):
@@ -235,10 +239,106 @@ def test_surface_vts_puts_each_value_at_its_own_x_and_y(tmp_path):
     np.testing.assert_array_equal(points[:, 1], grid_y.ravel())
     np.testing.assert_array_equal(points[:, 2], loss.ravel())
     np.testing.assert_array_equal(arrays["train_acc"], (100 - loss).ravel())
-    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name, f"{path.name}.sha256"]
     with pytest.raises(ValueError, match="'test_loss' is not a 2D metric"):
         io.write_surface_vts(path, {"xcoordinates": xs, "ycoordinates": ys, "train_loss": loss},
                              height="test_loss")
     with pytest.raises(ValueError, match="must end in .vts"):
         io.write_surface_vts(tmp_path / "surface.vtp", {"xcoordinates": xs, "ycoordinates": ys,
                                                         "train_loss": loss})
+
+
+def _flip_bit(path: Path, offset: int, bit: int = 0) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 1 << bit
+    path.write_bytes(bytes(data))
+
+
+def _write_each_kind(directory: Path) -> dict:
+    """One file of each kind the pipeline writes and reads back, and its reader."""
+    torch_file, h5_file = directory / "final.pt", directory / "surface.h5"
+    table_file, rows_file = directory / "mli.csv", directory / "metrics.csv"
+    json_file = directory / "status.json"
+    io.save_state_dict({"w": torch.arange(64.0)}, torch_file)
+    io.write_h5(h5_file, {"train_loss": np.arange(64.0)}, {"status": "ok"})
+    io.write_csv(pd.DataFrame({"alpha": np.linspace(0, 1, 64)}), table_file)
+    io.write_rows([{"epoch": e, "train_loss": 1.0 / (e + 1)} for e in range(64)], rows_file)
+    io.write_json({"status": "ok", "epochs": 3}, json_file)
+    return {torch_file: io.load_state_dict, h5_file: io.read_h5, table_file: io.read_csv,
+            rows_file: io.read_rows, json_file: io.read_json}
+
+
+def test_every_written_file_has_a_sha256sum_sidecar(tmp_path):
+    for path in _write_each_kind(tmp_path):
+        digest, name = io.checksum_path(path).read_text().split()
+        assert name == path.name and digest == io.file_sha256(path)
+
+
+@pytest.mark.parametrize("where", [0.1, 0.5, 0.9])
+def test_a_flipped_bit_in_any_kind_names_the_file(tmp_path, where):
+    """A single low-order bit flipped at the start, middle or end of each kind of file: the read
+    stops with an error naming the file and the remedy, never returns the changed values."""
+    for path, read in _write_each_kind(tmp_path).items():
+        intact = path.read_bytes()
+        _flip_bit(path, int(where * (len(intact) - 1)))
+        with pytest.raises(io.CorruptFileError,
+                           match=rf"{re.escape(str(path))} does not match its checksum.*delete"):
+            read(path)
+        path.write_bytes(intact)
+        read(path)
+
+
+def test_a_file_written_before_checksums_is_named(tmp_path):
+    for path, read in _write_each_kind(tmp_path).items():
+        io.checksum_path(path).unlink()
+        with pytest.raises(io.CorruptFileError, match=rf"{re.escape(str(path))} has no checksum "
+                                                      r"file .*written before"):
+            read(path)
+
+
+def test_a_file_of_your_own_is_read_without_a_checksum(tmp_path):
+    path = tmp_path / "mine.pt"
+    torch.save({"w": torch.ones(2)}, path)
+    assert torch.equal(io.load_state_dict(path, verify=False)["w"], torch.ones(2))
+    with pytest.raises(io.CorruptFileError, match="has no checksum"):
+        io.load_state_dict(path)
+
+
+def test_a_damaged_resume_file_is_discarded_with_a_log_line(tmp_path, caplog):
+    path = tmp_path / "resume.pt"
+    io.save_torch({"epoch": 3, "tensors": {"w": torch.ones(8)}}, path)
+    assert io.load_resume(path)["epoch"] == 3
+    _flip_bit(path, path.stat().st_size // 2)
+    with caplog.at_level(logging.WARNING):
+        assert io.load_resume(path) == {}
+    assert "discarding the resume file" in caplog.text and str(path) in caplog.text
+    assert not path.exists()
+
+
+def test_a_figure_on_a_full_disk_names_its_file(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from lossatlas.plots import save_figure
+
+    monkeypatch.setattr(io, "open", lambda path, mode: builtins.open("/dev/full", mode),
+                        raising=False)
+    figure, axes = plt.subplots()
+    axes.plot([0, 1], [1, 0])
+    pdf = tmp_path / "figure.pdf"
+    with pytest.raises(OSError, match=rf"cannot write {pdf} \(ENOSPC"):
+        save_figure(figure, pdf, tmp_path / "figure.png")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_read_only_folder_is_reported_by_the_target_not_its_temporary_file(tmp_path,
+                                                                            monkeypatch):
+    """The temporary file cannot be created (as in a read-only folder; the tests may run as
+    root, which may write anyway)."""
+    def refuse(prefix, suffix, dir):
+        raise PermissionError(errno.EACCES, "Permission denied", f"{dir}/{prefix}x1{suffix}")
+
+    monkeypatch.setattr(io.tempfile, "mkstemp", refuse)
+    target = tmp_path / "metrics.csv"
+    with pytest.raises(OSError, match=rf"^\[Errno 13\] cannot write {target} \(EACCES: "
+                                      r"Permission denied\)$"):
+        io.write_rows([{"epoch": 0}], target)

@@ -176,6 +176,12 @@ def test_directions_round_trip_through_hdf5(case, tmp_path):
     assert attrs["seed"] == 4 and attrs["kind"] == "random"
     with h5py.File(path) as f:
         assert f["directions"].shape == (2, layout.dim)
+        # as loss-landscape's net_plotter.load_directions reads it: one dataset per parameter
+        for row, group in enumerate(("xdirection", "ydirection")):
+            tensors = [f[group][str(i)][()] for i in range(len(f[group]))]
+            assert [t.shape for t in tensors] == [tuple(p.shape) for p in model.parameters()]
+            flat = np.concatenate([t.ravel() for t in tensors])
+            np.testing.assert_array_equal(flat, directions[row].float().numpy())
     other = param_layout(build_model("mlp", (1, 40), 4, width=3))
     with pytest.raises(ValueError, match="another architecture"):
         load_directions(path, other)

@@ -8,7 +8,7 @@ import torch
 
 from lossatlas.functional import FunctionalModel
 from lossatlas.models import build_model
-from lossatlas.plots.sweeps import taxonomy_phase_table
+from lossatlas.plots.sweeps import hyperparams_table, taxonomy_phase_table
 from lossatlas.sweeps import mixup_inputs, sharpness
 from lossatlas.taxonomy import (PhaseThresholds, linear_cka, mean_pairwise_cka,
                                 mean_pairwise_distance, phase)
@@ -123,3 +123,26 @@ def test_sharpness_against_the_dense_hessian():
     std = np.sqrt(2 * ((dense ** 2).sum() - (dense.diagonal() ** 2).sum()).item() / samples)
     assert abs(measured.trace - dense.trace().item()) < 4 * std
     assert measured.n_samples == 40 and measured.products >= samples
+
+
+def test_hyperparams_claims_blame_only_their_own_sweeps_skipped_runs():
+    """A diverged run of the lr sweep makes the lr rows and the all-runs row inconclusive, naming
+    it; the width sweep's row names no skipped run."""
+    rows = []
+    for sweep, knob, values in (("lr", "lr", [0.01, 0.1, 1.0]), ("width", "width", [8, 16, 32])):
+        for index, value in enumerate(values):
+            group = f"{sweep}_{knob}{value:g}"
+            diverged = sweep == "lr" and value == 1.0
+            rows.append({"run": f"{group}-s0", "group": group, "epoch": 2,
+                         "status": "skipped: lr_lr1-s0 diverged" if diverged else "ok",
+                         "lambda_max": float(index + 1), "trace": float(index + 2),
+                         "param_norm": float(3 - index), "train_loss": 0.1, "test_error": 0.2})
+    sweeps = {name: {"knob": knob, "cells": [{"group": f"{name}_{knob}{v:g}", "value": v}
+                                            for v in values]}
+              for name, knob, values in (("lr", "lr", [0.01, 0.1, 1.0]),
+                                         ("width", "width", [8, 16, 32]))}
+    claims = hyperparams_table(pd.DataFrame(rows), sweeps).query("run == 'claim'")
+    reasons = dict(zip(claims["claim"].str.split(" ").str[0], claims["reason"]))
+    assert reasons["width"] == ""
+    assert reasons["larger"] == "1 run(s) skipped: lr_lr1-s0"
+    assert claims["reason"].iloc[-1] == "1 run(s) skipped: lr_lr1-s0"

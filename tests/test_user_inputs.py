@@ -101,6 +101,44 @@ def test_a_user_dataset_of_the_wrong_shape_is_an_error_naming_it(tmp_path, chang
         dataset_info("mine", source)
 
 
+@pytest.mark.parametrize("suffix", [".npz", ".h5"])
+def test_an_object_array_of_the_right_shape_is_an_error_naming_it(tmp_path, suffix):
+    import h5py
+
+    data, source = arrays(), tmp_path / f"objects{suffix}"
+    data["x_train"] = data["x_train"].astype(object)
+    if suffix == ".npz":
+        np.savez(source, **data)
+    else:
+        with h5py.File(source, "w") as f:
+            for key, value in data.items():
+                if value.dtype == object:
+                    f.create_dataset(key, data=value.astype(str).astype(object),
+                                     dtype=h5py.string_dtype())
+                else:
+                    f[key] = value
+    with pytest.raises(ValueError, match=f"dataset {source}: x_train has dtype object; it must "
+                                         "hold numbers"):
+        dataset_info("mine", source)
+
+
+def test_a_dataset_of_one_class_is_an_error_naming_it(tmp_path):
+    from PIL import Image
+
+    source = tmp_path / "one.npz"
+    np.savez(source, **{**arrays(), "y_train": np.zeros(12, dtype=int),
+                        "y_test": np.zeros(5, dtype=int)})
+    with pytest.raises(ValueError, match=f"dataset {source}: 1 class .0.; a classifier needs at "
+                                         "least 2"):
+        dataset_info("mine", source)
+    for split in ("train", "test"):
+        (tmp_path / "images" / split / "cat").mkdir(parents=True)
+        Image.fromarray(np.zeros((4, 5, 3), dtype=np.uint8)).save(
+            tmp_path / "images" / split / "cat" / "0.png")
+    with pytest.raises(ValueError, match=r"images: 1 class \(cat\); a classifier needs"):
+        dataset_info("mine", tmp_path / "images")
+
+
 def test_a_missing_array_or_file_is_an_error_naming_it(tmp_path):
     source = tmp_path / "partial.npz"
     np.savez(source, x_train=np.zeros((3, 2)), y_train=np.zeros(3, dtype=int))
@@ -145,3 +183,14 @@ def test_checkpoint_files_of_a_seed_its_epochs_and_steps():
         "final": "c/s2/final.pt", "init": "c/init.pt", "epoch-1": "c/s2/e1.pt",
         "epoch-3": "c/s2/e3.pt", "step-5": "c/s2/t5.pt", "step-6": "c/s2/t6.pt"}
     assert external_checkpoint_files({"final": "f.pt"}, 0, [1], [5, 7]) == {"final": "f.pt"}
+
+
+@pytest.mark.parametrize("template, message", [
+    ("c/{nope}.pt", r"final='c/\{nope\}.pt': not a file name template \(KeyError: 'nope'\); "
+                    r"it may hold \{seed\}"),
+    ("c/{0}.pt", r"final='c/\{0\}.pt': not a file name template \(IndexError"),
+    ("c/{seed.pt", r"final='c/\{seed.pt': not a file name template \(ValueError"),
+])
+def test_an_unknown_placeholder_in_a_checkpoint_template_names_it(template, message):
+    with pytest.raises(ValueError, match=message):
+        external_checkpoint_files({"final": template}, 0, [], None)

@@ -2,6 +2,7 @@
 run end to end (a copy of the workflow in a temporary directory, so results/ is untouched)."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -138,6 +139,25 @@ def test_bad_config_stops_before_any_job(workdir, override, culprit):
     assert result.returncode != 0
     assert culprit in result.stdout + result.stderr
     assert not (workdir / "results").exists()
+
+
+def test_a_sweep_above_max_runs_stops_naming_it_and_its_size(workdir):
+    """The 200 x 200 width x lr grid with 2 seeds (80 000 runs) stops at parse time, before the
+    run table and the DAG are built."""
+    configfile = write_config(workdir, "huge_grid", {
+        "sweeps.grid.load.values": list(range(1, 201)),
+        "sweeps.grid.temperature.values": [round(0.001 * (i + 1), 3) for i in range(200)]})
+    result = snakemake(workdir, "-n", "--configfile", configfile, check=False)
+    assert result.returncode != 0
+    assert "the config plans 80020 runs" in result.stderr
+    assert ("config max_runs=2000: the config plans 80020 runs; sweeps.grid alone plans 80000 "
+            "(200 x 200 values x 2 seeds)") in result.stdout + result.stderr
+
+
+def test_the_planned_run_count_is_printed(workdir):
+    smoke = yaml.safe_load((workdir / "config/smoke.yaml").read_text())
+    result = snakemake(workdir, "-n", "mli", "--configfile", "config/smoke.yaml")
+    assert f"lossatlas: the config plans {len(expected_runs(smoke))} runs" in result.stderr
 
 
 def test_checkpoints_past_a_steps_cap_are_not_measured(workdir):
@@ -314,6 +334,21 @@ def test_reruns_only_what_a_config_change_touches(workdir):
         (workdir / "config" / f"{name}.yaml").write_text(text)
         result = snakemake(workdir, "-n", "--configfile", f"config/{name}.yaml")
         assert planned_rules(result.stdout) == expected, f"{name}:\n{result.stdout}"
+
+
+@pytest.mark.workflow
+def test_an_added_run_group_plans_only_its_own_work(workdir):
+    """After the smoke run: a run group added to runs (with the finished wedge group's training
+    settings) trains alone; no finished run, structure or measurement of another run reruns, only
+    the figure that shows every run (mli: its one job measures every line) and the claims table."""
+    assert (workdir / "results/figures/mli.png").exists(), "runs after the smoke run"
+    configfile = write_config(workdir, "extra_group", {"runs.extra": {"lr": 0.1}})
+    result = snakemake(workdir, "-n", "--configfile", configfile)
+    assert planned_rules(result.stdout) == {"all", "claims", "train", "measure_mli_lines",
+                                            "plot_mli"}, result.stdout
+    outputs = [line for line in result.stdout.splitlines() if line.strip().startswith("output:")]
+    trained = set(re.findall(r"results/runs/mnist1d/mlp/([^/]+)/final\.pt", "\n".join(outputs)))
+    assert trained == {"extra-s0"}
 
 
 @pytest.mark.workflow

@@ -4,6 +4,7 @@ checkpoints (an init -> final line) equals ``lossatlas.api`` on the same network
 stops Snakemake before any job runs, naming it (the engine's checks behind these errors are tested
 case by case, without Snakemake, in test_user_inputs.py)."""
 
+import os
 import re
 
 import numpy as np
@@ -14,6 +15,7 @@ import yaml
 from test_workflow import snakemake, workdir  # noqa: F401 (the copied workflow fixture)
 
 from lossatlas import api, io
+from lossatlas.data import dataset_info
 
 USER_MODULE = '''
 from torch import nn
@@ -142,7 +144,45 @@ def test_a_user_checkpoint_measured_by_the_workflow_equals_the_api(workdir, user
 ])
 def test_a_bad_user_model_checkpoint_or_dataset_stops_before_any_job(workdir, user_files,  # noqa: F811
                                                                      override, culprit):
-    result = snakemake(workdir, "-n", "--configfile", user_config(workdir, "bad", **override),
-                       check=False)
+    """A dry run asked to check the model (model.check_in_dry_run) stops as a real run would."""
+    configfile = user_config(workdir, "bad", **{"model.check_in_dry_run": True, **override})
+    result = snakemake(workdir, "-n", "--configfile", configfile, check=False)
     assert result.returncode != 0
     assert culprit in result.stdout + result.stderr
+
+
+def test_a_dry_run_does_not_run_the_model_factory_unless_asked(workdir, user_files):  # noqa: F811
+    """model.factory is code the config names: a plain dry run neither imports nor calls it; one
+    asked to check the model calls it (here it creates a file, then is refused as no model)."""
+    pwned = workdir / "pwned"
+    factory = {"model.factory": "subprocess:run",
+               "model.kwargs": {"args": f"touch {pwned}", "shell": True}}
+    result = snakemake(workdir, "-n", "--configfile", user_config(workdir, "factory", **factory))
+    assert not pwned.exists()
+    assert "model.factory 'subprocess:run' is neither imported nor called" in result.stderr
+    checked = user_config(workdir, "factory_checked", **factory, **{"model.check_in_dry_run": True})
+    result = snakemake(workdir, "-n", "--configfile", checked, check=False)
+    assert pwned.exists() and result.returncode != 0
+    assert "returned CompletedProcess, not an nn.Module" in result.stdout + result.stderr
+
+
+def test_checkpoints_and_datasets_are_data_never_code(tmp_path):
+    """A pickle that runs a command when unpickled, given as a checkpoint of your own or inside a
+    dataset .npz, is refused without running it."""
+    pwned = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return os.system, (f"touch {pwned}",)
+
+    checkpoint = tmp_path / "evil.pt"
+    torch.save({"w": Payload()}, checkpoint)
+    with pytest.raises(io.CorruptFileError, match="evil.pt"):
+        io.load_state_dict(checkpoint, verify=False)
+    dataset = tmp_path / "evil.npz"
+    x = np.empty((4, 2), dtype=object)
+    x[:] = Payload()
+    np.savez(dataset, x_train=x, y_train=np.zeros(4, int), x_test=x, y_test=np.zeros(4, int))
+    with pytest.raises(ValueError, match="evil.npz"):
+        dataset_info("evil", dataset)
+    assert not pwned.exists()

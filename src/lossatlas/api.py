@@ -69,7 +69,7 @@ def load_checkpoint(model: nn.Module, checkpoint: str | os.PathLike | Mapping | 
     elif isinstance(checkpoint, Mapping):
         state, name = checkpoint, "state dict"
     else:
-        state, name = io.load_state_dict(checkpoint), f"checkpoint {checkpoint}"
+        state, name = io.load_state_dict(checkpoint, verify=False), f"checkpoint {checkpoint}"
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 
 import pandas as pd
 
-from .io import atomic_path
+from .io import atomic_path, read_csv
 
 VERDICTS = ("holds", "does not hold", "inconclusive")
 CLAIM_COLUMNS = ("work", "figure", "claim", "statistic", "value", "threshold", "verdict", "reason",
@@ -79,7 +79,7 @@ def write_claims(table: pd.DataFrame, path: str | os.PathLike, runs: Sequence[st
 def gather_claims(paths: Iterable[str | os.PathLike], config_name: str) -> pd.DataFrame:
     """Every figure's claim rows (files of ``write_claims``) in one table, each row stamped with
     ``config_name``."""
-    tables = [pd.read_csv(path, keep_default_na=False, na_values=[""]) for path in paths]
+    tables = [read_csv(path, keep_default_na=False, na_values=[""]) for path in paths]
     table = pd.concat(tables, ignore_index=True).reindex(columns=list(CLAIM_COLUMNS))
     table["reason"] = table["reason"].fillna("")
     table["runs"] = table["runs"].fillna("")

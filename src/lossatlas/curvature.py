@@ -228,8 +228,9 @@ class EigenResult:
     """Eigenvalues ``(k,)`` float64 on the CPU (Lanczos: descending for ``largest``, ascending for
     ``smallest``; power iteration: in the order found), eigenvectors
     ``(k, D)`` as unit rows (or None), operator products used, wall seconds, iterations run,
-    whether every wanted pair met the tolerance, and (Lanczos) each pair's residual norm
-    ‖A y − λ y‖ ``(k,)``, in the eigenvalues' order: some eigenvalue of A lies within it of λ."""
+    whether every wanted pair met the tolerance, and (Lanczos) each pair's error bound ``(k,)``,
+    in the eigenvalues' order: its residual norm ‖A y − λ y‖ plus the rounding allowance of the
+    operator's dtype (``lanczos``); some eigenvalue of A lies within it of λ."""
 
     eigenvalues: torch.Tensor
     eigenvectors: torch.Tensor | None
@@ -310,7 +311,11 @@ def lanczos(operator: LinearOperator, k: int, which: str = "largest", tol: float
     that some eigenvalue lies within a relative ``tol`` of each returned one (small eigenvalues at
     either end are resolved relative to themselves, not to ‖A‖), after ``min(max_iter, D)``
     iterations (``converged`` False; ``residuals`` tell how far each value may be off), or when
-    the Krylov space is exhausted. One Krylov space holds each distinct eigenvalue once, so an eigenvalue
+    the Krylov space is exhausted. ``residuals`` are |β_m s_m| plus the rounding allowance
+    D · ε · max|θ|, ε the machine epsilon of the operator's dtype (the worst-case rounding of a
+    length-D dot product, Higham's γ_D, relative to ‖A‖ ≥ max|θ|): the products are rounded, so the
+    Ritz values approximate the spectrum of A only up to that much (a float32 Hessian of 130
+    parameters: 2.7e-6 · ‖A‖ off however small |β_m s_m| gets). One Krylov space holds each distinct eigenvalue once, so an eigenvalue
     of multiplicity > 1 is returned once when the run stops on the tolerance; on breakdown (an
     invariant subspace) the run restarts with a random vector orthogonal to the basis, so a run to
     the end (``tol=0``) finds the multiplicities.
@@ -356,7 +361,8 @@ def lanczos(operator: LinearOperator, k: int, which: str = "largest", tol: float
         ritz = ritz_vectors[:, order].T.to(device=operator.device, dtype=operator.dtype)
         vectors = ritz @ basis[:m]
         vectors = vectors / vectors.norm(dim=1, keepdim=True)
-    residuals = beta * ritz_vectors[-1, order].abs()
+    rounding = operator.dim * torch.finfo(operator.dtype).eps * scale
+    residuals = beta * ritz_vectors[-1, order].abs() + rounding
     return EigenResult(ritz_values[order].clone(), vectors, m, time.perf_counter() - start_time, m,
                        converged, residuals)
 
@@ -611,7 +617,8 @@ def measure_curvature(fmodel: FunctionalModel, theta: torch.Tensor, x: torch.Ten
     arrays = {"hessian_top": top.eigenvalues, "hessian_top_residuals": top.residuals,
               "gradient_overlap": overlap}
     attrs: dict[str, object] = {
-        **dataclasses.asdict(settings), "bn_mode": fmodel.bn_mode, "loss_function": fmodel.loss_name,
+        **dataclasses.asdict(settings), "bn_mode": fmodel.bn_mode, "hvp_mode": hessian.hvp_mode,
+        "loss_function": fmodel.loss_name,
         "n_samples": len(x), "dim": fmodel.layout.dim, "dtype": str(theta.dtype).removeprefix("torch."),
         "loss": loss, "lambda_max": top.eigenvalues[0].item(), "trace": trace.estimate,
         "gradient_norm": gradient.norm().item(), "gradient_seconds": gradient_seconds}

@@ -345,6 +345,7 @@ def dataset_info(name: str, source: str | os.PathLike | None = None) -> DatasetI
 
 
 def _check_source_arrays(source: Path, shapes: dict, labels: dict, classes: list[str]) -> None:
+    _check_classes(source, classes)
     x_train, x_test = shapes["x_train"], shapes["x_test"]
     if len(x_train) < 2 or x_train[1:] != x_test[1:]:
         raise ValueError(f"dataset {source}: x_train {x_train} and x_test {x_test} must be arrays "
@@ -371,19 +372,22 @@ def _array_headers(source: Path) -> tuple[dict[str, tuple], dict[str, np.ndarray
             with np.load(source) as npz:
                 names = {name.removesuffix(".npy") for name in npz.zip.namelist()}
                 _require_arrays(source, names)
-                shapes = {}
+                shapes, dtypes = {}, {}
                 for key in ("x_train", "x_test"):
                     with npz.zip.open(f"{key}.npy") as stream:
                         read_header = (np.lib.format.read_array_header_1_0
                                        if np.lib.format.read_magic(stream) == (1, 0)
                                        else np.lib.format.read_array_header_2_0)
-                        shapes[key] = tuple(read_header(stream)[0])
+                        shape, _, dtypes[key] = read_header(stream)
+                        shapes[key] = tuple(shape)
+                _require_numbers(source, dtypes)
                 labels = {key: npz[key] for key in ("y_train", "y_test")}
                 classes = npz["classes"].tolist() if "classes" in names else None
         else:
             with h5py.File(source, "r") as f:
                 _require_arrays(source, set(f.keys()))
                 shapes = {key: tuple(f[key].shape) for key in ("x_train", "x_test")}
+                _require_numbers(source, {key: f[key].dtype for key in ("x_train", "x_test")})
                 labels = {key: f[key][()] for key in ("y_train", "y_test")}
                 classes = [c.decode() if isinstance(c, bytes) else c
                            for c in f["classes"][()].tolist()] if "classes" in f else None
@@ -395,6 +399,19 @@ def _array_headers(source: Path) -> tuple[dict[str, tuple], dict[str, np.ndarray
         top = max((int(y.max()) for y in labels.values() if len(y)), default=0)
         classes = [str(label) for label in range(top + 1)]
     return shapes, labels, [str(c) for c in classes]
+
+
+def _require_numbers(source: Path, dtypes: dict[str, np.dtype]) -> None:
+    for key, dtype in dtypes.items():
+        if not np.issubdtype(dtype, np.number):
+            raise ValueError(f"dataset {source}: {key} has dtype {dtype}; it must hold numbers "
+                             "(an integer or float array, never objects, which are not read)")
+
+
+def _check_classes(source: Path, classes: list[str]) -> None:
+    if len(classes) < 2:
+        raise ValueError(f"dataset {source}: {len(classes)} class ({', '.join(classes)}); a "
+                         "classifier needs at least 2 (its loss would be 0 from the start)")
 
 
 def _require_arrays(source: Path, names: set[str]) -> None:
@@ -415,6 +432,7 @@ def _image_folders(source: Path):
         except (FileNotFoundError, OSError) as exc:
             raise ValueError(f"dataset {source}: {source / split} is not an ImageFolder "
                              f"(one folder of images per class): {exc}") from exc
+    _check_classes(source, folders[0].classes)
     if folders[0].classes != folders[1].classes:
         raise ValueError(f"dataset {source}: train classes {folders[0].classes} differ from test "
                          f"classes {folders[1].classes}")

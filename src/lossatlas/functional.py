@@ -73,9 +73,13 @@ class FunctionalModel:
 
     def logits(self, theta: torch.Tensor, x: torch.Tensor,
                buffers: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-        """Logits ``(N, C)`` of the network at θ ``(D,)`` for inputs ``x`` ``(N, ...)``."""
+        """Logits ``(N, C)`` of the network at θ ``(D,)`` for inputs ``x`` ``(N, ...)``. Floating
+        buffers (BN running statistics) of another dtype than θ are used in θ's dtype (copies: a
+        ``train``-mode update needs θ in the buffers' dtype)."""
         params = self.layout.unflatten(theta)
-        state = {**(self.buffers if buffers is None else buffers), **params}
+        buffers = self.buffers if buffers is None else buffers
+        state = {**{name: b.to(theta.dtype) if b.is_floating_point() else b
+                    for name, b in buffers.items()}, **params}
         return functional_call(self.module, state, (x,))
 
     def loss(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor,

@@ -6,6 +6,12 @@ killed writer leaves behind is removed by the next write of the same target). A 
 (full disk, read-only folder) raises ``OSError`` naming the target and the errno. torch, h5py and
 pandas are imported by the functions that use them, so a job that only reads tables and draws
 figures does not pay for torch.
+
+Integrity: every file written here gets a sidecar ``NAME.sha256`` (the SHA-256 of its bytes, in
+``sha256sum`` format, so ``sha256sum -c NAME.sha256`` checks it too), written atomically after the
+file itself; every reader here verifies it before parsing, and a missing or mismatching sidecar is
+a ``CorruptFileError`` naming the file and what to do. Files of your own (checkpoints given in the
+config, ``api`` arguments) have no sidecar and are read with ``verify=False``.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import contextlib
 import csv
 import errno
 import glob
+import hashlib
 import json
 import logging
 import math
@@ -33,37 +40,109 @@ if TYPE_CHECKING:
 
 
 class CorruptFileError(RuntimeError):
-    """A checkpoint, archive or data file that exists but cannot be read."""
+    """A checkpoint, archive or data file that exists but cannot be read (or fails its checksum)."""
+
+
+CHECKSUM_SUFFIX = ".sha256"
+
+
+def checksum_path(path: str | os.PathLike) -> Path:
+    """The sidecar ``NAME.sha256`` that holds the SHA-256 of file ``path``."""
+    path = Path(path)
+    return path.with_name(path.name + CHECKSUM_SUFFIX)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of the bytes of file ``path``, as 64 hex digits (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_checksum(path: str | os.PathLike) -> None:
+    """Stop with a ``CorruptFileError`` naming ``path`` unless its bytes match its sidecar
+    ``NAME.sha256`` (written by ``atomic_path``). A file without a sidecar was written before
+    lossatlas kept checksums, or its writer was killed between the file and its sidecar."""
+    path = Path(path)
+    sidecar = checksum_path(path)
+    remedy = f"delete {path} and rerun snakemake: the rule that writes it runs again"
+    if not sidecar.is_file():
+        raise CorruptFileError(
+            f"{path} has no checksum file {sidecar.name} (it was written before lossatlas kept "
+            f"checksums, or its writer was killed before finishing); {remedy}")
+    recorded = sidecar.read_text().split()
+    if not recorded or recorded[0] != file_sha256(path):
+        raise CorruptFileError(
+            f"{path} does not match its checksum in {sidecar.name} (the file was damaged or "
+            f"changed after it was written); {remedy}")
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success rename it onto ``path``, on error
-    delete it. A ``path`` that exists as something other than a regular file (a device such as
-    /dev/null, a folder) is refused: the rename would replace it. Temporary files of ``path`` left
-    by a killed writer (``.NAME.*.tmp``) are removed first: one job owns each output, so none of
-    them is being written. An ``OSError`` of the write or rename is raised again naming ``path``."""
+    """Yield a temporary path next to ``path``; on success rename it onto ``path`` and write its
+    sidecar ``NAME.sha256`` (``checksum_path``), on error delete it. The old sidecar is removed
+    before the rename and the new one renamed into place after it, so a kill in between leaves a
+    file without a sidecar (an error on read), never a file with a wrong one. A ``path`` that
+    exists as something other than a regular file (a device such as /dev/null, a folder) is
+    refused: the rename would replace it. Temporary files of ``path`` left by a killed writer
+    (``.NAME.*.tmp``, its sidecar's included) are removed first: one job owns each output, so none
+    of them is being written. An ``OSError`` of the write or rename is raised again naming
+    ``path``."""
     target = Path(path)
     if target.exists() and not target.is_file():
         raise OSError(errno.EEXIST, f"cannot write {target}: it exists and is not a regular file "
                                     "(renaming onto it would replace it)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
-        stale.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+            stale.unlink(missing_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise _naming(exc, target) from exc
     os.close(fd)
     tmp_path = Path(tmp)
     umask = os.umask(0)
     os.umask(umask)
+    sidecar = checksum_path(target)
     try:
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~umask)
+        digest = file_sha256(tmp_path)
+        sidecar.unlink(missing_ok=True)
         os.replace(tmp_path, target)
+        _write_sidecar(sidecar, f"{digest}  {target.name}\n", umask)
     except OSError as exc:
-        code = errno.errorcode.get(exc.errno, "unknown errno") if exc.errno else "no errno"
-        raise OSError(exc.errno, f"cannot write {target} ({code}: {exc.strerror or exc})") from exc
+        raise _naming(exc, target) from exc
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def _naming(exc: OSError, target: Path) -> OSError:
+    """``exc`` as an ``OSError`` naming ``target`` (not its temporary file) and the errno."""
+    code = errno.errorcode.get(exc.errno, "unknown errno") if exc.errno else "no errno"
+    return OSError(exc.errno, f"cannot write {target} ({code}: {exc.strerror or exc})")
+
+
+def write_bytes(data: bytes, path: str | os.PathLike) -> None:
+    """Atomically write ``data`` (e.g. a rendered figure) to ``path``, flushed and fsynced, so a
+    full disk raises ``OSError`` (ENOSPC) naming ``path``."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as stream:
+        stream.write(data)
+        stream.flush()
+        os.fsync(stream.fileno())
+
+
+def _write_sidecar(sidecar: Path, text: str, umask: int) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{sidecar.name}.", suffix=".tmp", dir=sidecar.parent)
+    try:
+        with os.fdopen(fd, "w") as stream:
+            stream.write(text)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, sidecar)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def save_torch(obj: object, path: str | os.PathLike) -> None:
@@ -78,18 +157,32 @@ def save_torch(obj: object, path: str | os.PathLike) -> None:
         os.fsync(stream.fileno())
 
 
-def load_torch(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> object:
-    """``torch.load`` with ``weights_only=True``; a missing or unreadable file raises an error
-    naming it."""
+def load_torch(path: str | os.PathLike, map_location: str | torch.device = "cpu", *,
+               verify: bool = True) -> object:
+    """``torch.load`` with ``weights_only=True`` of a file checked against its sidecar checksum
+    (``verify_checksum``; ``verify=False`` for a file of your own, which has none); a missing,
+    damaged or unreadable file raises an error naming it."""
     import torch
 
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+    path = _existing(path, "checkpoint")
+    if verify:
+        verify_checksum(path)
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several types for truncated or foreign files
         raise CorruptFileError(f"cannot read checkpoint {path}: {exc}") from exc
+
+
+def load_resume(path: str | os.PathLike) -> dict:
+    """The state a training job saved in its resume file ``path`` (a dict), or ``{}`` when the
+    file is damaged or has no checksum: the damage is logged, the file deleted and the run starts
+    afresh (its end result is the same, only later)."""
+    try:
+        return load_torch(path)
+    except CorruptFileError as exc:
+        logging.warning("discarding the resume file, training starts afresh: %s", exc)
+        Path(path).unlink(missing_ok=True)
+        return {}
 
 
 def save_state_dict(state: Mapping[str, torch.Tensor], path: str | os.PathLike) -> None:
@@ -97,11 +190,11 @@ def save_state_dict(state: Mapping[str, torch.Tensor], path: str | os.PathLike) 
     save_torch({k: v.detach().cpu() for k, v in state.items()}, path)
 
 
-def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Load a model state dict saved by ``save_state_dict``."""
+def load_state_dict(path: str | os.PathLike, *, verify: bool = True) -> dict[str, torch.Tensor]:
+    """Load a model state dict saved by ``save_state_dict`` (``verify``: as ``load_torch``)."""
     import torch
 
-    state = load_torch(path)
+    state = load_torch(path, verify=verify)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CorruptFileError(f"{path} is not a state dict of tensors")
     return state
@@ -117,8 +210,9 @@ def _attr_value(value: object) -> object:
 
 def write_h5(path: str | os.PathLike, arrays: Mapping[str, np.ndarray | torch.Tensor],
              attrs: Mapping[str, object]) -> None:
-    """Atomically write arrays as datasets and ``attrs`` as file attributes (dicts and lists as
-    JSON strings, ``None`` as ``"none"``); torch tensors are written as their numpy arrays."""
+    """Atomically write arrays as datasets (a name ``group/name`` inside that group) and ``attrs``
+    as file attributes (dicts and lists as JSON strings, ``None`` as ``"none"``); torch tensors are
+    written as their numpy arrays."""
     import h5py
 
     with atomic_path(path) as tmp:
@@ -196,21 +290,53 @@ def _finite_or_none(obj: object) -> object:
 
 
 def read_h5(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, object]]:
-    """All datasets and file attributes of an HDF5 file written by ``write_h5`` (JSON attributes
-    stay strings); an unreadable file raises ``CorruptFileError`` naming it."""
+    """All datasets (those in groups by their path, ``group/name``) and file attributes of an
+    HDF5 file written by ``write_h5`` (JSON attributes stay strings), checked against its sidecar
+    checksum; a damaged or unreadable file raises ``CorruptFileError`` naming it."""
     import h5py
 
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"HDF5 file not found: {path}")
+    path = _existing(path, "HDF5 file")
+    verify_checksum(path)
     try:
         with h5py.File(path, "r") as f:
-            arrays = {name: f[name][()] for name in f.keys()}
+            arrays = {}
+            f.visititems(lambda name, item: arrays.__setitem__(name, item[()])
+                         if isinstance(item, h5py.Dataset) else None)
             attrs = {key: (value.decode() if isinstance(value, bytes) else value)
                      for key, value in f.attrs.items()}
     except (OSError, RuntimeError, KeyError, ValueError) as exc:  # h5py's errors for damaged files
         raise CorruptFileError(f"cannot read HDF5 file {path}: {exc}") from exc
     return arrays, attrs
+
+
+def read_csv(path: str | os.PathLike, **options: object) -> pd.DataFrame:
+    """A table written by ``write_csv`` or ``write_rows``, checked against its sidecar checksum,
+    read by ``pandas.read_csv`` with ``options``."""
+    import pandas as pd
+
+    verify_checksum(_existing(path, "table"))
+    return pd.read_csv(path, **options)
+
+
+def read_rows(path: str | os.PathLike) -> list[dict[str, str]]:
+    """The rows of a CSV table written here, checked against its sidecar checksum, as dicts of
+    strings (``csv.DictReader``; no pandas)."""
+    verify_checksum(_existing(path, "table"))
+    with open(path, newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+def read_json(path: str | os.PathLike) -> object:
+    """A JSON file written by ``write_json``, checked against its sidecar checksum."""
+    verify_checksum(_existing(path, "JSON file"))
+    return json.loads(Path(path).read_text())
+
+
+def _existing(path: str | os.PathLike, kind: str) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{kind} not found: {path}")
+    return path
 
 
 TIMING_FORMAT = "{label}: {wall:.3f} s wall, {cpu:.3f} s CPU from interpreter start"

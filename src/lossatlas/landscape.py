@@ -110,10 +110,17 @@ def save_directions(path: str | os.PathLike, directions: torch.Tensor, layout: P
                     attrs: dict[str, object], arrays: dict[str, np.ndarray] | None = None) -> None:
     """Write directions ``(n, D)`` to their own HDF5 file (dataset ``directions``, plus the
     caller's ``arrays``) with the parameter names and shapes and the caller's ``attrs`` (kind,
-    seed, normalization, ...)."""
+    seed, normalization, ...). Rows 0 and 1 are also written as tomgoldstein/loss-landscape's
+    ``net_plotter.load_directions`` reads a direction file: groups ``xdirection`` and
+    ``ydirection``, each one dataset ``"0"``, ``"1"``, ... per parameter tensor in the model's
+    parameter order, shaped as the parameter."""
     if directions.dim() != 2 or directions.shape[1] != layout.dim:
         raise ValueError(f"directions must have shape (n, {layout.dim}), got {tuple(directions.shape)}")
-    write_h5(path, {"directions": directions.detach().cpu().float(), **(arrays or {})},
+    directions = directions.detach().cpu().float()
+    per_tensor = {f"{group}/{index}": tensor
+                  for group, row in zip(("xdirection", "ydirection"), directions)
+                  for index, tensor in enumerate(layout.unflatten(row).values())}
+    write_h5(path, {"directions": directions, **per_tensor, **(arrays or {})},
              {**attrs, "param_names": list(layout.names),
               "param_shapes": [list(s) for s in layout.shapes]})
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,11 +29,13 @@ def build_run_model(model_name: str, model_knobs: dict, data) -> nn.Module:
     return build_model(model_name, data.input_shape, data.num_classes, **model_knobs)
 
 
-def load_run_model(model_name: str, model_knobs: dict, data, checkpoint: str | os.PathLike) -> nn.Module:
+def load_run_model(model_name: str, model_knobs: dict, data, checkpoint: str | os.PathLike, *,
+                   verify: bool = True) -> nn.Module:
     """The model of a run with the state dict of ``checkpoint`` loaded (a corrupted or mismatched
-    checkpoint raises an error naming the file)."""
+    checkpoint raises an error naming the file; ``verify=False`` for a checkpoint of your own,
+    which has no sidecar checksum)."""
     model = build_run_model(model_name, model_knobs, data)
-    state = io.load_state_dict(checkpoint)
+    state = io.load_state_dict(checkpoint, verify=verify)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
@@ -48,14 +49,22 @@ def external_checkpoint_files(templates: dict[str, str], seed: int, epochs: list
     """Checkpoint label -> file of a run given by its checkpoint files (state dicts) instead of
     trained: ``final`` and, when ``templates`` has them, ``init``, ``epoch-N`` for each N of
     ``epochs`` and ``step-N`` for N in ``range(*step_range)``. A template's ``{seed}``, ``{epoch}``
-    and ``{step}`` are replaced by the run's seed and the checkpoint's epoch or step."""
-    files = {label: templates[label].format(seed=seed) for label in ("final", "init")
-             if label in templates}
+    and ``{step}`` are replaced by the run's seed and the checkpoint's epoch or step; any other
+    placeholder is a ``ValueError`` naming the template's label."""
+    def fill(label: str, **values: int) -> str:
+        try:
+            return templates[label].format(**values)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"{label}={templates[label]!r}: not a file name template "
+                             f"({type(exc).__name__}: {exc}); it may hold "
+                             f"{', '.join('{' + name + '}' for name in values)}") from exc
+
+    files = {label: fill(label, seed=seed) for label in ("final", "init") if label in templates}
     if "epoch" in templates:
-        files.update({f"epoch-{epoch}": templates["epoch"].format(seed=seed, epoch=epoch)
+        files.update({f"epoch-{epoch}": fill("epoch", seed=seed, epoch=epoch)
                       for epoch in sorted(set(epochs))})
     if "step" in templates and step_range is not None:
-        files.update({f"step-{step}": templates["step"].format(seed=seed, step=step)
+        files.update({f"step-{step}": fill("step", seed=seed, step=step)
                       for step in range(*step_range)})
     return files
 
@@ -63,7 +72,7 @@ def external_checkpoint_files(templates: dict[str, str], seed: int, epochs: list
 def read_status(path: str | os.PathLike) -> dict:
     """The ``status.json`` of a run or structure: ``{"status": "ok"|"diverged"|"skipped", ...}``
     (``skipped`` with a ``reason``: a structure whose solutions did not all finish)."""
-    status = json.loads(Path(path).read_text())
+    status = io.read_json(path)
     if status.get("status") not in STATUSES:
         raise ValueError(f"{path}: unknown run status {status.get('status')!r}")
     return status
@@ -129,11 +138,11 @@ class Solution:
 
 def load_solution(data_path: str | os.PathLike, model_name: str, run_settings: dict,
                   checkpoint: str | os.PathLike | None, *, device: str = "auto",
-                  precision: str = "fp32") -> Solution:
+                  precision: str = "fp32", verify: bool = True) -> Solution:
     """Load a run's own training data (its ``train_fraction``, ``label_noise`` and ``seed`` from
     ``run_settings``, so "train loss" is the loss the run minimized) and its model with
     ``checkpoint`` (``None``: freshly built weights) onto ``device`` (``auto``, ``cpu`` or
-    ``cuda``) for measurement."""
+    ``cuda``) for measurement (``verify``: as ``load_run_model``)."""
     torch_device = resolve_device(device)
     data = load_dataset(data_path, train_fraction=run_settings["train_fraction"],
                         label_noise=run_settings["label_noise"],
@@ -141,7 +150,7 @@ def load_solution(data_path: str | os.PathLike, model_name: str, run_settings: d
     if checkpoint is None:
         model = build_run_model(model_name, run_settings["model"], data)
     else:
-        model = load_run_model(model_name, run_settings["model"], data, checkpoint)
+        model = load_run_model(model_name, run_settings["model"], data, checkpoint, verify=verify)
     model = model.to(torch_device)
     return Solution(data, model, param_layout(model), get_flat_params(model).to(torch_device),
                     torch_device, precision_for(precision, torch_device))

@@ -419,10 +419,13 @@ class _Batch:
 
     def resume(self, state: _BatchState, path: Path, progress_file) -> bool:
         """Load ``state`` from the resume file ``path`` when it exists and was written by these
-        members (same fingerprints); whether it did."""
+        members (same fingerprints); whether it did. A damaged resume file is discarded
+        (``io.load_resume`` logs it) and the batch starts afresh."""
         if not path.exists():
             return False
-        saved = io.load_torch(path)
+        saved = io.load_resume(path)
+        if not saved:
+            return False
         if saved.get("fingerprints") != self.fingerprints:
             if progress_file is not None:
                 progress_file.write(f"{path} was written by another run (fingerprints "

@@ -1,14 +1,13 @@
 """Compare the results/ folders of two runs of the workflow: checkpoints bit for bit, JSON and HDF5
 exactly, CSV tables exactly; timing values (names with ``seconds`` or ``time``, or ending in
-``_s``) are left out. Usage: python compare_results.py LOCAL_DIR CLUSTER_DIR [SUBFOLDER ...]."""
+``_s``) are left out, and so are the checksum sidecars (``NAME.sha256``: every read here verifies
+its file against its own, and a file with timing values has a different one). Usage: python compare_results.py LOCAL_DIR CLUSTER_DIR [SUBFOLDER ...]."""
 
-import json
 import re
 import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from lossatlas import io
@@ -33,12 +32,14 @@ def without_timing(mapping: dict) -> dict:
 
 
 def same_file(a: Path, b: Path) -> bool:
+    if a.suffix == io.CHECKSUM_SUFFIX:
+        return True
     if a.suffix == ".pt":
         return same_object(io.load_torch(a), io.load_torch(b))
     if a.suffix == ".json":
-        return json.loads(a.read_text()) == json.loads(b.read_text())
+        return io.read_json(a) == io.read_json(b)
     if a.suffix == ".csv":
-        tables = [pd.read_csv(path) for path in (a, b)]
+        tables = [io.read_csv(path) for path in (a, b)]
         tables = [t.drop(columns=[c for c in t.columns if TIMING.search(c)]) for t in tables]
         return tables[0].equals(tables[1])
     if a.suffix == ".h5":

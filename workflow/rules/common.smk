@@ -2,6 +2,7 @@
 import json
 import math
 import re
+import sys
 
 from snakemake.utils import validate
 
@@ -43,6 +44,54 @@ for _key in list(config):
     else:
         config[_key] = canonical(config[_key])
 
+
+def planned_run_counts():
+    """Config entry (``runs``, ``sweeps.NAME``, ``figures.subspace_training``) -> (runs it plans,
+    how: e.g. ``200 x 200 values x 2 seeds``), counted from the config alone, before any run
+    table or DAG is built."""
+    counts = {
+        "runs": (
+            sum(len(g.get("seeds", config["seeds"])) for g in config["runs"].values()),
+            f"{len(config['runs'])} run groups",
+        )
+    }
+    for name, sweep in config["sweeps"].items():
+        seeds = len(sweep.get("seeds", config["seeds"]))
+        axes = (
+            [sweep["load"]["values"], sweep["temperature"]["values"]]
+            if "load" in sweep
+            else [sweep["values"]]
+        )
+        sizes = " x ".join(str(len(values)) for values in axes)
+        counts[f"sweeps.{name}"] = (
+            math.prod(map(len, axes)) * seeds,
+            f"{sizes} values x {seeds} seeds",
+        )
+    subspace = config["figures"]["subspace_training"]
+    kinds = len(subspace["init_scales"]) * (len(subspace["dims"]) + 1)
+    counts["figures.subspace_training"] = (
+        kinds * len(subspace["seeds"]),
+        f"{kinds} (init scale, dim) groups x {len(subspace['seeds'])} seeds",
+    )
+    return counts
+
+
+def check_max_runs():
+    """Print the number of runs the config plans; above ``max_runs`` stop with an error naming
+    the largest entry (a sweep, as a rule) and its size."""
+    counts = planned_run_counts()
+    total = sum(count for count, _ in counts.values())
+    print(f"lossatlas: the config plans {total} runs", file=sys.stderr)
+    if total > config["max_runs"]:
+        entry, (count, how) = max(counts.items(), key=lambda item: item[1][0])
+        raise ValueError(
+            f"config max_runs={config['max_runs']}: the config plans {total} runs; {entry} "
+            f"alone plans {count} ({how}). Shrink it, or raise max_runs if this machine "
+            "can train them"
+        )
+
+
+check_max_runs()
 MODEL_KNOBS = ("width", "depth", "norm")
 DATASET = config["dataset"]["name"]
 MODEL = config["model"]["name"]
@@ -64,6 +113,30 @@ MODEL_SETTINGS = {
     for k in (*MODEL_KNOBS, "factory", "kwargs")
     if k in config["model"]
 }
+
+
+def dry_run_on_command_line():
+    """Whether snakemake was started with -n (alone or among short flags, e.g. -np) or
+    --dry-run: Snakemake parses the workflow before it tells it the executor."""
+    return any(
+        arg in ("--dry-run", "--dryrun")
+        or (re.fullmatch(r"-[A-Za-z]+", arg) is not None and "n" in arg)
+        for arg in sys.argv[1:]
+    )
+
+
+# model.factory is code named by the config: a dry run neither imports nor calls it unless
+# model.check_in_dry_run is true (README, "What a config can run"); a real run calls it here.
+CALL_FACTORY = "factory" not in MODEL_SETTINGS or (
+    config["model"]["check_in_dry_run"] or not dry_run_on_command_line()
+)
+if not CALL_FACTORY:
+    print(
+        f"lossatlas: dry run: model.factory {MODEL_SETTINGS['factory']!r} is neither imported "
+        "nor called (set model.check_in_dry_run: true to check it now); batches are planned as "
+        "if the model had no batch norm",
+        file=sys.stderr,
+    )
 RUN_ROOT = f"results/runs/{DATASET}/{MODEL}"
 MEASURE_ROOT = f"results/measurements/{DATASET}/{MODEL}"
 CLAIMS_ROOT = f"{MEASURE_ROOT}/claims"
@@ -88,9 +161,17 @@ def _check_model_knobs(where, knobs):
 
 
 def parameter_count(knobs):
-    """D, the number of trainable parameters of the configured model with ``knobs``."""
+    """D, the number of trainable parameters of the configured model with ``knobs`` (infinite,
+    so that no bound on it is checked, in a dry run that does not call model.factory).
+    """
+    if not CALL_FACTORY:
+        return math.inf
     model = build_run_model(MODEL, knobs, DATA_INFO)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+# run id -> the config entry that defines it (runs.NAME, sweeps.NAME, figures.subspace_training)
+CONFIG_ENTRY = {}
 
 
 def run_group_table(name, overrides, where):
@@ -144,6 +225,7 @@ def run_group_table(name, overrides, where):
         if "checkpoints" in overrides:
             settings.update(external_run_settings(settings, overrides, where))
         table[f"{name}-s{seed}"] = canonical(settings)
+    CONFIG_ENTRY.update(dict.fromkeys(table, where))
     return table
 
 
@@ -165,7 +247,12 @@ def external_run_settings(settings, overrides, where):
             )
     epochs = settings["checkpoint_epochs"] if "epoch" in templates else []
     step_range = settings["checkpoint_step_range"] if "step" in templates else None
-    files = external_checkpoint_files(templates, settings["seed"], epochs, step_range)
+    try:
+        files = external_checkpoint_files(
+            templates, settings["seed"], epochs, step_range
+        )
+    except ValueError as exc:
+        raise ValueError(f"config {where}.checkpoints.{exc}") from exc
     return {
         "checkpoints": files,
         "checkpoint_epochs": epochs,
@@ -207,6 +294,8 @@ def check_user_model_and_checkpoints():
     """Before any job runs: a model of your own imports, builds and maps the dataset's inputs
     to one logit per class; each checkpoint file of a run given by files loads into it.
     """
+    if not CALL_FACTORY:
+        return
     if "factory" in MODEL_SETTINGS:
         try:
             model = build_run_model(MODEL, MODEL_SETTINGS, DATA_INFO)
@@ -226,7 +315,7 @@ def check_user_model_and_checkpoints():
         group = run.rsplit("-s", 1)[0]
         for label, path in RUNS[run]["checkpoints"].items():
             try:
-                load_run_model(MODEL, RUNS[run]["model"], DATA_INFO, path)
+                load_run_model(MODEL, RUNS[run]["model"], DATA_INFO, path, verify=False)
             except (OSError, RuntimeError, ValueError) as exc:
                 key = label.split("-")[0]
                 raise ValueError(
@@ -514,17 +603,20 @@ def batch_key(settings):
 
 
 def plan_batches():
-    """Batch name -> its runs, for every group of at least two runs with one batch_key, split
-    into batches of at most MAX_BATCH_MEMBERS in run-table order."""
+    """Batch name -> its runs: the runs of one config entry (a run group of ``runs``, or a whole
+    sweep) with one batch_key, at least two, split into batches of at most MAX_BATCH_MEMBERS in
+    run-table order. Batches never mix entries, so adding, removing or reordering run groups or
+    sweeps (or the subspace figure's runs) leaves every other entry's batches as they were: none of their finished runs, and
+    nothing downstream of them, trains again."""
     groups = {}
     for run, settings in RUNS.items():
         key = batch_key(settings)
         if key is not None:
-            groups.setdefault(key, []).append(run)
+            groups.setdefault((CONFIG_ENTRY[run], key), []).append(run)
     batches = {}
     for runs in groups.values():
         for start in range(0, len(runs), MAX_BATCH_MEMBERS):
             members = runs[start : start + MAX_BATCH_MEMBERS]
             if len(members) > 1:
-                batches[re.sub(r"\W", "_", members[0])] = members
+                batches[rule_safe(members[0])] = members
     return batches

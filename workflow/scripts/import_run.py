@@ -21,14 +21,15 @@ settings = smk.params.settings
 files = settings["checkpoints"]
 with io.job_log(smk.log[0]) as log:
     if "final" not in smk.output.keys():
-        run = load_solution(smk.input.data, smk.params.model, settings, files["init"])
+        run = load_solution(smk.input.data, smk.params.model, settings, files["init"],
+                            verify=False)
         io.save_state_dict(run.model.state_dict(), smk.output[0])
         logging.info("imported %s", files["init"])
     else:
         run = load_solution(smk.input.data, smk.params.model, settings, files["final"],
-                            device=smk.params.device)
+                            device=smk.params.device, verify=False)
         trajectory = {label: load_run_model(smk.params.model, settings["model"], run.data,
-                                            path).state_dict()
+                                            path, verify=False).state_dict()
                       for label, path in files.items() if label not in ("final", "init")}
         epochs = [int(label.removeprefix("epoch-")) for label in trajectory
                   if label.startswith("epoch-")]

@@ -3,18 +3,15 @@ process): Hessian and Gauss–Newton top eigenvalues, Hutch++ trace, SLQ density
 overlap on the run's training set; the top-k eigenvectors at the final checkpoint (the Hessian
 directions of ``surface_2d``)."""
 
-import csv
 import dataclasses
-import json
 import logging
-from pathlib import Path
 
 import torch
 
 from lossatlas import io
 from lossatlas.curvature import CurvatureSettings, measure_curvature, seeded_subset
 from lossatlas.functional import FunctionalModel
-from lossatlas.runs import load_solution, load_trajectory, skip_reason
+from lossatlas.runs import load_solution, load_trajectory, read_status, skip_reason
 
 smk = snakemake  # noqa: F821
 torch.set_num_threads(smk.threads)
@@ -31,7 +28,7 @@ def checkpoint_states(run_model) -> dict[str, tuple[int, dict]]:
     states = {}
     if "final" in checkpoints:
         final_state = {key: value.clone() for key, value in run_model.model.state_dict().items()}
-        states["final"] = (json.loads(Path(smk.input.status).read_text())["epochs"], final_state)
+        states["final"] = (read_status(smk.input.status)["epochs"], final_state)
     along = [label for label in checkpoints if label != "final"]
     if along:
         saved = dict(load_trajectory(smk.input.trajectory, "epoch"))
@@ -51,8 +48,7 @@ with io.job_log(smk.log[0]):
         for label, path in zip(checkpoints, smk.output):
             io.write_h5(path, {}, {**labels, "checkpoint": label, "status": skipped})
     else:
-        with open(smk.input.metrics, newline="") as stream:
-            history = list(csv.DictReader(stream))
+        history = io.read_rows(smk.input.metrics)
         run_model = load_solution(smk.input.data, smk.params.model, settings, smk.input.final,
                                   device=smk.params.device)
         device, data = run_model.device, run_model.data

@@ -3,7 +3,6 @@
 saved epoch checkpoint (``epochs: all``) or at its final point (``epochs: final``); one row per
 run and epoch, a diverged run as one row with its reason."""
 
-import csv
 import logging
 import time
 
@@ -28,8 +27,7 @@ with io.job_log(smk.log[0]):
             logging.warning("%s", reason)
             rows.append({**labels, "epoch": None, "status": reason})
             continue
-        with open(metrics, newline="") as stream:
-            history = {int(row["epoch"]): row for row in csv.DictReader(stream)}
+        history = {int(row["epoch"]): row for row in io.read_rows(metrics)}
         solution = load_solution(smk.input.data, smk.params.model, settings[run], final,
                                  device=smk.params.device)
         if smk.params.epochs == "all":

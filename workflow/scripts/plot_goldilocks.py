@@ -3,8 +3,6 @@ figure."""
 
 import logging
 
-import pandas as pd
-
 from lossatlas import io
 from lossatlas.claims import write_claims
 from lossatlas.plots import save_figure
@@ -13,7 +11,7 @@ from lossatlas.plots.goldilocks import goldilocks_table, plot_goldilocks
 smk = snakemake  # noqa: F821
 with io.job_log(smk.log[0]):
     arrays, attrs = io.read_h5(smk.input.measurement)
-    table = goldilocks_table(arrays, attrs, pd.read_csv(smk.input.subspace), smk.params.overlay_dim)
+    table = goldilocks_table(arrays, attrs, io.read_csv(smk.input.subspace), smk.params.overlay_dim)
     io.write_csv(table, smk.output.table)
     write_claims(table, smk.output.claims)
     logging.info("\n%s", table.to_string())

@@ -12,7 +12,7 @@ from lossatlas.plots.sweeps import hyperparams_table, plot_hyperparams_curvature
 
 smk = snakemake  # noqa: F821
 with io.job_log(smk.log[0]):
-    curvature = pd.concat([pd.read_csv(path) for path in smk.input.curvature], ignore_index=True)
+    curvature = pd.concat([io.read_csv(path) for path in smk.input.curvature], ignore_index=True)
     table = hyperparams_table(curvature, smk.params.sweeps)
     io.write_csv(table, smk.output.table)
     write_claims(table, smk.output.claims, smk.params.runs)

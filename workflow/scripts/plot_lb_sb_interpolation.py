@@ -12,7 +12,7 @@ from lossatlas.plots.lines import plot_lb_sb_interpolation
 
 smk = snakemake  # noqa: F821
 with io.job_log(smk.log[0]) as log:
-    table = pd.read_csv(smk.input[0])
+    table = io.read_csv(smk.input[0])
     claims = pd.DataFrame(lb_sb_claims(table, smk.params.rise_alpha))
     logging.info("\n%s", claims.to_string())
     write_claims(claims, smk.output.claims)

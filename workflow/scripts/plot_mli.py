@@ -13,8 +13,8 @@ from lossatlas.plots.landscape import plot_mli
 
 smk = snakemake  # noqa: F821
 with io.job_log(smk.log[0]) as log:
-    curves = pd.concat([pd.read_csv(path) for path in smk.input.curves], ignore_index=True)
-    metrics = pd.concat([pd.read_csv(path) for path in smk.input.metrics], ignore_index=True)
+    curves = pd.concat([io.read_csv(path) for path in smk.input.curves], ignore_index=True)
+    metrics = pd.concat([io.read_csv(path) for path in smk.input.metrics], ignore_index=True)
     io.write_csv(metrics, smk.output.table)
     claims = pd.DataFrame(mli_claims(metrics, smk.params.min_monotonic_fraction))
     logging.info("\n%s", claims.to_string())

@@ -13,7 +13,7 @@ from lossatlas.plots.landscape import plot_sgd_walk
 
 smk = snakemake  # noqa: F821
 with io.job_log(smk.log[0]) as log:
-    walk = pd.read_csv(smk.input[0])
+    walk = io.read_csv(smk.input[0])
     write_claims(pd.DataFrame([sgd_walk_claim(walk, smk.params.run,
                                               smk.params.min_interior_fraction)]),
                  smk.output.claims)

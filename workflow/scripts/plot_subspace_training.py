@@ -1,10 +1,6 @@
 """Random-subspace training: per-run table, d_int per init scale, claim rows, and the figure."""
 
-import json
 import logging
-from pathlib import Path
-
-import pandas as pd
 
 from lossatlas import io
 from lossatlas.claims import write_claims
@@ -15,8 +11,8 @@ smk = snakemake  # noqa: F821
 with io.job_log(smk.log[0]):
     finals = {}
     for run, metrics, status in zip(smk.params.runs, smk.input.metrics, smk.input.status):
-        last = pd.read_csv(metrics).iloc[-1].to_dict()
-        finals[run] = {**last, "status": json.loads(Path(status).read_text())["status"]}
+        last = io.read_csv(metrics).iloc[-1].to_dict()
+        finals[run] = {**last, "status": io.read_json(status)["status"]}
     table = subspace_training_table(finals, smk.params.settings, smk.params.dim_full,
                                     smk.params.fraction)
     io.write_csv(table, smk.output.table)

@@ -30,7 +30,7 @@ with io.job_log(smk.log[0]):
                 continue
             label = f"{run}, {KIND_LABELS[kind]}"
             if kind == "random":
-                label += f"\n{roughness_label(pd.read_csv(roughness_path))}"
+                label += f"\n{roughness_label(io.read_csv(roughness_path))}"
             surfaces[label] = arrays
             solved[run] = arrays
         claims.append(surface_width_claim(solved, smk.params.small_batch, smk.params.large_batch,

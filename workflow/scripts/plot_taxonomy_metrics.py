@@ -12,8 +12,8 @@ from lossatlas.plots.sweeps import plot_taxonomy_metrics, taxonomy_table
 
 smk = snakemake  # noqa: F821
 with io.job_log(smk.log[0]):
-    curvature = pd.concat([pd.read_csv(path) for path in smk.input.curvature], ignore_index=True)
-    cells = pd.concat([pd.read_csv(path) for path in smk.input.cells], ignore_index=True)
+    curvature = pd.concat([io.read_csv(path) for path in smk.input.curvature], ignore_index=True)
+    cells = pd.concat([io.read_csv(path) for path in smk.input.cells], ignore_index=True)
     table = taxonomy_table(curvature, cells, *smk.params.axes)
     io.write_csv(table, smk.output.table)
     write_claims(table, smk.output.claims, smk.params.runs)

@@ -3,8 +3,6 @@ claim rows and the figure."""
 
 import logging
 
-import pandas as pd
-
 from lossatlas import io
 from lossatlas.claims import write_claims
 from lossatlas.plots import save_figure
@@ -14,7 +12,7 @@ from lossatlas.taxonomy import PhaseThresholds
 smk = snakemake  # noqa: F821
 with io.job_log(smk.log[0]):
     thresholds = PhaseThresholds(**smk.params.thresholds)
-    table = taxonomy_phase_table(pd.read_csv(smk.input.metrics), thresholds)
+    table = taxonomy_phase_table(io.read_csv(smk.input.metrics), thresholds)
     io.write_csv(table, smk.output.table)
     write_claims(table, smk.output.claims, smk.params.runs)
     logging.info("\n%s", table.to_string())

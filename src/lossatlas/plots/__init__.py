@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from io import BytesIO
 
 import matplotlib
 
@@ -11,15 +12,17 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ..io import atomic_path  # noqa: E402
+from ..io import write_bytes  # noqa: E402
 
 
 def save_figure(figure: plt.Figure, pdf_path: str | os.PathLike, png_path: str | os.PathLike,
                 dpi: int = 150) -> None:
-    """Write ``figure`` atomically as PDF and PNG, then close it."""
+    """Write ``figure`` atomically as PDF and PNG, then close it. Each is rendered in memory
+    first, so a failed write (full disk) is an ``OSError`` naming its file."""
     for path, fmt in ((pdf_path, "pdf"), (png_path, "png")):
-        with atomic_path(path) as tmp:
-            figure.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
+        rendered = BytesIO()
+        figure.savefig(rendered, format=fmt, dpi=dpi, bbox_inches="tight")
+        write_bytes(rendered.getvalue(), path)
     plt.close(figure)
 
 

@@ -42,6 +42,12 @@ def _reason(value: float, skipped: str, missing: str) -> str:
     return skipped or (missing if np.isnan(value) else "")
 
 
+def _skipped_runs(rows: pd.DataFrame) -> str:
+    """``"N run(s) skipped: RUN, ..."`` for the runs of curvature ``rows`` that are not ``ok``."""
+    skipped = sorted(set(rows.loc[rows["status"] != "ok", "run"]))
+    return f"{len(skipped)} run(s) skipped: {', '.join(skipped)}" if skipped else ""
+
+
 def _log_axis(ax, axis: str, values) -> None:
     """A log axis for positive ``values``; symlog, linear up to the smallest positive value, when
     some are ≤ 0 (an L2 of 0, a negative trace estimate)."""
@@ -76,9 +82,8 @@ def hyperparams_table(curvature: pd.DataFrame, sweeps: dict[str, dict]) -> pd.Da
                                                           "train_loss", "test_error"]]
              .mean().reset_index().assign(run="final_mean"))
     claims = []
-    skipped = sorted(set(runs.loc[runs["status"] != "ok", "run"]))
-    note = f"{len(skipped)} run(s) skipped: {', '.join(skipped)}" if skipped else ""
     for name, sweep in sweeps.items():
+        note = _skipped_runs(runs[runs["sweep"] == name])
         part = means[means["sweep"] == name]
         rho_lambda = _spearman(part["value"], part["lambda_max"])
         rho_trace = _spearman(part["value"], part["trace"])
@@ -103,7 +108,7 @@ def hyperparams_table(curvature: pd.DataFrame, sweeps: dict[str, dict]) -> pd.Da
         "the knobs reach lower curvature further from the origin (wedge model)",
         "Spearman rho(|theta|, final lambda_max) over all runs", rho_radius, "< 0",
         None if np.isnan(rho_radius) else rho_radius < 0,
-        reason=_reason(rho_radius, note, "fewer than 3 runs measured")))
+        reason=_reason(rho_radius, _skipped_runs(runs), "fewer than 3 runs measured")))
     return pd.concat([runs, means, pd.DataFrame(claims)], ignore_index=True)
 
 
