@@ -93,7 +93,7 @@ rule claims:
     output:
         csv="results/claims.csv",
         markdown="results/claims.md",
-        html="results/claims.html",
+        html=report("results/claims.html", category="Claims"),
         report_table="results/claims_table.html",
     log:
         "results/logs/claims/claims.log",
