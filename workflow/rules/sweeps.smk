@@ -103,15 +103,12 @@ rule plot_hyperparams_curvature:
         "../../envs/lossatlas.yaml"
     params:
         sweeps={
-            name: {"knob": sweep_axes(name)[0], "cells": SWEEPS[name]}
+            name: {
+                "knob": sweep_axes(name)[0],
+                "values": {cell["group"]: cell["value"] for cell in SWEEPS[name]},
+            }
             for name in HYPERPARAMS["sweeps"]
         },
-        runs=[
-            run
-            for name in HYPERPARAMS["sweeps"]
-            for cell in SWEEPS[name]
-            for run in cell["runs"]
-        ],
     script:
         "../scripts/plot_hyperparams_curvature.py"
 

@@ -55,8 +55,8 @@ def _log_axis(ax, axis: str, values) -> None:
 
 
 def hyperparams_table(curvature: pd.DataFrame, sweeps: dict[str, dict]) -> pd.DataFrame:
-    """Tidy table: every curvature row of the one-knob ``sweeps`` (name → ``{"knob", "cells"}``)
-    with its ``sweep``, ``knob`` and ``value``; then one ``run == "final_mean"`` row per sweep
+    """Tidy table: every curvature row of the one-knob ``sweeps`` (name → ``{"knob", "values"}``,
+    ``values`` run group → knob value) with its ``sweep``, ``knob`` and ``value``; then one ``run == "final_mean"`` row per sweep
     value (seed means at the last epoch), and the claim rows: for the learning-rate sweep a lower
     final λ_max at a larger learning rate (Spearman ρ < 0); for every knob, λ_max and Tr H moving
     in the same direction (ρ(knob, λ_max)·ρ(knob, Tr H) > 0); across all runs, a lower final
@@ -64,7 +64,7 @@ def hyperparams_table(curvature: pd.DataFrame, sweeps: dict[str, dict]) -> pd.Da
     radius)."""
     frames = []
     for name, sweep in sweeps.items():
-        values = {cell["group"]: cell["value"] for cell in sweep["cells"]}
+        values = sweep["values"]
         part = curvature[curvature["group"].isin(values)].copy()
         part["sweep"], part["knob"] = name, sweep["knob"]
         part["value"] = part["group"].map(values)
