@@ -135,7 +135,6 @@ def claim_rows(table: pd.DataFrame, runs: Sequence[str] = ()) -> pd.DataFrame:
         raise ValueError(f"unknown verdicts {sorted(unknown)}; verdicts are {VERDICTS}")
     named = rows["runs"].fillna("").astype(str)
     rows["runs"] = named.where(named != "", " ".join(runs))
-    rows["reason"] = rows["reason"].fillna("")
     for column in TEXT_COLUMNS:
         rows[column] = rows[column].fillna("").astype(str).map(reader_notation)
     return rows.reset_index(drop=True)
@@ -163,8 +162,6 @@ def gather_claims(paths: Iterable[str | os.PathLike], config_name: str) -> pd.Da
     table["runs"] = table["runs"].fillna("")
     table["config"] = config_name
     return table
-
-
 
 
 def _runs(cell: str) -> list[str]:
