@@ -67,7 +67,8 @@ def test_write_and_gather_fill_runs_and_config(tmp_path):
     assert "**inconclusive (skipped: lb-s0 diverged)**" in markdown
     page = claims_html(gathered)
     assert page.count("<tr>") == 4 and "#ffcdd2" in page and "#c8e6c9" in page
-    assert '<meta charset="utf-8">' in page and "<title>Claims checked (config smoke)</title>" in page
+    assert '<meta charset="utf-8">' in page
+    assert "<title>Claims checked (config smoke)</title>" in page
     caption = (tmp_path / "one.html").read_text()
     assert caption.count("<li>") == 2 and "#ffcdd2" in caption and "needs &gt; 1" in caption
     with pytest.raises(ValueError, match="no claim row"):

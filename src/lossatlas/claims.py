@@ -56,7 +56,8 @@ GLOSSARY = {
     "λ_max": "the largest eigenvalue of the Hessian H of the training loss",
     "Tr H": "the trace of the Hessian", "ρ": "Spearman rank correlation",
     "Spearman": "Spearman rank correlation, from −1 to 1",
-    "mc": "Yang et al.'s mode connectivity ½(e₀ + e₁) − e(t*) along a trained curve (< 0: a barrier)",
+    "mc": "Yang et al.'s mode connectivity ½(e₀ + e₁) − e(t*) along a trained curve "
+          "(< 0: a barrier)",
     "Δ": "the largest rise of the loss along the interpolation path",
     "δ": "the loss allowance above the reference loss, in nats",
     "d_int": "the smallest subspace dimension d reaching the target accuracy",
@@ -290,7 +291,7 @@ def claims_table_html(table: pd.DataFrame) -> str:
 
 
 def claims_html(table: pd.DataFrame) -> str:
-    """The gathered claims as a standalone HTML page (title, UTF-8) holding ``claims_table_html``."""
+    """The gathered claims as a standalone HTML page (title, UTF-8) around ``claims_table_html``."""
     config = html.escape(str(table["config"].iloc[0])) if len(table) else ""
     title = f"Claims checked (config {config})"
     return ('<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'

@@ -72,7 +72,8 @@ def hessian_spectrum_table(measurements: dict[str, tuple[dict, dict]], outlier_t
         claims = [claim_row(KESKAR, FIGURE, LAMBDA_MAX_CLAIM, statistic, ratio, "> 1", ratio > 1,
                             runs=pair)]
     for _, row in table.iterrows():
-        classes = f", C = {row['num_classes']:g} classes" if pd.notna(row.get("num_classes")) else ""
+        classes = (f", C = {row['num_classes']:g} classes" if pd.notna(row.get("num_classes"))
+                   else "")
         statistic = ("outliers of H (top eigenvalues above the largest gap in log-eigenvalue "
                      f"among the top-k) − C{classes}")
         threshold = f"within ±{outlier_tolerance}"
