@@ -57,11 +57,11 @@ def _log_axis(ax, axis: str, values) -> None:
 def hyperparams_table(curvature: pd.DataFrame, sweeps: dict[str, dict]) -> pd.DataFrame:
     """Tidy table: every curvature row of the one-knob ``sweeps`` (name → ``{"knob", "values"}``,
     ``values`` run group → knob value) with its ``sweep``, ``knob`` and ``value``; then one
-    ``run == "final_mean"`` row per sweep value (seed means at the last epoch), and the claim rows: for the learning-rate sweep a lower
-    final λ_max at a larger learning rate (Spearman ρ < 0); for every knob, λ_max and Tr H moving
-    in the same direction (ρ(knob, λ_max)·ρ(knob, Tr H) > 0); across all runs, a lower final
-    λ_max further from the origin (ρ(‖θ‖, λ_max) < 0: the wedge model's wider wedges at larger
-    radius)."""
+    ``run == "final_mean"`` row per sweep value (seed means at the last epoch), and the claim
+    rows: for the learning-rate sweep a lower final λ_max at a larger learning rate (Spearman
+    ρ < 0); for every knob, λ_max and Tr H moving in the same direction (ρ(knob, λ_max)·ρ(knob,
+    Tr H) > 0); across all runs, a lower final λ_max further from the origin (ρ(‖θ‖, λ_max) < 0:
+    the wedge model's wider wedges at larger radius)."""
     frames = []
     for name, sweep in sweeps.items():
         values = sweep["values"]
