@@ -91,14 +91,14 @@ def hyperparams_table(curvature: pd.DataFrame, sweeps: dict[str, dict]) -> pd.Da
                 None if np.isnan(rho_lambda) else rho_lambda < 0,
                 reason=_reason(rho_lambda, note, "fewer than 3 learning rates measured")))
         product = rho_lambda * rho_trace
+        rhos = f"rho({knob}, lambda_max) = {rho_lambda:+.2f}, rho({knob}, Tr H) = {rho_trace:+.2f}"
         claims.append(claim_row(
             FORT, "hyperparams_curvature",
-            f"{KNOB_LABELS[knob]} moves lambda_max and Tr H in the same direction "
-            f"(rho = {rho_lambda:+.2f}, {rho_trace:+.2f})",
+            f"{KNOB_LABELS[knob]} moves lambda_max and Tr H in the same direction",
             f"rho({knob}, lambda_max) * rho({knob}, Tr H) over {len(part)} values (seed means)",
             product, "> 0",
             None if np.isnan(product) else product > 0,
-            reason=_reason(product, note, "fewer than 3 values measured")))
+            reason=_reason(product, note, "fewer than 3 values measured") or rhos))
     rho_radius = _spearman(finals["param_norm"], finals["lambda_max"])
     claims.append(claim_row(
         FORT, "hyperparams_curvature",
