@@ -353,15 +353,16 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
                   "--disable-component-update", "--disable-sync", "--no-first-run",
                   "--window-size=1400,900", "--virtual-time-budget=20000"]
 # Appended to a copy of the report: once it has rendered, writes where the title and the claims
-# table's header row lie in the 1400×900 window, and what is drawn at their centres.
+# table's header row lie in the 1400×900 window, and whether they are drawn on top (not under the
+# menu or the rule graph) at their left end and middle.
 LAYOUT_PROBE = """<script>
 window.addEventListener("load", () => setTimeout(() => {
   const place = (element) => {
     if (!element) return null;
     const box = element.getBoundingClientRect();
-    const top = document.elementFromPoint(box.x + box.width / 2, box.y + box.height / 2);
+    const drawn = (x) => element.contains(document.elementFromPoint(x, box.y + box.height / 2));
     return {top: box.top, bottom: box.bottom, left: box.left, right: box.right,
-            drawn: element.contains(top)};
+            drawn: drawn(box.left + 2) && drawn(box.left + box.width / 2)};
   };
   const title = [...document.querySelectorAll("h1")].find(h => h.textContent === "Claims checked");
   const probe = document.createElement("pre");
@@ -380,7 +381,8 @@ def first_screen_layout(report, tmp_path):
     chromium = shutil.which("chromium")
     assert chromium, "Debian's chromium is needed (apt-get install -y chromium; .ci/run does it)"
     probed = tmp_path / "report.html"
-    probed.write_text(report.read_text().replace("</body>", LAYOUT_PROBE + "</body>"))
+    head, body_end, tail = report.read_text().rpartition("</body>")  # the page's own, the last
+    probed.write_text(head + LAYOUT_PROBE + body_end + tail)
     flags = [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
     subprocess.run([chromium, *flags, f"--screenshot={tmp_path / 'screen.png'}",
                     probed.as_uri()], capture_output=True, check=True, timeout=300)
