@@ -26,4 +26,6 @@ test-slurm: venv
 	bash tests/slurm/test_slurm.sh
 
 clean:
-	rm -rf results/runs results/batches results/figures results/measurements results/benchmarks results/report.html .snakemake
+	rm -rf results/runs results/batches results/structures results/figures results/measurements \
+		results/benchmarks results/logs results/report.html results/claims.csv results/claims.md \
+		results/claims.html results/claims_table.html .snakemake

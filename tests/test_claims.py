@@ -9,9 +9,15 @@ import torch
 from lossatlas.claims import (
     CLAIM_COLUMNS,
     claim_row,
+    claim_rows,
     claims_html,
     claims_markdown,
     gather_claims,
+    glossary,
+    reader_claims,
+    reader_notation,
+    runs_summary,
+    value_text,
     write_claims,
 )
 from lossatlas.figure_claims import (
@@ -30,7 +36,10 @@ def test_claim_row_verdicts_and_inconclusive_needs_a_reason():
     row = claim_row("W", "fig", "c", "s", 2.0, "> 1", True, runs=["a-s0", "b-s0"])
     assert set(CLAIM_COLUMNS) - {"config"} <= set(row) and row["run"] == "claim"
     assert (row["verdict"], row["runs"]) == ("holds", "a-s0 b-s0")
-    assert claim_row("W", "fig", "c", "s", 0.5, "> 1", False)["verdict"] == "does not hold"
+    fails = claim_row("W", "fig", "c", "s", 0.5, "> 1", False)
+    assert (fails["verdict"], fails["reason"]) == ("does not hold", "0.5 is not > 1")
+    assert claim_row("W", "fig", "c", "s", -9.0, "within ±2", False)["reason"] == \
+        "−9 is not within ±2"
     unsure = claim_row("W", "fig", "c", "s", float("nan"), "> 1", True, "skipped: a-s0 diverged")
     assert unsure["verdict"] == "inconclusive" and np.isnan(unsure["value"])
     with pytest.raises(ValueError, match="needs a reason"):
@@ -50,15 +59,64 @@ def test_write_and_gather_fill_runs_and_config(tmp_path):
     assert gathered["runs"].tolist() == ["sb-s0 lb-s0", "x-s0", "lb-s0"]
     assert gathered["verdict"].tolist() == ["holds", "does not hold", "inconclusive"]
     assert gathered["value"].iloc[0] == pytest.approx(1.235)
-    assert gathered["reason"].tolist() == ["", "", "skipped: lb-s0 diverged"]
+    assert gathered["reason"].tolist() == ["", "0.5 is not > 1", "skipped: lb-s0 diverged"]
     assert (gathered["config"] == "smoke").all()
     markdown = claims_markdown(gathered)
-    assert "3 claims: 1 holds, 1 does not hold, 1 inconclusive" in markdown
-    assert "inconclusive (skipped: lb-s0 diverged)" in markdown
+    assert "3 claims checked 3 times (once per run or run set): 1 holds, 1 does not hold, " \
+           "1 inconclusive." in markdown
+    assert "**inconclusive (skipped: lb-s0 diverged)**" in markdown
     page = claims_html(gathered)
     assert page.count("<tr>") == 4 and "#ffcdd2" in page and "#c8e6c9" in page
+    assert '<meta charset="utf-8">' in page
+    assert "<title>Claims checked (config smoke)</title>" in page
+    caption = (tmp_path / "one.html").read_text()
+    assert caption.count("<li>") == 2 and "#ffcdd2" in caption and "needs &gt; 1" in caption
     with pytest.raises(ValueError, match="no claim row"):
         write_claims(table.iloc[:1], tmp_path / "none.csv")
+
+
+def test_claim_texts_use_one_notation():
+    assert reader_notation("rho(|theta|, lambda_max) >= 0.5 -> x <= -2") == \
+        "ρ(‖θ‖, λ_max) ≥ 0.5 → x ≤ −2"
+    assert reader_notation("Tr/||A^T H A||_F; L - max; > delta = 0.1; 1e-05; lr0.05-s1") == \
+        "Tr/‖AᵀHA‖_F; L − max; > δ = 0.1; 1e-05; lr0.05-s1"
+    row = claim_rows(pd.DataFrame([claim_row("W", "f", "larger lr -> lower lambda_max",
+                                             "rho(lr, x)", -1.0, "< 0", True)])).iloc[0]
+    assert (row["claim"], row["statistic"]) == ("larger lr → lower λ_max", "ρ(lr, x)")
+
+
+def test_values_print_integers_as_integers():
+    assert [value_text(v) for v in (-9.0, 2.0, 0.123456, -0.5, float("nan"))] == \
+        ["−9", "2", "0.1235", "−0.5", "–"]
+
+
+def test_runs_are_listed_up_to_four_then_counted_by_family():
+    assert runs_summary(["sb-s0", "lb-s0"]) == "sb-s0, lb-s0"
+    taxonomy = [f"taxonomy_w{w}_lr{lr}-s{s}" for w in (8, 16) for lr in (0.1, 0.2) for s in (0, 1)]
+    assert runs_summary([*taxonomy, "wedge-s0", "wedge-s1", "sb-s0"]) == \
+        "taxonomy_*: 8 runs, wedge-s*: 2 runs, sb-s0"
+
+
+def test_checks_of_one_claim_on_several_runs_form_one_row():
+    rows = [claim_row("Sagun", "hessian_spectrum", "outliers ≈ C", "outliers − C (C = 10)",
+                      value, "within ±2", abs(value) <= 2, runs=[run])
+            for run, value in (("lb-s0", -9.0), ("sb-s0", -1.0))]
+    rows.append(claim_row("Yang", "taxonomy_phases", "best cell in phase IV-B", "s", 0.0, "= 1",
+                          False, "the best cell is in phase II"))
+    table = pd.DataFrame(rows).assign(config="x")
+    claims = reader_claims(table)
+    assert [len(claim["checks"]) for claim in claims] == [2, 1]
+    outliers = claims[0]
+    assert [(c["label"], c["value"], c["verdict"]) for c in outliers["checks"]] == [
+        ("lb-s0", "−9", "does not hold"), ("sb-s0", "−1", "holds")]
+    assert outliers["runs"] == "lb-s0, sb-s0"
+    markdown = claims_markdown(table)
+    assert markdown.count("| hessian_spectrum |") == 1
+    assert "lb-s0: −9<br>sb-s0: −1" in markdown and "| within ±2 |" in markdown
+    assert "lb-s0: **does not hold (−9 is not within ±2)**<br>sb-s0: **holds**" in markdown
+    assert set(glossary(table)) == {"C", "phase II", "phase IV-B"}
+    assert "- **phase IV-B**: well connected, flat, high CKA" in markdown
+    assert claims_html(table).count("<tr>") == 3
 
 
 def test_basin_width_of_a_surface_with_known_width():

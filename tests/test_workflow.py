@@ -1,6 +1,7 @@
 """The Snakemake workflow: config validation at parse time, lint, formatting, and the smoke config
 run end to end (a copy of the workflow in a temporary directory, so results/ is untouched)."""
 
+import html
 import json
 import re
 import shutil
@@ -310,6 +311,7 @@ def test_smoke_run_end_to_end(workdir):
     snakemake(workdir, "--profile", "workflow/profiles/ci", "--report", "results/report.html")
     report = (workdir / "results/report.html").read_text(errors="ignore")
     assert "Claims checked" in report and "#c8e6c9" in report
+    assert "System Message" not in report and "system-message" not in report, "a caption breaks"
     for figure in FIGURES:
         assert figure in report
 
@@ -414,3 +416,60 @@ def test_diverged_sweep_cells_are_hatched_and_the_grid_renders(workdir):
     assert cells.loc["grid_w16_lr0.02", "status"] == "ok"
     assert cells.loc["grid_w16_lr0.02", "phase"] in {"I", "II", "III", "IV-A", "IV-B"}
     assert (workdir / "results/figures/taxonomy_phases.png").exists()
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run",
+                  "--window-size=1400,900", "--virtual-time-budget=20000"]
+# Appended to a copy of the report: once it has rendered, writes where the title and the claims
+# table's header row lie in the 1400×900 window, and whether they are drawn on top (not under the
+# menu or the rule graph) at their left end and middle.
+LAYOUT_PROBE = """<script>
+window.addEventListener("load", () => setTimeout(() => {
+  const place = (element) => {
+    if (!element) return null;
+    const box = element.getBoundingClientRect();
+    const drawn = (x) => element.contains(document.elementFromPoint(x, box.y + box.height / 2));
+    return {top: box.top, bottom: box.bottom, left: box.left, right: box.right,
+            drawn: drawn(box.left + 2) && drawn(box.left + box.width / 2)};
+  };
+  const title = [...document.querySelectorAll("h1")].find(h => h.textContent === "Claims checked");
+  const probe = document.createElement("pre");
+  probe.id = "layout-probe";
+  probe.textContent = JSON.stringify({title: place(title),
+                                      header: place(document.querySelector(".claims-table tr"))});
+  document.body.appendChild(probe);
+}, 3000));
+</script>
+"""
+
+
+def first_screen_layout(report, tmp_path):
+    """Where the report's title and claims header row lie when headless Chromium opens it at
+    1400×900 (``LAYOUT_PROBE``), with a screenshot beside the probed copy."""
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is needed (apt-get install -y chromium; .ci/run does it)"
+    probed = tmp_path / "report.html"
+    head, body_end, tail = report.read_text().rpartition("</body>")  # the page's own, the last
+    probed.write_text(head + LAYOUT_PROBE + body_end + tail)
+    flags = [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    subprocess.run([chromium, *flags, f"--screenshot={tmp_path / 'screen.png'}",
+                    probed.as_uri()], capture_output=True, check=True, timeout=300)
+    dom = subprocess.run([chromium, *flags, "--dump-dom", probed.as_uri()], capture_output=True,
+                         text=True, check=True, timeout=300).stdout
+    start = dom.index('<pre id="layout-probe">') + len('<pre id="layout-probe">')
+    return json.loads(html.unescape(dom[start:dom.index("</pre>", start)]))
+
+
+@pytest.mark.workflow
+def test_report_opens_on_the_title_and_the_claims_table(workdir, tmp_path):
+    """After the smoke run: the report, at 1400×900, shows the title and the claims table's header
+    row on its first screen, each drawn on top (not under the rule graph)."""
+    report = workdir / "results/report.html"
+    assert report.exists(), "runs after the smoke run, which builds the report"
+    layout = first_screen_layout(report, tmp_path)
+    for name in ("title", "header"):
+        place = layout[name]
+        assert place is not None, f"no {name} in the report"
+        assert 0 <= place["top"] < place["bottom"] <= 900 and 0 <= place["left"], (name, place)
+        assert place["right"] <= 1400 and place["drawn"], (name, place)

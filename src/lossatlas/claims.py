@@ -9,12 +9,18 @@ Recipe for a figure that checks claims (every figure rule follows it):
 
 1. The figure's table function appends rows made by ``claim_row`` to its tidy table (they are marked
    ``run == "claim"``); a skipped run gives ``holds=None`` and a reason, never an exception.
-2. The figure's plot rule has the output ``claims=f"{CLAIMS_ROOT}/<figure>.csv"`` and its script
-   calls ``write_claims(table, snakemake.output.claims, runs)`` (``runs``: the run ids the figure
-   used, for rows that do not name their own).
-3. The figure's caption ends with ``.. csv-table::`` on ``{{ snakemake.output.claims }}`` (see any
-   ``workflow/report/*.rst``), and the figure name is in ``FIGURES`` of the Snakefile, so the
-   ``claims`` rule gathers its rows into ``results/claims.csv``, ``.md`` and ``.html``.
+2. The figure's plot rule has the outputs ``claims=f"{CLAIMS_ROOT}/<figure>.csv"`` and
+   ``claims_html=f"{CLAIMS_ROOT}/<figure>.html"``, and its script calls
+   ``write_claims(table, snakemake.output.claims, runs)`` (``runs``: the run ids the figure used,
+   for rows that do not name their own), which writes both.
+3. The figure's caption ends with ``.. raw:: html`` on ``{{ snakemake.output.claims_html }}``
+   (see any ``workflow/report/*.rst``), and the figure name is in ``FIGURES`` of the Snakefile, so
+   the ``claims`` rule gathers its rows into ``results/claims.csv``, ``.md`` and ``.html``.
+
+The tables for readers (Markdown, HTML) show one row per claim: the checks of one claim on
+different runs are grouped in it, each with its value and verdict, the runs counted by family
+(``taxonomy_*: 75 runs``; the full lists stay in the CSV), and a glossary of the codes and
+symbols the rows use. Every text of a claim row is written in one notation (``reader_notation``).
 """
 
 from __future__ import annotations
@@ -22,24 +28,87 @@ from __future__ import annotations
 import html
 import math
 import os
+import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import pandas as pd
 
 from .io import atomic_path, read_csv
+from .taxonomy import PHASE_MEANINGS
 
 VERDICTS = ("holds", "does not hold", "inconclusive")
 CLAIM_COLUMNS = ("work", "figure", "claim", "statistic", "value", "threshold", "verdict", "reason",
                  "runs", "config")
 VERDICT_COLOURS = {"holds": "#c8e6c9", "does not hold": "#ffcdd2", "inconclusive": "#e0e0e0"}
+TEXT_COLUMNS = ("claim", "statistic", "threshold", "reason")
+# ASCII spellings in claim texts and the one notation the tables use (regex, replacement).
+READER_NOTATION = (
+    (r">=", "≥"), (r"<=", "≤"), (r"->", "→"), (r"\blambda_max\b", "λ_max"),
+    (r"\|theta\|", "‖θ‖"), (r"\|\|", "‖"), (r"\brho\b", "ρ"), (r"\bdelta\b", "δ"),
+    (r"\bA\^T H A\b", "AᵀHA"), (r"(?<![\w)\]])-(?=\d)", "−"), (r" - ", " − "),
+)
+# Symbols and codes a claim row may use, with their meaning (shown under the tables when used).
+GLOSSARY = {
+    "LB": "the large-batch solution", "SB": "the small-batch solution",
+    "C": "the number of classes", "nats": "unit of loss (natural-log cross-entropy)",
+    "λ_max": "the largest eigenvalue of the Hessian H of the training loss",
+    "Tr H": "the trace of the Hessian", "ρ": "Spearman rank correlation",
+    "Spearman": "Spearman rank correlation, from −1 to 1",
+    "mc": "Yang et al.'s mode connectivity ½(e₀ + e₁) − e(t*) along a trained curve "
+          "(< 0: a barrier)",
+    "Δ": "the largest rise of the loss along the interpolation path",
+    "δ": "the loss allowance above the reference loss, in nats",
+    "d_int": "the smallest subspace dimension d reaching the target accuracy",
+    "D": "the number of parameters of the network",
+    "θ₀": "the initialization", "θ_T": "the end of training",
+    "CKA": "linear centred kernel alignment of two networks' outputs",
+    **{f"phase {code}": meaning for code, meaning in PHASE_MEANINGS.items()},
+}
+RUN_LIST_LIMIT = 4
+
+
+def reader_notation(text: str) -> str:
+    """``text`` in the tables' one notation (``READER_NOTATION``: ≥ for >=, λ_max, ‖θ‖, ρ, δ, −)."""
+    for pattern, replacement in READER_NOTATION:
+        text = re.sub(pattern, replacement, text)
+    return text
+
+
+def value_text(value: float) -> str:
+    """A claim value as the tables print it: an integer as an integer, else 4 significant digits;
+    − for minus, – for a missing value."""
+    if pd.isna(value):
+        return "–"
+    text = f"{int(value)}" if float(value).is_integer() else f"{value:.4g}"
+    return text.replace("-", "−")
+
+
+def runs_summary(runs: Sequence[str]) -> str:
+    """Run ids for a reader: up to ``RUN_LIST_LIMIT`` listed, more counted by family (the part of
+    the run group before its first ``_``, or the group's seeds): ``taxonomy_*: 75 runs``."""
+    if len(runs) <= RUN_LIST_LIMIT:
+        return ", ".join(runs)
+
+    def family(run: str) -> str:
+        group = run.rsplit("-s", 1)[0]
+        return f"{group.split('_')[0]}_*" if "_" in group else f"{group}-s*"
+
+    counts = Counter(family(run) for run in runs)
+    singles = {family(run): run for run in runs}
+    return ", ".join(f"{name}: {count} runs" if count > 1 else singles[name]
+                     for name, count in counts.items())
 
 
 def claim_row(work: str, figure: str, claim: str, statistic: str, value: float | None,
               threshold: str, holds: bool | None, reason: str = "",
               runs: Sequence[str] = ()) -> dict:
     """One claim row (``run == "claim"`` in a figure's table). ``holds=None`` (or a missing /
-    non-finite ``value``) gives ``inconclusive`` and needs a ``reason``; ``runs`` are the run ids
-    the statistic was computed from (empty: the figure's runs, filled in by ``write_claims``)."""
+    non-finite ``value``) gives ``inconclusive`` and needs a ``reason``; ``holds=False`` without
+    one gets the value against the threshold as its reason (``0.84 is not > 1``); ``runs`` are the
+    run ids the statistic was computed from (empty: the figure's runs, filled in by
+    ``write_claims``)."""
     finite = value is not None and math.isfinite(value)
     if holds is None or not finite:
         if not reason:
@@ -47,6 +116,8 @@ def claim_row(work: str, figure: str, claim: str, statistic: str, value: float |
         verdict = "inconclusive"
     else:
         verdict = "holds" if holds else "does not hold"
+        if not holds and not reason:
+            reason = f"{value_text(value)} is not {threshold}"
     return {"run": "claim", "work": work, "figure": figure, "claim": claim,
             "statistic": statistic, "value": float(value) if finite else float("nan"),
             "threshold": threshold, "verdict": verdict, "reason": reason, "runs": " ".join(runs)}
@@ -65,15 +136,22 @@ def claim_rows(table: pd.DataFrame, runs: Sequence[str] = ()) -> pd.DataFrame:
         raise ValueError(f"unknown verdicts {sorted(unknown)}; verdicts are {VERDICTS}")
     named = rows["runs"].fillna("").astype(str)
     rows["runs"] = named.where(named != "", " ".join(runs))
-    rows["reason"] = rows["reason"].fillna("")
+    for column in TEXT_COLUMNS:
+        rows[column] = rows[column].fillna("").astype(str).map(reader_notation)
     return rows.reset_index(drop=True)
 
 
 def write_claims(table: pd.DataFrame, path: str | os.PathLike, runs: Sequence[str] = ()) -> None:
-    """Write the claim rows of a figure's ``table`` (``claim_rows``) as CSV beside its table, values
-    to 4 significant digits (the precision the captions show)."""
+    """Write the claim rows of a figure's ``table`` (``claim_rows``) as CSV at ``path`` (``.csv``),
+    values to 4 significant digits, and as the HTML list of its caption (``figure_claims_html``)
+    at the same path with ``.html``."""
+    path = Path(path)
+    if path.suffix != ".csv":
+        raise ValueError(f"claims path {path} must end in .csv (its HTML list goes beside it)")
+    rows = claim_rows(table, runs)
     with atomic_path(path) as tmp:
-        claim_rows(table, runs).to_csv(tmp, index=False, float_format="%.4g")
+        rows.to_csv(tmp, index=False, float_format="%.4g")
+    write_text(figure_claims_html(rows), path.with_suffix(".html"))
 
 
 def gather_claims(paths: Iterable[str | os.PathLike], config_name: str) -> pd.DataFrame:
@@ -87,50 +165,156 @@ def gather_claims(paths: Iterable[str | os.PathLike], config_name: str) -> pd.Da
     return table
 
 
-def _value_text(value: float) -> str:
-    return "–" if pd.isna(value) else f"{value:.4g}"
+def _runs(cell: str) -> list[str]:
+    return str(cell).split()
 
 
-def _verdict_text(row: pd.Series) -> str:
-    return f"{row['verdict']} ({row['reason']})" if row["reason"] else row["verdict"]
+def _checks(group: pd.DataFrame) -> list[dict]:
+    """The checks of one claim (rows that differ in their runs), each with its label: the runs
+    when the claim was checked on several run sets, else empty."""
+    several = len(group) > 1
+    return [{"label": runs_summary(_runs(row["runs"])) if several else "",
+             "statistic": row["statistic"], "value": value_text(row["value"]),
+             "threshold": row["threshold"], "verdict": row["verdict"], "reason": row["reason"]}
+            for _, row in group.iterrows()]
+
+
+def reader_claims(table: pd.DataFrame) -> list[dict]:
+    """One entry per claim of a gathered (or one figure's) claims table, in the table's order:
+    ``figure``, ``work``, ``claim``, its ``checks`` (``_checks``) and ``runs`` (every run it used,
+    ``runs_summary``)."""
+    claims = []
+    for (figure, work, claim), group in table.groupby(["figure", "work", "claim"], sort=False):
+        runs = list(dict.fromkeys(run for cell in group["runs"] for run in _runs(cell)))
+        claims.append({"figure": figure, "work": work, "claim": claim, "checks": _checks(group),
+                       "runs": runs_summary(runs)})
+    return claims
+
+
+def _shared(checks: list[dict], key: str) -> str | None:
+    values = {check[key] for check in checks}
+    return values.pop() if len(values) == 1 else None
+
+
+def _labelled(check: dict, text: str) -> str:
+    return f"{check['label']}: {text}" if check["label"] else text
+
+
+def _verdict_text(check: dict) -> str:
+    return f"{check['verdict']} ({check['reason']})" if check["reason"] else check["verdict"]
+
+
+def summary_line(table: pd.DataFrame) -> str:
+    """How many claims, checks and verdicts of each kind the table holds, in words."""
+    counts = table["verdict"].value_counts()
+    verdicts = ", ".join(f"{counts.get(verdict, 0)} {verdict}" for verdict in VERDICTS)
+    claims = len(table.groupby(["figure", "work", "claim"]))
+    return (f"{claims} claims checked {len(table)} times (once per run or run set): {verdicts}. "
+            "Values to 4 significant digits; losses in nats, accuracies and errors as fractions "
+            "in [0, 1]; the full list of runs of each row is in claims.csv.")
+
+
+def glossary(table: pd.DataFrame) -> dict[str, str]:
+    """The entries of ``GLOSSARY`` whose term a claim text of ``table`` uses (phase codes as
+    ``phase IV-B`` or ``in IV-B``)."""
+    text = " ".join(table[list(TEXT_COLUMNS)].astype(str).agg(" ".join, axis=1))
+    used = {}
+    for term, meaning in GLOSSARY.items():
+        word = term.removeprefix("phase ")
+        if re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", text):
+            used[term] = meaning
+    return used
 
 
 def claims_markdown(table: pd.DataFrame) -> str:
-    """The gathered claims as a Markdown table, one line per claim, with a count of verdicts."""
-    counts = table["verdict"].value_counts()
-    summary = ", ".join(f"{counts.get(verdict, 0)} {verdict}" for verdict in VERDICTS)
+    """The gathered claims as a Markdown document: one line per claim (its checks on several run
+    sets one under another), the verdict counts and the glossary of the codes used."""
     config = table["config"].iloc[0] if len(table) else ""
-    lines = [f"# Claims checked (config `{config}`)", "", f"{len(table)} claims: {summary}.", "",
-             "| figure | work | claim | statistic | value | threshold | verdict | runs |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for _, row in table.iterrows():
-        cells = [row["figure"], row["work"], row["claim"], row["statistic"],
-                 _value_text(row["value"]), row["threshold"], f"**{_verdict_text(row)}**",
-                 row["runs"]]
-        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+    lines = [f"# Claims checked (config `{config}`)", "", summary_line(table), "",
+             "| # | figure | work | claim | statistic | value | threshold | verdict | runs |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for number, claim in enumerate(reader_claims(table), 1):
+        checks = claim["checks"]
+
+        def column(key, checks=checks):
+            shared = _shared(checks, key)
+            return shared if shared is not None else "<br>".join(
+                _labelled(check, check[key]) for check in checks)
+
+        verdicts = "<br>".join(_labelled(check, f"**{_verdict_text(check)}**")
+                               for check in checks)
+        cells = [str(number), claim["figure"], claim["work"], claim["claim"], column("statistic"),
+                 "<br>".join(_labelled(check, check["value"]) for check in checks),
+                 column("threshold"), verdicts, claim["runs"]]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    lines += ["", "## Codes and symbols", ""]
+    lines += [f"- **{term}**: {meaning}" for term, meaning in glossary(table).items()]
     return "\n".join(lines) + "\n"
 
 
+CELL = 'style="border:1px solid #bbb;padding:2px 6px;vertical-align:top"'
+
+
+def _verdict_html(check: dict) -> str:
+    label = f"{html.escape(check['label'])}: " if check["label"] else ""
+    reason = f" ({html.escape(check['reason'])})" if check["reason"] else ""
+    return (f'<div style="background:{VERDICT_COLOURS[check["verdict"]]};padding:1px 4px">'
+            f"{label}<b>{html.escape(check['verdict'])}</b>{reason}</div>")
+
+
+def _lines_html(checks: list[dict], key: str) -> str:
+    shared = _shared(checks, key)
+    if shared is not None:
+        return html.escape(shared)
+    return "<br>".join(html.escape(_labelled(check, check[key])) for check in checks)
+
+
+def claims_table_html(table: pd.DataFrame) -> str:
+    """The gathered claims as an HTML fragment (the opening of the Snakemake report): the verdict
+    counts, a table of one row per claim whose verdicts are coloured (green holds, red does not
+    hold, grey inconclusive, each with its reason), and the glossary of the codes used."""
+    header = ("#", "figure", "work", "claim", "statistic", "value", "threshold", "verdict", "runs")
+    rows = ["<tr>" + "".join(f"<th {CELL}>{name}</th>" for name in header) + "</tr>"]
+    for number, claim in enumerate(reader_claims(table), 1):
+        checks = claim["checks"]
+        values = "<br>".join(html.escape(_labelled(check, check["value"])) for check in checks)
+        cells = [str(number), html.escape(claim["figure"]), html.escape(claim["work"]),
+                 html.escape(claim["claim"]), _lines_html(checks, "statistic"), values,
+                 _lines_html(checks, "threshold"), "".join(map(_verdict_html, checks)),
+                 html.escape(claim["runs"])]
+        rows.append("<tr>" + "".join(f"<td {CELL}>{cell}</td>" for cell in cells) + "</tr>")
+    terms = "".join(f"<li><b>{html.escape(term)}</b>: {html.escape(meaning)}</li>"
+                    for term, meaning in glossary(table).items())
+    return (f'<div class="claims-table"><p>{html.escape(summary_line(table))}</p>\n'
+            '<table style="border-collapse:collapse;font-size:85%">\n' + "\n".join(rows)
+            + f"\n</table>\n<p>Codes and symbols:</p><ul>{terms}</ul></div>\n")
+
+
 def claims_html(table: pd.DataFrame) -> str:
-    """The gathered claims as an HTML table whose verdict cells are coloured (green holds, red does
-    not hold, grey inconclusive), for the opening of the Snakemake report."""
-    header = ("figure", "work", "claim", "statistic", "value", "threshold", "verdict", "runs")
-    cell = 'style="border:1px solid #bbb;padding:2px 6px;vertical-align:top"'
-    rows = ["<tr>" + "".join(f"<th {cell}>{name}</th>" for name in header) + "</tr>"]
-    for _, row in table.iterrows():
-        values = [row["figure"], row["work"], row["claim"], row["statistic"],
-                  _value_text(row["value"]), row["threshold"]]
-        colour = VERDICT_COLOURS[row["verdict"]]
-        cells = [f"<td {cell}>{html.escape(str(v))}</td>" for v in values]
-        cells.append(f'<td {cell[:-1]};background:{colour}"><b>{html.escape(_verdict_text(row))}'
-                     "</b></td>")
-        cells.append(f"<td {cell}>{html.escape(str(row['runs']))}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    return ('<table style="border-collapse:collapse;font-size:85%">\n' + "\n".join(rows)
-            + "\n</table>\n")
+    """The gathered claims as a standalone HTML page (title, UTF-8) around ``claims_table_html``."""
+    config = html.escape(str(table["config"].iloc[0])) if len(table) else ""
+    title = f"Claims checked (config {config})"
+    return ('<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f"<title>{title}</title>\n</head>\n<body>\n<h1>{title}</h1>\n"
+            + claims_table_html(table) + "</body>\n</html>\n")
+
+
+def figure_claims_html(rows: pd.DataFrame) -> str:
+    """One figure's claim rows (``claim_rows``) as an HTML list for the narrow caption panel of the
+    report: per claim its work, and per check the statistic, value, threshold and the coloured
+    verdict with its reason."""
+    items = []
+    for claim in reader_claims(rows):
+        checks = "".join(
+            f"<div>{html.escape(_labelled(check, check['statistic']))} = "
+            f"{html.escape(check['value'])} (needs {html.escape(check['threshold'])})"
+            f"{_verdict_html({**check, 'label': ''})}</div>" for check in claim["checks"])
+        items.append(f"<li><b>{html.escape(claim['claim'])}</b> ({html.escape(claim['work'])}; "
+                     f"runs: {html.escape(claim['runs'])}){checks}</li>")
+    return '<ul class="figure-claims">' + "".join(items) + "</ul>\n"
 
 
 def write_text(text: str, path: str | os.PathLike) -> None:
     """Atomically write a text file (the Markdown and HTML claims tables)."""
     with atomic_path(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")

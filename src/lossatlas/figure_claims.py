@@ -36,7 +36,8 @@ def lb_sb_claims(table: pd.DataFrame, rise_alpha: float) -> list[dict]:
     sharp = "the LB solution is sharper along the line than the SB one"
     sharp_stat = (f"rise of train loss over {rise_alpha:g} α outward of LB / outward of SB")
     better = "the SB solution tests better than the LB one"
-    better_stat = "test accuracy at SB − at LB (mean over seeds)"
+    better_stat = (f"test accuracy at SB − at LB (mean over {line['start_run'].nunique()} "
+                   "seed(s))")
     skipped = _skipped(line["status"])
     if skipped or line.empty:
         reason = skipped or "no LB → SB line measured"
@@ -124,7 +125,7 @@ def mli_claims(metrics: pd.DataFrame, min_monotonic_fraction: float) -> list[dic
 
     sgd_plain = cell("sgd", "none")
     claim = "MLI holds for most SGD runs without BN"
-    statistic = "fraction of monotonic lines, SGD without BN"
+    statistic = f"fraction of monotonic lines, SGD without BN ({len(sgd_plain)} runs)"
     threshold = f"≥ {min_monotonic_fraction:g}"
     runs = list(sgd_plain["run"])
     if sgd_plain.empty:
@@ -137,7 +138,8 @@ def mli_claims(metrics: pd.DataFrame, min_monotonic_fraction: float) -> list[dic
     for name, more, less in (("Adam than with SGD", cell("adam"), cell("sgd")),
                              ("BN than without", cell(norm="batch"), cell(norm="none"))):
         claim = f"non-monotonic lines are more frequent with {name}"
-        statistic = f"non-monotonic fraction with {name.replace(' than ', ' − ')}"
+        statistic = (f"non-monotonic fraction with {name.replace(' than ', ' − ')} "
+                     f"({len(more)} and {len(less)} runs)")
         runs = list(more["run"]) + list(less["run"])
         if more.empty or less.empty:
             rows.append(claim_row(LUCAS, figure, claim, statistic, None, "> 0", None,
@@ -147,7 +149,7 @@ def mli_claims(metrics: pd.DataFrame, min_monotonic_fraction: float) -> list[dic
         rows.append(claim_row(LUCAS, figure, claim, statistic, difference, "> 0",
                               difference > 0, runs=runs))
     claim = "non-monotonicity grows with the distance travelled"
-    statistic = "Spearman(Δ, ‖θ_T − θ₀‖) over runs"
+    statistic = f"Spearman ρ(Δ, ‖θ_T − θ₀‖) over {len(ok)} runs"
     runs = list(ok["run"])
     if len(ok) < 3 or ok["delta"].nunique() < 2:
         rows.append(claim_row(LUCAS, figure, claim, statistic, None, "> 0", None,

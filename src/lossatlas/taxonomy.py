@@ -19,6 +19,14 @@ from dataclasses import dataclass
 import numpy as np
 
 PHASES = ("I", "II", "III", "IV-A", "IV-B")
+# What each phase code means, in the words of the claims table's glossary.
+PHASE_MEANINGS = {
+    "I": "poorly connected (mc < −tolerance) and sharp",
+    "II": "poorly connected and flat",
+    "III": "not poorly connected, but mc > tolerance or sharp",
+    "IV-A": "well connected (|mc| ≤ tolerance), flat, low CKA",
+    "IV-B": "well connected, flat, high CKA (where Yang et al. find the best test accuracy)",
+}
 
 
 def _centered(features) -> np.ndarray:

@@ -1,7 +1,8 @@
 # One claims table for every figure: each figure rule writes its claim rows to
 # {CLAIMS_ROOT}/{figure}.csv (lossatlas.claims.write_claims); the dataset sanity rows compare the
 # configured model and a reference model with the dataset's published test accuracies; `claims`
-# gathers them into results/claims.csv, .md and .html (the opening of the report).
+# gathers them into results/claims.csv, .md and .html, and claims_table.html (the same table
+# without its page, the opening of the report).
 from pathlib import Path
 
 from lossatlas.figure_claims import PUBLISHED_TEST_ACCURACY
@@ -68,6 +69,7 @@ rule dataset_sanity:
         ),
     output:
         f"{CLAIMS_ROOT}/dataset_sanity.csv",
+        f"{CLAIMS_ROOT}/dataset_sanity.html",
     log:
         "results/logs/claims/dataset_sanity.log",
     benchmark:
@@ -91,7 +93,8 @@ rule claims:
     output:
         csv="results/claims.csv",
         markdown="results/claims.md",
-        html="results/claims.html",
+        html=report("results/claims.html", category="Claims"),
+        report_table="results/claims_table.html",
     log:
         "results/logs/claims/claims.log",
     benchmark:

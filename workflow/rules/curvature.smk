@@ -116,6 +116,7 @@ rule plot_hessian_spectrum:
     output:
         table=f"{MEASURE_ROOT}/hessian_spectrum.csv",
         claims=f"{CLAIMS_ROOT}/hessian_spectrum.csv",
+        claims_html=f"{CLAIMS_ROOT}/hessian_spectrum.html",
         pdf="results/figures/hessian_spectrum.pdf",
         png=report(
             "results/figures/hessian_spectrum.png",
@@ -144,6 +145,7 @@ rule plot_curvature_along_training:
     output:
         table=f"{MEASURE_ROOT}/curvature_along_training.csv",
         claims=f"{CLAIMS_ROOT}/curvature_along_training.csv",
+        claims_html=f"{CLAIMS_ROOT}/curvature_along_training.html",
         pdf="results/figures/curvature_along_training.pdf",
         png=report(
             "results/figures/curvature_along_training.png",

@@ -60,6 +60,7 @@ rule plot_goldilocks:
     output:
         table=f"{MEASURE_ROOT}/goldilocks.csv",
         claims=f"{CLAIMS_ROOT}/goldilocks.csv",
+        claims_html=f"{CLAIMS_ROOT}/goldilocks.html",
         pdf="results/figures/goldilocks.pdf",
         png=report(
             "results/figures/goldilocks.png",

@@ -183,6 +183,7 @@ rule plot_surface_2d:
         roughness=expand(f"{MEASURE_ROOT}/roughness/{{run}}.csv", run=SURFACE_RUNS),
     output:
         claims=f"{CLAIMS_ROOT}/surface_2d.csv",
+        claims_html=f"{CLAIMS_ROOT}/surface_2d.html",
         pdf="results/figures/surface_2d.pdf",
         png=report(
             "results/figures/surface_2d.png",
@@ -238,6 +239,7 @@ rule plot_trajectory_pca:
         f"{MEASURE_ROOT}/trajectory_pca/{first_run(TRAJECTORY['run'])}.h5",
     output:
         claims=f"{CLAIMS_ROOT}/trajectory_pca.csv",
+        claims_html=f"{CLAIMS_ROOT}/trajectory_pca.html",
         pdf="results/figures/trajectory_pca.pdf",
         png=report(
             "results/figures/trajectory_pca.png",
@@ -293,6 +295,7 @@ rule plot_mli:
     output:
         table=f"{MEASURE_ROOT}/mli.csv",
         claims=f"{CLAIMS_ROOT}/mli.csv",
+        claims_html=f"{CLAIMS_ROOT}/mli.html",
         pdf="results/figures/mli.pdf",
         png=report(
             "results/figures/mli.png",
@@ -342,6 +345,7 @@ rule plot_sgd_walk:
         f"{MEASURE_ROOT}/sgd_walk/{first_run(WALK['run'])}.csv",
     output:
         claims=f"{CLAIMS_ROOT}/sgd_walk.csv",
+        claims_html=f"{CLAIMS_ROOT}/sgd_walk.html",
         pdf="results/figures/sgd_walk.pdf",
         png=report(
             "results/figures/sgd_walk.png",

@@ -57,6 +57,7 @@ rule plot_lb_sb_interpolation:
         f"{MEASURE_ROOT}/lb_sb_interpolation.csv",
     output:
         claims=f"{CLAIMS_ROOT}/lb_sb_interpolation.csv",
+        claims_html=f"{CLAIMS_ROOT}/lb_sb_interpolation.html",
         pdf="results/figures/lb_sb_interpolation.pdf",
         png=report(
             "results/figures/lb_sb_interpolation.png",

@@ -197,6 +197,7 @@ rule plot_mode_connectivity:
     output:
         table=f"{MEASURE_ROOT}/mode_connectivity.csv",
         claims=f"{CLAIMS_ROOT}/mode_connectivity.csv",
+        claims_html=f"{CLAIMS_ROOT}/mode_connectivity.html",
         pdf="results/figures/mode_connectivity.pdf",
         png=report(
             "results/figures/mode_connectivity.png",
@@ -222,6 +223,7 @@ rule plot_low_loss_subspace:
     output:
         table=f"{MEASURE_ROOT}/low_loss_subspace.csv",
         claims=f"{CLAIMS_ROOT}/low_loss_subspace.csv",
+        claims_html=f"{CLAIMS_ROOT}/low_loss_subspace.html",
         pdf="results/figures/low_loss_subspace.pdf",
         png=report(
             "results/figures/low_loss_subspace.png",
@@ -247,6 +249,7 @@ rule plot_ensembles:
     output:
         table=f"{MEASURE_ROOT}/ensembles.csv",
         claims=f"{CLAIMS_ROOT}/ensembles.csv",
+        claims_html=f"{CLAIMS_ROOT}/ensembles.html",
         pdf="results/figures/ensembles.pdf",
         png=report(
             "results/figures/ensembles.png",

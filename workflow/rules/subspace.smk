@@ -47,6 +47,7 @@ rule plot_subspace_training:
     output:
         table=f"{MEASURE_ROOT}/subspace_training.csv",
         claims=f"{CLAIMS_ROOT}/subspace_training.csv",
+        claims_html=f"{CLAIMS_ROOT}/subspace_training.html",
         pdf="results/figures/subspace_training.pdf",
         png=report(
             "results/figures/subspace_training.png",

@@ -88,6 +88,7 @@ rule plot_hyperparams_curvature:
     output:
         table=f"{MEASURE_ROOT}/hyperparams_curvature.csv",
         claims=f"{CLAIMS_ROOT}/hyperparams_curvature.csv",
+        claims_html=f"{CLAIMS_ROOT}/hyperparams_curvature.html",
         pdf="results/figures/hyperparams_curvature.pdf",
         png=report(
             "results/figures/hyperparams_curvature.png",
@@ -102,15 +103,12 @@ rule plot_hyperparams_curvature:
         "../../envs/lossatlas.yaml"
     params:
         sweeps={
-            name: {"knob": sweep_axes(name)[0], "cells": SWEEPS[name]}
+            name: {
+                "knob": sweep_axes(name)[0],
+                "values": {cell["group"]: cell["value"] for cell in SWEEPS[name]},
+            }
             for name in HYPERPARAMS["sweeps"]
         },
-        runs=[
-            run
-            for name in HYPERPARAMS["sweeps"]
-            for cell in SWEEPS[name]
-            for run in cell["runs"]
-        ],
     script:
         "../scripts/plot_hyperparams_curvature.py"
 
@@ -134,6 +132,7 @@ rule plot_taxonomy_metrics:
     output:
         table=f"{MEASURE_ROOT}/taxonomy_metrics.csv",
         claims=f"{CLAIMS_ROOT}/taxonomy_metrics.csv",
+        claims_html=f"{CLAIMS_ROOT}/taxonomy_metrics.html",
         pdf="results/figures/taxonomy_metrics.pdf",
         png=report(
             "results/figures/taxonomy_metrics.png",
@@ -164,6 +163,7 @@ rule plot_taxonomy_phases:
     output:
         table=f"{MEASURE_ROOT}/taxonomy_phases.csv",
         claims=f"{CLAIMS_ROOT}/taxonomy_phases.csv",
+        claims_html=f"{CLAIMS_ROOT}/taxonomy_phases.html",
         pdf="results/figures/taxonomy_phases.pdf",
         png=report(
             "results/figures/taxonomy_phases.png",

@@ -99,6 +99,7 @@ rule plot_long_short_directions:
     output:
         table=f"{MEASURE_ROOT}/long_short_directions.csv",
         claims=f"{CLAIMS_ROOT}/long_short_directions.csv",
+        claims_html=f"{CLAIMS_ROOT}/long_short_directions.html",
         pdf="results/figures/long_short_directions.pdf",
         png=report(
             "results/figures/long_short_directions.png",
@@ -124,6 +125,7 @@ rule plot_wedge_cuts:
     output:
         table=f"{MEASURE_ROOT}/wedge_cuts.csv",
         claims=f"{CLAIMS_ROOT}/wedge_cuts.csv",
+        claims_html=f"{CLAIMS_ROOT}/wedge_cuts.html",
         pdf="results/figures/wedge_cuts.pdf",
         png=report(
             "results/figures/wedge_cuts.png",

@@ -1,9 +1,16 @@
-"""Gather every figure's claim rows into results/claims.csv, claims.md and claims.html."""
+"""Gather every figure's claim rows into results/claims.csv, claims.md, claims.html and the
+report's claims_table.html."""
 
 import logging
 
 from lossatlas import io
-from lossatlas.claims import claims_html, claims_markdown, gather_claims, write_text
+from lossatlas.claims import (
+    claims_html,
+    claims_markdown,
+    claims_table_html,
+    gather_claims,
+    write_text,
+)
 
 smk = snakemake  # noqa: F821
 with io.job_log(smk.log[0]):
@@ -11,4 +18,5 @@ with io.job_log(smk.log[0]):
     io.write_csv(table, smk.output.csv)
     write_text(claims_markdown(table), smk.output.markdown)
     write_text(claims_html(table), smk.output.html)
+    write_text(claims_table_html(table), smk.output.report_table)
     logging.info("%d claims: %s", len(table), table["verdict"].value_counts().to_dict())

@@ -15,6 +15,6 @@ with io.job_log(smk.log[0]):
     curvature = pd.concat([io.read_csv(path) for path in smk.input.curvature], ignore_index=True)
     table = hyperparams_table(curvature, smk.params.sweeps)
     io.write_csv(table, smk.output.table)
-    write_claims(table, smk.output.claims, smk.params.runs)
+    write_claims(table, smk.output.claims, list(dict.fromkeys(curvature["run"])))
     logging.info("\n%s", table[table["run"].isin(["final_mean", "claim"])].to_string())
     save_figure(plot_hyperparams_curvature(table), smk.output.pdf, smk.output.png)

@@ -72,8 +72,10 @@ def hessian_spectrum_table(measurements: dict[str, tuple[dict, dict]], outlier_t
         claims = [claim_row(KESKAR, FIGURE, LAMBDA_MAX_CLAIM, statistic, ratio, "> 1", ratio > 1,
                             runs=pair)]
     for _, row in table.iterrows():
+        classes = (f", C = {row['num_classes']:g} classes" if pd.notna(row.get("num_classes"))
+                   else "")
         statistic = ("outliers of H (top eigenvalues above the largest gap in log-eigenvalue "
-                     "among the top-k) − C")
+                     f"among the top-k) − C{classes}")
         threshold = f"within ±{outlier_tolerance}"
         if row["status"] != "ok":
             claims.append(claim_row(SAGUN, FIGURE, OUTLIER_CLAIM, statistic, None, threshold, None,

@@ -82,11 +82,16 @@ def mode_connectivity_table(arrays: dict[str, np.ndarray], attrs: dict,
             ratios.append(float((curve / line).mean()))
         worst = max(ratios)
         no_barrier = bool((line <= 0).any())
-        reason = "a straight line between two solutions has no barrier" if no_barrier else ""
+        measured_note = f"line barrier mean {line.mean():.3g} nats over {len(line)} pair(s)"
+        if no_barrier:
+            reason = "a straight line between two solutions has no barrier"
+        elif worst >= barrier_ratio:
+            reason = f"a curve keeps {worst:.3g} of the line's barrier; {measured_note}"
+        else:
+            reason = measured_note
         claim = claim_row(CURVE_WORK, "mode_connectivity", CURVE_CLAIM,
                           "max over curve kinds of mean(curve barrier / line barrier)", worst,
-                          f"{threshold}; line barrier mean {line.mean():.3g} nats",
-                          None if no_barrier else worst < barrier_ratio, reason)
+                          threshold, None if no_barrier else worst < barrier_ratio, reason)
     return pd.concat([table, pd.DataFrame([claim])], ignore_index=True)
 
 
@@ -162,11 +167,15 @@ def low_loss_subspace_table(arrays: dict[str, np.ndarray], attrs: dict,
     table = pd.DataFrame(rows).set_index("run", drop=False)
     complex_barrier = table.loc["complex", "barrier"]
     hull_barrier = table.loc["hull", "barrier"]
+    failures = ([f"the complex has a barrier of {complex_barrier:.3g} nats"]
+                if complex_barrier >= barrier_tolerance else [])
+    if hull_barrier <= barrier_tolerance:
+        failures.append("the linear simplex has no barrier")
     claim = claim_row(COMPLEX_WORK, "low_loss_subspace", COMPLEX_CLAIM,
                       "complex barrier (nats)", complex_barrier,
-                      f"complex < {barrier_tolerance:g} < linear simplex "
-                      f"({hull_barrier:.3g} nats)",
-                      complex_barrier < barrier_tolerance < hull_barrier)
+                      f"complex < {barrier_tolerance:g} < linear simplex",
+                      complex_barrier < barrier_tolerance < hull_barrier,
+                      "; ".join([*failures, f"linear simplex barrier {hull_barrier:.3g} nats"]))
     return pd.concat([table.reset_index(drop=True), pd.DataFrame([claim])], ignore_index=True)
 
 
@@ -254,12 +263,16 @@ def ensembles_table(arrays: dict[str, np.ndarray], attrs: dict) -> pd.DataFrame:
     others = {kind: values for kind, values in summary.items() if kind != "independent"}
     margin = independent_acc - max(acc for acc, _ in others.values())
     most_diverse = all(independent_dis > dis for _, dis in others.values())
+    failures = [] if margin > 0 else ["another kind ensembles at least as well"]
+    if not most_diverse:
+        failures.append("another kind's members disagree at least as much")
+    disagreements = ", ".join(f"{kind} {dis:.3f}" for kind, (_, dis) in others.items())
     claim = claim_row(ENSEMBLE_WORK, "ensembles", ENSEMBLE_CLAIM,
                       "independent − best other ensemble accuracy at K = members", margin,
-                      "> 0, and the independent members' pairwise disagreement "
-                      f"({independent_dis:.3f}) above every other kind's "
-                      f"({', '.join(f'{kind} {dis:.3f}' for kind, (_, dis) in others.items())})",
-                      margin > 0 and most_diverse)
+                      "> 0, and the independent members' pairwise disagreement above every "
+                      "other kind's", margin > 0 and most_diverse,
+                      "; ".join([*failures, f"pairwise disagreement: independent "
+                                            f"{independent_dis:.3f}, {disagreements}"]))
     table = pd.DataFrame(rows)
     table["status"] = "ok"
     table["bn_policy"] = attrs["bn_policy"]

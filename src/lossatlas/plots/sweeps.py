@@ -61,16 +61,16 @@ def _log_axis(ax, axis: str, values) -> None:
 
 
 def hyperparams_table(curvature: pd.DataFrame, sweeps: dict[str, dict]) -> pd.DataFrame:
-    """Tidy table: every curvature row of the one-knob ``sweeps`` (name → ``{"knob", "cells"}``)
-    with its ``sweep``, ``knob`` and ``value``; then one ``run == "final_mean"`` row per sweep
-    value (seed means at the last epoch), and the claim rows: for the learning-rate sweep a lower
-    final λ_max at a larger learning rate (Spearman ρ < 0); for every knob, λ_max and Tr H moving
-    in the same direction (ρ(knob, λ_max)·ρ(knob, Tr H) > 0); across all runs, a lower final
-    λ_max further from the origin (ρ(‖θ‖, λ_max) < 0: the wedge model's wider wedges at larger
-    radius)."""
+    """Tidy table: every curvature row of the one-knob ``sweeps`` (name → ``{"knob", "values"}``,
+    ``values`` run group → knob value) with its ``sweep``, ``knob`` and ``value``; then one
+    ``run == "final_mean"`` row per sweep value (seed means at the last epoch), and the claim
+    rows: for the learning-rate sweep a lower final λ_max at a larger learning rate (Spearman
+    ρ < 0); for every knob, λ_max and Tr H moving in the same direction (ρ(knob, λ_max)·ρ(knob,
+    Tr H) > 0); across all runs, a lower final λ_max further from the origin (ρ(‖θ‖, λ_max) < 0:
+    the wedge model's wider wedges at larger radius)."""
     frames = []
     for name, sweep in sweeps.items():
-        values = {cell["group"]: cell["value"] for cell in sweep["cells"]}
+        values = sweep["values"]
         part = curvature[curvature["group"].isin(values)].copy()
         part["sweep"], part["knob"] = name, sweep["knob"]
         part["value"] = part["group"].map(values)
@@ -91,22 +91,24 @@ def hyperparams_table(curvature: pd.DataFrame, sweeps: dict[str, dict]) -> pd.Da
         if knob == "lr":
             claims.append(claim_row(
                 FORT, "hyperparams_curvature", "larger learning rate -> lower final lambda_max",
-                "Spearman rho(lr, final lambda_max)", rho_lambda, "< 0",
+                f"Spearman rho(lr, final lambda_max) over {len(part)} learning rates (seed means)",
+                rho_lambda, "< 0",
                 None if np.isnan(rho_lambda) else rho_lambda < 0,
                 reason=_reason(rho_lambda, note, "fewer than 3 learning rates measured")))
         product = rho_lambda * rho_trace
+        rhos = f"rho({knob}, lambda_max) = {rho_lambda:+.2f}, rho({knob}, Tr H) = {rho_trace:+.2f}"
         claims.append(claim_row(
             FORT, "hyperparams_curvature",
-            f"{KNOB_LABELS[knob]} moves lambda_max and Tr H in the same direction "
-            f"(rho = {rho_lambda:+.2f}, {rho_trace:+.2f})",
-            f"rho({knob}, lambda_max) * rho({knob}, Tr H)", product, "> 0",
+            f"{KNOB_LABELS[knob]} moves lambda_max and Tr H in the same direction",
+            f"rho({knob}, lambda_max) * rho({knob}, Tr H) over {len(part)} values (seed means)",
+            product, "> 0",
             None if np.isnan(product) else product > 0,
-            reason=_reason(product, note, "fewer than 3 values measured")))
+            reason=_reason(product, note, "fewer than 3 values measured") or rhos))
     rho_radius = _spearman(finals["param_norm"], finals["lambda_max"])
     claims.append(claim_row(
         FORT, "hyperparams_curvature",
         "the knobs reach lower curvature further from the origin (wedge model)",
-        "Spearman rho(|theta|, final lambda_max) over all runs", rho_radius, "< 0",
+        f"Spearman rho(|theta|, final lambda_max) over all {len(finals)} runs", rho_radius, "< 0",
         None if np.isnan(rho_radius) else rho_radius < 0,
         reason=_reason(rho_radius, _skipped_runs(runs), "fewer than 3 runs measured")))
     return pd.concat([runs, means, pd.DataFrame(claims)], ignore_index=True)
@@ -179,7 +181,8 @@ def taxonomy_table(curvature: pd.DataFrame, cells: pd.DataFrame, load_knob: str,
     skipped = table.loc[table["status"] != "ok", "group"].tolist()
     claim = claim_row(
         YANG, "taxonomy_metrics", "a higher temperature gives a flatter solution (lower lambda_max)",
-        f"mean over loads of Spearman rho(temperature, lambda_max), temperature = "
+        f"mean over {len(rhos)} loads of Spearman rho(temperature, lambda_max) over "
+        f"{good['temperature'].nunique()} temperatures, temperature = "
         f"{'+' if sign > 0 else '-'}{temperature_knob}", rho, "< 0",
         None if np.isnan(rho) else rho < 0,
         reason=_reason(rho, f"skipped cells: {', '.join(skipped)}" if skipped else "",
@@ -249,10 +252,10 @@ def taxonomy_phase_table(metrics: pd.DataFrame, thresholds: PhaseThresholds) -> 
         best = good.loc[good["test_error"].idxmin()]
         claims.append(claim_row(
             YANG, "taxonomy_phases",
-            f"the best test accuracy lies in phase IV-B (well connected, flat, high CKA); "
-            f"found {best['phase']} at {best['group']}",
+            "the best test accuracy lies in phase IV-B (well connected, flat, high CKA)",
             "best cell in IV-B (1 yes, 0 no)", float(best["phase"] == "IV-B"), "= 1",
-            best["phase"] == "IV-B"))
+            best["phase"] == "IV-B",
+            f"the best cell, {best['group']}, is in phase {best['phase']}"))
         smallest = good[good["load"] == cells["load"].min()]
         mc = float(smallest["mc_error"].mean()) if len(smallest) else float("nan")
         claims.append(claim_row(
