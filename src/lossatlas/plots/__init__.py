@@ -1,25 +1,54 @@
-"""Figure functions: tidy data in, matplotlib figure out; ``save_figure`` writes PDF and PNG."""
+"""Figure functions: tidy data in, matplotlib figure out; ``save_figure`` writes PDF and PNG.
+
+Every figure draws in one style (``use_style``: seaborn's whitegrid at paper scale, one set of font
+sizes) and one notation: surfaces live on the plane θ + x·d₁ + y·d₂; a line between two points is
+parameterized by t ∈ [0, 1]; the init scale is written "init scale" (never α); a loss threshold is
+L + δ; θ₀ is the init and θ* a trained solution.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import textwrap
 
 import matplotlib
 
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import seaborn as sns  # noqa: E402
 
 from ..io import atomic_path  # noqa: E402
+
+FONT_SIZES = {"font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "xtick.labelsize": 7,
+              "ytick.labelsize": 7, "legend.fontsize": 7, "legend.title_fontsize": 7,
+              "figure.titlesize": 9}
+TITLE_FONT_SIZE = 8
+# Characters of a title line per inch of figure width at TITLE_FONT_SIZE (DejaVu Sans averages
+# about 0.55 em per character).
+TITLE_CHARS_PER_INCH = 72 / (0.55 * TITLE_FONT_SIZE)
+
+
+def use_style() -> None:
+    """The style of every figure: seaborn whitegrid at paper scale with ``FONT_SIZES``."""
+    sns.set_theme(style="whitegrid", context="paper", rc=FONT_SIZES)
+
+
+def save_image(figure: plt.Figure, path: str | os.PathLike, dpi: int = 150) -> None:
+    """Write ``figure`` atomically in the format its suffix names (png, pdf, svg); the figure
+    stays open."""
+    fmt = os.path.splitext(os.fspath(path))[1].lstrip(".")
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
 
 
 def save_figure(figure: plt.Figure, pdf_path: str | os.PathLike, png_path: str | os.PathLike,
                 dpi: int = 150) -> None:
     """Write ``figure`` atomically as PDF and PNG, then close it."""
-    for path, fmt in ((pdf_path, "pdf"), (png_path, "png")):
-        with atomic_path(path) as tmp:
-            figure.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
+    for path in (pdf_path, png_path):
+        save_image(figure, path, dpi)
     plt.close(figure)
 
 
@@ -36,8 +65,38 @@ def claims_title(table) -> str:
                      f"threshold {row['threshold']})" for _, row in claims.iterrows())
 
 
+def wrap_title(text: str, width_inches: float) -> str:
+    """``text`` with every line wrapped to ``width_inches`` at ``TITLE_FONT_SIZE``, so that a title
+    never makes a figure wider than its axes."""
+    width = max(20, int(width_inches * TITLE_CHARS_PER_INCH))
+    return "\n".join(wrapped for line in text.splitlines()
+                     for wrapped in textwrap.wrap(line, width) or [""])
+
+
+def add_title(figure: plt.Figure, text: str) -> None:
+    """A figure title (e.g. ``claims_title``) wrapped to the figure's width, above the axes that
+    ``tight_layout`` has laid out."""
+    text = wrap_title(text, figure.get_figwidth())
+    lines = text.count("\n") + 1
+    figure.tight_layout(rect=(0, 0, 1, 1 - min(0.5, lines * TITLE_FONT_SIZE * 1.35 / 72
+                                               / figure.get_figheight())))
+    figure.suptitle(text, fontsize=TITLE_FONT_SIZE, y=0.995, va="top")
+
+
 def show_skipped(axes, status: str) -> None:
     """Write a skipped measurement's ``status`` on every one of ``axes`` instead of a plot."""
     for ax in axes:
         ax.text(0.5, 0.5, status, ha="center", va="center", wrap=True)
         ax.set_axis_off()
+
+
+def log_axis(ax, axis: str, values) -> None:
+    """A log axis for positive ``values``; symlog, linear up to the smallest positive value, when
+    some are ≤ 0 (an L2 of 0, a negative trace estimate)."""
+    values = np.asarray(values, dtype=float)
+    positive = values[values > 0]
+    scale = {"x": ax.set_xscale, "y": ax.set_yscale}[axis]
+    if len(positive) == len(values[np.isfinite(values)]):
+        scale("log")
+    elif len(positive):
+        scale("symlog", linthresh=positive.min())

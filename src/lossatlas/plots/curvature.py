@@ -16,6 +16,7 @@ from matplotlib.ticker import MaxNLocator
 
 from ..claims import claim_row
 from ..stats import count_outliers
+from . import add_title, claims_title, log_axis, use_style
 
 FIGURE = "hessian_spectrum"
 KESKAR = "Keskar et al. 2017"
@@ -243,4 +244,34 @@ def plot_curvature_along_training(table: pd.DataFrame) -> plt.Figure:
     if note:
         figure.suptitle(note.strip(), fontsize=10)
     figure.tight_layout()
+    return figure
+
+
+def plot_curvature_measurement(arrays: dict[str, np.ndarray], attrs: dict, name: str
+                               ) -> plt.Figure:
+    """One curvature file (``curvature.CurvatureMeasurement``): the SLQ spectral density of H (log
+    density, when measured) and the top eigenvalues of H and, when measured, of the Gauss–Newton
+    G against their rank, with λ_max and Tr H in the title."""
+    use_style()
+    has_density = "density" in arrays
+    figure, axes = plt.subplots(1, 2 if has_density else 1, figsize=(9 if has_density else 4.8,
+                                                                      3.4), squeeze=False)
+    axes = axes[0]
+    top_ax = axes[-1]
+    rank = np.arange(1, len(arrays["hessian_top"]) + 1)
+    top_ax.plot(rank, arrays["hessian_top"], "o-", ms=4, color="C0", label="H")
+    if "gauss_newton_top" in arrays:
+        top_ax.plot(rank, arrays["gauss_newton_top"], "o", ms=7, mfc="none", color="C1",
+                    label="Gauss–Newton G")
+    log_axis(top_ax, "y", arrays["hessian_top"])
+    top_ax.set(xlabel="rank i", ylabel="eigenvalue λ_i", title="top eigenvalues")
+    top_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    top_ax.legend()
+    if has_density:
+        density = np.maximum(arrays["density"], arrays["density"].max() * 1e-6)
+        axes[0].plot(arrays["density_grid"], density, color="C0")
+        axes[0].set(yscale="log", xlabel="eigenvalue of H", ylabel="density (SLQ)",
+                    title="spectral density")
+    add_title(figure, f"{name}: λ_max = {float(attrs['lambda_max']):.4g}, "
+                      f"Tr H = {float(attrs['trace']):.4g}, loss = {float(attrs['loss']):.4g} nats")
     return figure

@@ -18,7 +18,7 @@ from matplotlib.patches import Patch
 
 from ..claims import claim_row
 from ..taxonomy import PHASES, PhaseThresholds, phase
-from . import claims_title
+from . import claims_title, log_axis
 
 FORT = "Fort & Jastrzebski 2019"
 YANG = "Yang et al. 2021"
@@ -40,18 +40,6 @@ def _spearman(x, y) -> float:
 def _reason(value: float, skipped: str, missing: str) -> str:
     """A claim row's reason: the skipped runs or cells, else why the statistic is missing."""
     return skipped or (missing if np.isnan(value) else "")
-
-
-def _log_axis(ax, axis: str, values) -> None:
-    """A log axis for positive ``values``; symlog, linear up to the smallest positive value, when
-    some are ≤ 0 (an L2 of 0, a negative trace estimate)."""
-    values = np.asarray(values, dtype=float)
-    positive = values[values > 0]
-    scale = {"x": ax.set_xscale, "y": ax.set_yscale}[axis]
-    if len(positive) == len(values[np.isfinite(values)]):
-        scale("log")
-    elif len(positive):
-        scale("symlog", linthresh=positive.min())
 
 
 def hyperparams_table(curvature: pd.DataFrame, sweeps: dict[str, dict]) -> pd.DataFrame:
@@ -127,7 +115,7 @@ def plot_hyperparams_curvature(table: pd.DataFrame) -> plt.Figure:
                          errorbar=None, marker="o", markersize=3)
             ax.set(ylabel=label, title=f"{name}: {label} along training")
             if metric != "param_norm":
-                _log_axis(ax, "y", part[metric])
+                log_axis(ax, "y", part[metric])
             ax.legend(title=KNOB_LABELS[knob], fontsize=7, title_fontsize=7)
         final = means[means["sweep"] == name]
         ax = row[3]
@@ -135,7 +123,7 @@ def plot_hyperparams_curvature(table: pd.DataFrame) -> plt.Figure:
         ax.plot(final["value"], final["trace"], "s--", label="Tr H")
         ax.set(xlabel=KNOB_LABELS[knob], ylabel="final value (seed mean)",
                title=f"{name}: final curvature vs {knob}")
-        _log_axis(ax, "x", final["value"])
+        log_axis(ax, "x", final["value"])
         ax.minorticks_off()
         ax.set_xticks(final["value"], [f"{v:g}" for v in final["value"]])
         ax.set_yscale("log")
