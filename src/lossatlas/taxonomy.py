@@ -19,6 +19,14 @@ from dataclasses import dataclass
 import numpy as np
 
 PHASES = ("I", "II", "III", "IV-A", "IV-B")
+# What each phase code of ``phase`` means (Yang et al. 2021, Fig. 1), in words.
+PHASE_DEFINITIONS = {
+    "I": "poorly connected, sharp",
+    "II": "poorly connected, flat",
+    "III": "mc > 0, or well connected and sharp",
+    "IV-A": "well connected, flat, low CKA",
+    "IV-B": "well connected, flat, high CKA",
+}
 
 
 def _centered(features) -> np.ndarray:

@@ -73,14 +73,16 @@ def wrap_title(text: str, width_inches: float) -> str:
                      for wrapped in textwrap.wrap(line, width) or [""])
 
 
-def add_title(figure: plt.Figure, text: str) -> None:
-    """A figure title (e.g. ``claims_title``) wrapped to the figure's width, above the axes that
-    ``tight_layout`` has laid out."""
-    text = wrap_title(text, figure.get_figwidth())
-    lines = text.count("\n") + 1
-    figure.tight_layout(rect=(0, 0, 1, 1 - min(0.5, lines * TITLE_FONT_SIZE * 1.35 / 72
-                                               / figure.get_figheight())))
-    figure.suptitle(text, fontsize=TITLE_FONT_SIZE, y=0.995, va="top")
+def add_title(figure: plt.Figure, text: str, bottom_inches: float = 0.0) -> None:
+    """Lay the axes out (``tight_layout``) below a figure title (e.g. ``claims_title``) wrapped to
+    the figure's width, leaving ``bottom_inches`` free at the bottom (for a figure legend)."""
+    text = wrap_title(text, figure.get_figwidth()) if text else ""
+    lines = text.count("\n") + 1 if text else 0
+    height = figure.get_figheight()
+    top = 1 - min(0.5, lines * TITLE_FONT_SIZE * 1.35 / 72 / height)
+    figure.tight_layout(rect=(0, min(0.4, bottom_inches / height), 1, top))
+    if text:
+        figure.suptitle(text, fontsize=TITLE_FONT_SIZE, y=0.995, va="top")
 
 
 def show_skipped(axes, status: str) -> None:
