@@ -19,6 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.ticker import LogFormatter  # noqa: E402
 
 from ..io import atomic_path  # noqa: E402
 
@@ -57,12 +58,21 @@ def json_attr(attrs: dict, key: str):
     return json.loads(attrs[key])
 
 
+MAX_TITLE_RUNS_CHARS = 40
+
+
 def claims_title(table) -> str:
-    """One line per claim row (``run == "claim"``) of a figure's tidy table: claim, verdict,
-    statistic, value and threshold, for the figure's title."""
+    """One line per claim row (``run == "claim"``) of a figure's tidy table: claim (with its runs
+    when they are few enough to read), verdict, statistic, value and threshold, for the figure's
+    title."""
     claims = table[table["run"] == "claim"]
-    return "\n".join(f"{row['claim']}: {row['verdict']} ({row['statistic']} = {row['value']:.3g}, "
-                     f"threshold {row['threshold']})" for _, row in claims.iterrows())
+    lines = []
+    for _, row in claims.iterrows():
+        runs = row["runs"] if "runs" in row and isinstance(row["runs"], str) else ""
+        named = f" [{runs}]" if runs and len(runs) <= MAX_TITLE_RUNS_CHARS else ""
+        lines.append(f"{row['claim']}{named}: {row['verdict']} ({row['statistic']} = "
+                     f"{row['value']:.3g}, threshold {row['threshold']})")
+    return "\n".join(lines)
 
 
 def wrap_title(text: str, width_inches: float) -> str:
@@ -100,5 +110,20 @@ def log_axis(ax, axis: str, values) -> None:
     scale = {"x": ax.set_xscale, "y": ax.set_yscale}[axis]
     if len(positive) == len(values[np.isfinite(values)]):
         scale("log")
+        plain_log_labels({"x": ax.xaxis, "y": ax.yaxis}[axis])
     elif len(positive):
         scale("symlog", linthresh=positive.min())
+
+
+class PlainLogFormatter(LogFormatter):
+    """``LogFormatter`` (which minor ticks get a label) writing each label with ``%g``."""
+
+    def _num_to_string(self, x, vmin, vmax):
+        return f"{x:g}"
+
+
+def plain_log_labels(axis) -> None:
+    """Tick labels of a log ``axis`` as plain numbers (2, 0.5, 1000; not 2 × 10⁰), minor ticks
+    labelled only where the axis spans less than a decade."""
+    axis.set_major_formatter(PlainLogFormatter())
+    axis.set_minor_formatter(PlainLogFormatter(labelOnlyBase=False))

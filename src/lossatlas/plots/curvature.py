@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FormatStrFormatter, MaxNLocator
 
 from ..claims import claim_row
 from ..stats import count_outliers
@@ -165,6 +165,12 @@ def _skipped_note(statuses) -> str:
     return f"  [{'; '.join(skipped)}]" if skipped else ""
 
 
+def _title(claims: pd.DataFrame, statuses) -> str:
+    """The claim rows, then the skipped runs on a line of their own."""
+    note = _skipped_note(statuses).strip()
+    return claims_title(claims) + (f"\n{note}" if note else "")
+
+
 def _run_label(group: str, batch_size) -> str:
     return f"{group} (batch {int(batch_size)})"
 
@@ -224,7 +230,7 @@ def plot_hessian_spectrum(measurements: dict[str, tuple[dict, dict]], table: pd.
     axes[2].set(xlabel="run", ylabel="outlier eigenvalues",
                 title="Outliers (above the largest log-gap)")
     bottom = _legend_below(figure, handles, max(1, len(handles))) if handles else 0.0
-    add_title(figure, claims_title(table) + _skipped_note(table["status"].dropna()), bottom)
+    add_title(figure, _title(table, table["status"].dropna()), bottom)
     return figure
 
 
@@ -262,10 +268,11 @@ def plot_curvature_along_training(table: pd.DataFrame) -> plt.Figure:
                 title="Gradient in the top-k eigenspace")
     for ax in axes:
         ax.set_xscale("symlog", linthresh=1)
+        ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
         ax.set_xlim(left=0)
         ax.set_xlabel("epoch")
     bottom = _legend_below(figure, handles, min(4, len(handles)))
-    add_title(figure, claims_title(claims) + _skipped_note(table["status"].dropna()), bottom)
+    add_title(figure, _title(claims, table["status"].dropna()), bottom)
     return figure
 
 

@@ -16,9 +16,10 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.colors import LogNorm
 from matplotlib.lines import Line2D
+from matplotlib.ticker import FormatStrFormatter
 
 from ..claims import claim_row
-from . import claims_title, json_attr
+from . import add_title, claims_title, json_attr, use_style
 from ..stats import (DIRECTION_KINDS, barrier_height, crossing_distance, low_loss_width,
                      width_radius_correlation)
 
@@ -186,7 +187,9 @@ def plot_long_short_directions(arrays: dict[str, np.ndarray], attrs: dict, table
 
 # --- wedge cuts --------------------------------------------------------------------------------
 
-PLANE_TITLES = {"solutions": "plane (0, θ_a, θ_b)", "init": "plane (0, θ₀_a, θ_a)"}
+PLANE_TITLES = {"solutions": r"plane through 0, $\theta_a$, $\theta_b$",
+                "init": r"plane through 0, $\theta_{0,a}$, $\theta_a$"}
+COLOURBAR_TICKS = 6
 
 
 def wedge_cuts_table(planes: dict[str, tuple[dict, dict]]) -> pd.DataFrame:
@@ -256,8 +259,8 @@ def plot_wedge_cuts(planes: dict[str, tuple[dict, dict]], table: pd.DataFrame) -
     init (●), each solution's ray (dashed) and its low-loss contour L(θ) + δ (white); and a panel of
     the low-loss width across each ray against the radius s‖θ‖ (open markers: censored at the
     offset range). ``table`` from ``wedge_cuts_table``."""
-    sns.set_theme(style="white", context="paper")
-    figure, axes = plt.subplots(1, len(planes) + 1, figsize=(5 * len(planes) + 4.5, 4.6))
+    use_style()
+    figure, axes = plt.subplots(1, len(planes) + 1, figsize=(5 * len(planes) + 4.5, 5.2))
     ok = {name: m for name, m in planes.items() if m[1]["status"] == "ok"}
     losses = [m[0]["train_loss"][np.isfinite(m[0]["train_loss"])] for m in ok.values()]
     norm = None
@@ -293,9 +296,13 @@ def plot_wedge_cuts(planes: dict[str, tuple[dict, dict]], table: pd.DataFrame) -
         ax.set(xlim=(xs[0], xs[-1]), ylim=(ys[0], ys[-1]), aspect="equal",
                xlabel="e1 (parameter units)", ylabel="e2 (parameter units)",
                title=PLANE_TITLES[name])
+        ax.grid(False)
     if mesh is not None:
-        figure.colorbar(mesh, ax=axes[:len(planes)], label="train loss (nats, log scale)",
-                        shrink=0.8)
+        colourbar = figure.colorbar(mesh, ax=axes[len(planes) - 1], fraction=0.05, pad=0.03,
+                                    label="train loss (nats, log scale; both planes)",
+                                    ticks=np.geomspace(norm.vmin, norm.vmax, COLOURBAR_TICKS),
+                                    format=FormatStrFormatter("%.3g"))
+        colourbar.ax.minorticks_off()
     width_ax = axes[-1]
     rows = table[(table["run"] != "claim") & (table["status"] == "ok")]
     palette = sns.color_palette("colorblind", max(1, rows.groupby(["plane", "run"]).ngroups))
@@ -306,10 +313,10 @@ def plot_wedge_cuts(planes: dict[str, tuple[dict, dict]], table: pd.DataFrame) -
         width_ax.plot(ray["radius"][~censored], ray["width"][~censored], "o", color=colour)
         width_ax.plot(ray["radius"][censored], ray["width"][censored], "o", mfc="none",
                       color=colour)
-    width_ax.grid(True, alpha=0.4)
     width_ax.set(xlabel="radius s‖θ‖ along the ray (parameter units)",
-                 ylabel="low-loss width across the ray", title="Width of L ≤ L(θ) + δ vs radius")
+                 ylabel="low-loss width across the ray (parameter units)",
+                 title="Width of L ≤ L(θ) + δ against the radius")
     if not rows.empty:
-        width_ax.legend(fontsize=6)
-    figure.suptitle(claims_title(table), fontsize=8)
+        width_ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
+    add_title(figure, claims_title(table))
     return figure
