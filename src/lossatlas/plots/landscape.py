@@ -17,7 +17,7 @@ import seaborn as sns
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.ticker import FormatStrFormatter, MaxNLocator
 
-from . import use_style
+from . import plain_log_labels, use_style
 
 SURFACE_METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
 METRIC_LABELS = {
@@ -28,6 +28,7 @@ METRIC_LABELS = {
 }
 SURFACE_LEVEL_COUNT = 16
 MAX_PATH_LABELS = 10
+MAX_RUN_COLOURS = 24
 MLI_CURVE_COLUMNS = ("run", "group", "optimizer", "lr", "norm", "alpha", "split", "loss", "accuracy")
 MLI_METRIC_COLUMNS = ("run", "group", "optimizer", "lr", "norm", "batch_size", "status", "delta",
                       "monotonic", "distance", "relative_distance")
@@ -212,7 +213,7 @@ def plot_trajectory_pca(arrays: dict[str, np.ndarray], path: np.ndarray, path_la
     ax.plot(*path[0], marker="o", markersize=9, color="tab:orange", markeredgecolor="black",
             linestyle="none", zorder=4, label=f"start ({path_labels[0]})")
     ax.plot(*path[-1], marker="*", markersize=14, color="tab:red", markeredgecolor="black",
-            linestyle="none", zorder=4, label=f"end θ_T ({path_labels[-1]})")
+            linestyle="none", zorder=4, label=f"end $\\theta_T$ ({path_labels[-1]})")
     extent = max(np.ptp(grid_x), np.ptp(grid_y))
     for index in _label_indices(path, min_separation=0.06 * extent):
         ax.annotate(path_labels[index], path[index], xytext=(4, 4), textcoords="offset points",
@@ -241,8 +242,9 @@ def _non_monotonic_table(ok: pd.DataFrame) -> str:
 def plot_mli(curves: pd.DataFrame, metrics: pd.DataFrame) -> plt.Figure:
     """Monotonic linear interpolation (Goodfellow et al. 2015; Lucas et al. 2021).
 
-    Left: train loss L((1−α)θ₀ + αθ_T) against α per run (hue = group, log y). Right: largest rise Δ
-    (nats) against ‖θ_T − θ₀‖ (hue = optimizer, style = norm) with the fraction of non-monotonic
+    Left: train loss L((1 − t)θ₀ + tθ*) against t per run (one colour per run, per group beyond
+    ``MAX_RUN_COLOURS`` runs; log y). Right: largest rise Δ (nats) against ‖θ* − θ₀‖ (hue =
+    optimizer, style = norm) with the fraction of non-monotonic
     runs per (optimizer, norm) cell. Runs whose ``status`` is not "ok" are left out of both panels
     and listed in a footnote.
     """
@@ -260,26 +262,31 @@ def plot_mli(curves: pd.DataFrame, metrics: pd.DataFrame) -> plt.Figure:
             ax.text(0.5, 0.5, "no run with status ok", ha="center", va="center",
                     transform=ax.transAxes)
     else:
-        sns.lineplot(data=ok_curves, x="alpha", y="loss", hue="group", units="run", estimator=None,
-                     lw=1.0, alpha=0.8, ax=curve_ax)
+        hue = "run" if ok["run"].nunique() <= MAX_RUN_COLOURS else "group"
+        sns.lineplot(data=ok_curves, x="alpha", y="loss", hue=hue, units="run", estimator=None,
+                     lw=1.0, alpha=0.85, ax=curve_ax, palette="colorblind"
+                     if ok_curves[hue].nunique() <= 10 else "husl")
         curve_ax.set_yscale("log")
+        plain_log_labels(curve_ax.yaxis)
         for alpha in (0.0, 1.0):
             curve_ax.axvline(alpha, color="grey", lw=0.8, ls=":")
-        curve_ax.legend(title="group", fontsize=7, title_fontsize=8)
+        curve_ax.legend(title=hue, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                        ncol=1 if ok_curves[hue].nunique() <= 12 else 2)
         sns.scatterplot(data=ok, x="distance", y="delta", hue="optimizer", style="norm", s=45,
-                        ax=delta_ax)
+                        ax=delta_ax, palette="colorblind")
         distances = ok["distance"].to_numpy(dtype=float)
         if distances.min() > 0 and distances.max() > 20 * distances.min():
             delta_ax.set_xscale("log")
-        delta_ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7, title_fontsize=8)
+            plain_log_labels(delta_ax.xaxis)
+        delta_ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
         delta_ax.text(1.02, 0.0, _non_monotonic_table(ok), transform=delta_ax.transAxes,
                       ha="left", va="bottom", fontsize=7, family="monospace")
-    curve_ax.set_xlabel("α  (0 = init θ₀, 1 = final θ_T)")
+    curve_ax.set_xlabel("t on (1 − t) θ₀ + t θ*  (0: init, 1: trained)")
     curve_ax.set_ylabel("train loss (nats)")
-    curve_ax.set_title(f"Linear interpolation, {ok['run'].nunique()} runs", fontsize=10)
-    delta_ax.set_xlabel("‖θ_T − θ₀‖")
-    delta_ax.set_ylabel("Δ = largest rise along the path (nats)")
-    delta_ax.set_title("Non-monotonicity vs distance travelled", fontsize=10)
+    curve_ax.set_title(f"Linear interpolation, {ok['run'].nunique()} runs")
+    delta_ax.set_xlabel("‖θ* − θ₀‖ (parameter units)")
+    delta_ax.set_ylabel("Δ = largest rise along the line (nats)")
+    delta_ax.set_title("Non-monotonicity against distance travelled")
     figure.tight_layout()
     if not skipped.empty:
         note = "; ".join(f"{run} ({status})" for run, status in zip(skipped["run"], skipped["status"]))

@@ -10,8 +10,8 @@ import seaborn as sns
 from . import use_style
 
 LINE_TITLES = {
-    "lb_to_sb": "LB (α=0) → SB (α=1)",
-    "lb_to_continuation": "LB (α=0) → SB continued from LB (α=1)",
+    "lb_to_sb": "LB (t = 0) → SB (t = 1)",
+    "lb_to_continuation": "LB (t = 0) → SB continued from LB (t = 1)",
 }
 
 
@@ -41,7 +41,7 @@ def plot_lb_sb_interpolation(table: pd.DataFrame) -> plt.Figure:
                 ax.set_ylabel("cross-entropy (nats)")
             else:
                 ax.set_ylabel("accuracy")
-            ax.set_xlabel("α")
+            ax.set_xlabel("t on (1 − t) θ_start + t θ_end")
             ax.set_title(title, fontsize=9)
     figure.tight_layout()
     return figure

@@ -176,7 +176,7 @@ def taxonomy_table(curvature: pd.DataFrame, cells: pd.DataFrame, load_knob: str,
 TAXONOMY_METRICS = (("test_error", "test error"), ("train_loss", "train loss (nats)"),
                     ("log10_lambda_max", "log10 λ_max"), ("log10_trace", "log10 Tr H"),
                     ("mc_error", "mc (train error; < 0: a barrier)"), ("cka", "CKA"),
-                    ("seed_distance", "seed distance ‖θ_i − θ_j‖"))
+                    ("seed_distance", r"seed distance $\|\theta_i - \theta_j\|$"))
 
 
 def _grid(cells: pd.DataFrame, column: str) -> pd.DataFrame:

@@ -19,7 +19,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FormatStrFormatter
 
 from ..claims import claim_row
-from . import add_title, claims_title, json_attr, use_style
+from . import add_title, claims_title, json_attr, plain_log_labels, show_skipped, use_style
 from ..stats import (DIRECTION_KINDS, barrier_height, crossing_distance, low_loss_width,
                      width_radius_correlation)
 
@@ -124,13 +124,11 @@ def plot_long_short_directions(arrays: dict[str, np.ndarray], attrs: dict, table
     L(θ_a) + δ (dashed); the crossing distance of every direction by kind (open triangles:
     censored at t_max; bars: medians); and the loss along the straight segments θ_a → θ_j against
     α with their barrier heights. ``table`` from ``long_short_table``."""
-    sns.set_theme(style="whitegrid", context="paper")
+    use_style()
     figure, axes = plt.subplots(1, 3, figsize=(14, 4.2), gridspec_kw={"width_ratios": [1.4, 1, 1]})
     if attrs["status"] != "ok":
-        for ax in axes:
-            ax.text(0.5, 0.5, attrs["status"], ha="center", va="center", transform=ax.transAxes)
-            ax.set_axis_off()
-        figure.suptitle(claims_title(table), fontsize=8)
+        show_skipped(axes, attrs["status"])
+        add_title(figure, claims_title(table))
         return figure
     distances, kinds = arrays["distances"], json_attr(attrs, "kinds")
     threshold = float(attrs["origin_loss"]) + float(attrs["delta"])
@@ -142,14 +140,15 @@ def plot_long_short_directions(arrays: dict[str, np.ndarray], attrs: dict, table
     line_ax.plot(arrays["target_distances"], arrays["segment_losses"][:, -1], "*", ms=11,
                  color=KIND_COLOURS[DIRECTION_KINDS[1]], mec="black", zorder=5)
     line_ax.axhline(threshold, color="black", ls="--", lw=1)
-    line_ax.set(xscale="log", yscale="log", xlabel="distance t from θ_a (parameter units)",
+    line_ax.set(xscale="log", yscale="log", xlabel=r"distance from $\theta_a$ (parameter units)",
                 ylabel="train loss (nats)",
                 title=f"Loss along unit directions from {attrs['origin']}")
     handles = [Line2D([], [], color=KIND_COLOURS[k], label=k) for k in DIRECTION_KINDS]
     handles += [Line2D([], [], marker="*", ls="", color=KIND_COLOURS[DIRECTION_KINDS[1]],
                        mec="black", ms=9, label="other solutions"),
-                Line2D([], [], color="black", ls="--", label=f"L(θ_a) + δ = {threshold:.3g}")]
-    line_ax.legend(handles=handles, fontsize=7)
+                Line2D([], [], color="black", ls="--",
+                       label=f"L($\\theta_a$) + δ = {threshold:.3g} nats")]
+    line_ax.legend(handles=handles)
 
     rows = table[(table["run"] != "claim") & (table["status"] == "ok")]
     rng = np.random.default_rng(0)
@@ -165,23 +164,25 @@ def plot_long_short_directions(arrays: dict[str, np.ndarray], attrs: dict, table
                             facecolors="none", edgecolors=KIND_COLOURS[kind])
         crossing_ax.hlines(np.median(values), position - 0.3, position + 0.3, color="black", lw=1.5)
     crossing_ax.set_xticks(range(len(DIRECTION_KINDS)), DIRECTION_KINDS)
-    crossing_ax.set(yscale="log", ylabel="crossing distance of L(θ_a) + δ",
+    crossing_ax.set(yscale="log", ylabel=r"distance where the loss crosses L($\theta_a$) + δ",
                     title="Crossing distance (△ censored at t_max; bar: median)")
 
     for j, run in enumerate(targets):
         segment_ax.plot(arrays["alphas"], arrays["segment_losses"][j], "o-", ms=2.5,
                         color=sns.color_palette("colorblind", len(targets))[j],
                         label=f"→ {run}")
-    segment_ax.set(yscale="log", xlabel="α on (1 − α) θ_a + α θ_j", ylabel="train loss (nats)",
+    segment_ax.set(yscale="log", xlabel=r"t on $(1 - t)\,\theta_a + t\,\theta_j$",
+                   ylabel="train loss (nats)",
                    title="Straight paths to the other solutions")
     if targets:
-        segment_ax.legend(fontsize=7)
+        segment_ax.legend()
+    for axis in (line_ax.xaxis, line_ax.yaxis, crossing_ax.yaxis, segment_ax.yaxis):
+        plain_log_labels(axis)
     skipped = [run for run in json_attr(attrs, "skipped") if run != attrs["origin"]]
     if skipped:
         segment_ax.text(0.02, 0.02, "skipped: " + ", ".join(skipped), fontsize=7,
                         color="firebrick", transform=segment_ax.transAxes)
-    figure.suptitle(claims_title(table), fontsize=8)
-    figure.tight_layout()
+    add_title(figure, claims_title(table))
     return figure
 
 
