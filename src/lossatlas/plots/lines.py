@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from . import use_style
+from . import plain_log_labels, use_style
 
 LINE_TITLES = {
     "lb_to_sb": "LB (t = 0) → SB (t = 1)",
@@ -38,10 +38,11 @@ def plot_lb_sb_interpolation(table: pd.DataFrame) -> plt.Figure:
                     ax.axvline(alpha, color="grey", lw=0.8, ls=":")
             if metric == "loss":
                 ax.set_yscale("log")
+                plain_log_labels(ax.yaxis)
                 ax.set_ylabel("cross-entropy (nats)")
             else:
                 ax.set_ylabel("accuracy")
-            ax.set_xlabel("t on (1 − t) θ_start + t θ_end")
+            ax.set_xlabel("t on (1 − t) θ_LB + t θ_SB")
             ax.set_title(title, fontsize=9)
     figure.tight_layout()
     return figure
@@ -66,5 +67,6 @@ def plot_surface_1d(arrays: dict[str, np.ndarray], name: str) -> plt.Figure:
         ax.set(xlabel="coordinate along the line", ylabel=label, title=f"{name}: {label}")
         ax.legend()
     axes[0].set_yscale("log")
+    plain_log_labels(axes[0].yaxis)
     figure.tight_layout()
     return figure
