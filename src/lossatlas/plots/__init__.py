@@ -18,7 +18,6 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import seaborn as sns  # noqa: E402
 from matplotlib.ticker import LogFormatter  # noqa: E402
 
 from ..io import atomic_path  # noqa: E402
@@ -34,6 +33,8 @@ TITLE_CHARS_PER_INCH = 72 / (0.55 * TITLE_FONT_SIZE)
 
 def use_style() -> None:
     """The style of every figure: seaborn whitegrid at paper scale with ``FONT_SIZES``."""
+    import seaborn as sns
+
     sns.set_theme(style="whitegrid", context="paper", rc=FONT_SIZES)
 
 
