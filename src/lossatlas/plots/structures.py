@@ -238,6 +238,7 @@ def plot_low_loss_subspace(arrays: dict[str, np.ndarray], attrs: dict,
                            "edges of the linear simplex") if e == 0 else None)
     ax.set(xlabel="t along the edge", ylabel="train loss (nats)", yscale="log",
            title="Loss along every edge")
+    plain_log_labels(ax.yaxis)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
     add_title(fig, claims_title(table))
     return fig
