@@ -109,6 +109,15 @@ def _model_options(parser: argparse.ArgumentParser, checkpoint: bool) -> None:
                        help="torch device, or auto for CUDA when present (default: cpu)")
 
 
+def _line_options(parser: argparse.ArgumentParser, bounds: tuple[float, float], points: int,
+                  coordinate: str) -> None:
+    parser.add_argument("--range", nargs=2, type=float, default=list(bounds),
+                        metavar=("MIN", "MAX"),
+                        help=f"range of {coordinate} (default: {bounds[0]:g} {bounds[1]:g})")
+    parser.add_argument("--points", type=_positive_int, default=points,
+                        help=f"points (default: {points})")
+
+
 def _evaluation_options(parser: argparse.ArgumentParser, bn_policy: str) -> None:
     group = parser.add_argument_group("evaluation")
     group.add_argument("--bn-policy", choices=BN_POLICIES, default=bn_policy,
@@ -221,12 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
 
     line = commands.add_parser("surface-1d", help="loss along one random direction",
-                               description="f(a) = L(θ + a d) along one seeded, normalized "
+                               description="f(x) = L(θ + x d) along one seeded, normalized "
                                            "random direction d (Li et al. 2018).")
     _model_options(line, checkpoint=True)
-    line.add_argument("--range", nargs=2, type=float, default=[-1.0, 1.0], metavar=("MIN", "MAX"),
-                      help="coordinate range along d (default: -1 1)")
-    line.add_argument("--points", type=_positive_int, default=51, help="points (default: 51)")
+    _line_options(line, (-1.0, 1.0), 51, "x")
     _direction_options(line)
     _evaluation_options(line, "keep")
     line.set_defaults(run=run_surface_1d)
@@ -246,16 +253,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     interpolate = commands.add_parser(
         "interpolate", help="loss on the line between two checkpoints",
-        description="The loss at (1 − a) θ_start + a θ_end (Goodfellow et al. 2015): from init to "
+        description="The loss at (1 − t) θ_start + t θ_end (Goodfellow et al. 2015): from init to "
                     "solution for monotonic linear interpolation, or between two solutions.")
     _model_options(interpolate, checkpoint=False)
     interpolate.add_argument("--start", required=True, metavar="FILE",
-                             help="state-dict file at a = 0")
-    interpolate.add_argument("--end", required=True, metavar="FILE", help="state-dict file at a = 1")
-    interpolate.add_argument("--range", nargs=2, type=float, default=[-0.5, 1.5],
-                             metavar=("MIN", "MAX"), help="range of a (default: -0.5 1.5)")
-    interpolate.add_argument("--points", type=_positive_int, default=41,
-                             help="points (default: 41)")
+                             help="state-dict file at t = 0")
+    interpolate.add_argument("--end", required=True, metavar="FILE", help="state-dict file at t = 1")
+    _line_options(interpolate, (-0.5, 1.5), 41, "t")
     _evaluation_options(interpolate, "recompute")
     interpolate.set_defaults(run=run_interpolate)
 
