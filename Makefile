@@ -1,11 +1,12 @@
 # lossatlas: `make reproduce` runs the default config end to end, `make test` runs the test suite,
-# `make test-slurm` runs the smoke config on a real single-node Slurm it sets up (root).
+# `make test-slurm` runs the smoke config on a real single-node Slurm it sets up (root),
+# `make gallery` writes the README's figure thumbnails from results/figures.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= all
 
-.PHONY: reproduce test test-slurm venv clean
+.PHONY: reproduce test test-slurm venv clean gallery
 
 venv: $(VENV)/.installed
 
@@ -21,6 +22,11 @@ reproduce: venv
 
 test: venv
 	$(BIN)/python -m pytest -ra
+
+# The README gallery: thumbnails of results/figures/*.png in docs/gallery/ (FIGURES=... to change).
+FIGURES ?= results/figures
+gallery: venv
+	$(BIN)/python docs/make_gallery.py $(FIGURES) docs/gallery
 
 test-slurm: venv
 	bash tests/slurm/test_slurm.sh

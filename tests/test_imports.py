@@ -23,6 +23,7 @@ FIGURES = {"matplotlib.pyplot", "seaborn", "pandas"}
 ALLOWED = {
     "lossatlas.api": {"torch"},
     "lossatlas.claims": {"pandas"},
+    "lossatlas.cli": {"torch", "h5py"},
     "lossatlas.curvature": {"torch"},
     "lossatlas.data": {"torch", "h5py"},
     "lossatlas.evaluate": {"torch"},

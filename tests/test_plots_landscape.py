@@ -44,8 +44,9 @@ def test_surfaces_share_levels_and_colour_scale_across_solutions(tmp_path):
     assert filled[0].norm.vmax == filled[1].norm.vmax == pytest.approx(0.01 + 30 * 1.75)
     ratios = filled[0].levels[1:] / filled[0].levels[:-1]
     np.testing.assert_allclose(ratios, ratios[0])
-    z_top = [row[2].get_zlim()[1] for row in rows]
-    assert z_top[0] == z_top[1] == pytest.approx(0.01 + 1.75)
+    # each 3D view spans its own surface (no clip), on the shared colour scale
+    assert [row[2].get_zlim() for row in rows] == [pytest.approx((0.01, 0.01 + 1.75)),
+                                                    pytest.approx((0.01, 0.01 + 30 * 1.75))]
     save_figure(figure, tmp_path / "surfaces.pdf", tmp_path / "surfaces.png")
     assert_png(tmp_path / "surfaces.png")
 

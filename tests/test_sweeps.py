@@ -1,6 +1,7 @@
 """Sweep measurements: linear CKA against its Gram-matrix definition and its invariances, the
 phase of every cell of a hand-made grid, mixup inputs, and λ_max / Tr H against the dense Hessian."""
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,7 +9,7 @@ import torch
 
 from lossatlas.functional import FunctionalModel
 from lossatlas.models import build_model
-from lossatlas.plots.sweeps import hyperparams_table, taxonomy_phase_table
+from lossatlas.plots.sweeps import hyperparams_table, plot_taxonomy_phases, taxonomy_phase_table
 from lossatlas.sweeps import mixup_inputs, sharpness
 from lossatlas.taxonomy import (PhaseThresholds, linear_cka, mean_pairwise_cka,
                                 mean_pairwise_distance, phase)
@@ -93,6 +94,14 @@ def test_phase_map_of_a_hand_made_grid():
     smallest = claims.loc["mean mc (train error) at width = 4"]
     assert smallest["value"] == pytest.approx(-0.15) and smallest["verdict"] == "holds"
     assert (table.loc[table["run"] == "cell", "mc_tolerance"] == 0.02).all()
+    figure = plot_taxonomy_phases(table, THRESHOLDS)
+    legend = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+    assert legend == ["I: poorly connected, sharp — 1 cell(s)",
+                      "II: poorly connected, flat — 1 cell(s)",
+                      "III: mc > 0, or well connected and sharp — 1 cell(s)",
+                      "IV-A: well connected, flat, low CKA — no cell",
+                      "IV-B: well connected, flat, high CKA — 1 cell(s)"]
+    plt.close(figure)
 
 
 def test_mixup_inputs_are_seeded_convex_combinations():

@@ -158,7 +158,7 @@ def prepare_dataset(name: str, out_path: str | os.PathLike, *, download_dir: str
     ``source``: a dataset of your own (module docstring) stored under ``name`` instead.
     """
     if source is not None:
-        arrays, classes = _read_source(Path(source))
+        arrays, classes = read_source(Path(source))
         images = Path(source).is_dir()
         mean, std = _channel_stats(arrays["x_train"]) if images else (
             [0.0] * arrays["x_train"].shape[1], [1.0] * arrays["x_train"].shape[1])
@@ -439,7 +439,7 @@ def _image_folders(source: Path):
     return folders
 
 
-def _read_source(source: Path) -> tuple[dict[str, np.ndarray], list[str]]:
+def read_source(source: Path) -> tuple[dict[str, np.ndarray], list[str]]:
     """The four arrays and class names of a dataset of your own (module docstring), checked."""
     if source.is_dir():
         train, test = _image_folders(source)

@@ -12,10 +12,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib.ticker import MaxNLocator
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FormatStrFormatter, MaxNLocator
 
 from ..claims import claim_row
 from ..stats import count_outliers
+from . import add_title, claims_title, log_axis, use_style
 
 FIGURE = "hessian_spectrum"
 KESKAR = "Keskar et al. 2017"
@@ -165,30 +167,58 @@ def _skipped_note(statuses) -> str:
     return f"  [{'; '.join(skipped)}]" if skipped else ""
 
 
+def _title(claims: pd.DataFrame, statuses) -> str:
+    """The claim rows, then the skipped runs on a line of their own."""
+    note = _skipped_note(statuses).strip()
+    return claims_title(claims) + (f"\n{note}" if note else "")
+
+
+def _run_label(group: str, batch_size) -> str:
+    return f"{group} (batch {int(batch_size)})"
+
+
+def _legend_below(figure: plt.Figure, handles: list, columns: int) -> float:
+    """One legend for the figure below its axes; returns the height it needs (inches)."""
+    figure.legend(handles=handles, loc="lower center", ncol=columns, frameon=False,
+                  bbox_to_anchor=(0.5, 0.0))
+    return 0.2 + 0.17 * -(-len(handles) // columns)
+
+
 def plot_hessian_spectrum(measurements: dict[str, tuple[dict, dict]], table: pd.DataFrame
                           ) -> plt.Figure:
-    """Three panels: SLQ eigenvalue densities of H per run (log density), the top-k eigenvalues of H
+    """Three panels: SLQ eigenvalue densities of H per run (log density on a symlog eigenvalue
+    axis, each run its own line style so that none hides another), the top-k eigenvalues of H
     (filled) and G (open) per run against their rank, and the outlier counts of H and G per run
-    against the number of classes C (dashed line). ``table`` from ``hessian_spectrum_table``."""
-    sns.set_theme(style="whitegrid", context="paper")
-    figure, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    against the number of classes C (dashed line); every claim row and skipped run in the title.
+    ``table`` from ``hessian_spectrum_table``."""
+    use_style()
+    figure, axes = plt.subplots(1, 3, figsize=(13, 4.2))
     colours = dict(zip(measurements, sns.color_palette("colorblind", len(measurements))))
+    styles = dict(zip(measurements, ["-", "--", "-.", ":"] * len(measurements)))
     ok = {run: m for run, m in measurements.items() if m[1]["status"] == "ok"}
     runs = table[(table["run"] != "claim") & (table["status"] == "ok")]
+    handles = []
     for run, (arrays, attrs) in ok.items():
-        label = f"{attrs['group']} (batch {attrs['batch_size']})"
+        label = _run_label(attrs["group"], attrs["batch_size"])
         density = np.maximum(arrays["density"], 1e-12)
-        axes[0].plot(arrays["density_grid"], density, color=colours[run], label=label)
+        axes[0].plot(arrays["density_grid"], density, color=colours[run], ls=styles[run], lw=1.3,
+                     alpha=0.85, label=label)
         rank = np.arange(1, len(arrays["hessian_top"]) + 1)
         axes[1].plot(rank, arrays["hessian_top"], "o-", color=colours[run], ms=4, label=f"{label}: H")
         axes[1].plot(rank, arrays["gauss_newton_top"], "o", color=colours[run], ms=8,
                      mfc="none", label=f"{label}: G")
+        handles.append(Line2D([], [], color=colours[run], ls=styles[run], marker="o", ms=4,
+                              label=label))
     axes[0].set_yscale("log")
     floor = max((m[0]["density"].max() for m in ok.values()), default=1.0) * 1e-6
     axes[0].set_ylim(bottom=floor)
-    axes[0].set(xlabel="eigenvalue of H", ylabel="density (SLQ)", title="Hessian spectral density")
-    axes[1].set_yscale("log")
-    axes[1].set(xlabel="rank i", ylabel="λ_i", title="Top eigenvalues: H (filled) vs G (open)")
+    extent = max((np.abs(m[0]["density_grid"]).max() for m in ok.values()), default=1.0)
+    axes[0].set_xscale("symlog", linthresh=extent * 1e-3)
+    axes[0].set(xlabel="eigenvalue of H (symlog)", ylabel="density (SLQ)",
+                title="Hessian spectral density")
+    log_axis(axes[1], "y", np.concatenate([m[0]["hessian_top"] for m in ok.values()])
+             if ok else [1.0])
+    axes[1].set(xlabel="rank i", ylabel="λ_i", title="Top eigenvalues: H (filled), G (open)")
     axes[1].xaxis.set_major_locator(MaxNLocator(integer=True))
     if not runs.empty:
         counts = runs.melt(id_vars=["group"], value_vars=["outlier_count", "gauss_newton_outlier_count"],
@@ -198,51 +228,81 @@ def plot_hessian_spectrum(measurements: dict[str, tuple[dict, dict]], table: pd.
         sns.barplot(data=counts, x="group", y="outliers", hue="matrix", errorbar=None, ax=axes[2])
         classes = int(runs["num_classes"].iloc[0])
         axes[2].axhline(classes, color="black", ls="--", lw=1, label=f"C = {classes}")
-        axes[2].legend(fontsize=7)
+        axes[2].legend()
     axes[2].set(xlabel="run", ylabel="outlier eigenvalues",
                 title="Outliers (above the largest log-gap)")
-    for ax in axes[:2]:
-        ax.legend(fontsize=7)
-    claim = table[(table["run"] == "claim") & (table["claim"] == LAMBDA_MAX_CLAIM)].iloc[0]
-    figure.suptitle(f"{LAMBDA_MAX_CLAIM}: {claim['verdict']}"
-                    + _skipped_note(table["status"].dropna()), fontsize=10)
-    figure.tight_layout()
+    bottom = _legend_below(figure, handles, max(1, len(handles))) if handles else 0.0
+    add_title(figure, _title(table, table["status"].dropna()), bottom)
     return figure
 
 
 def plot_curvature_along_training(table: pd.DataFrame) -> plt.Figure:
     """λ_max (with the dashed stability threshold 2(1 + β)/η of full-batch runs), Tr H and the
     gradient overlap with the top-k Hessian eigenspace (dotted: the top eigenvector alone) against
-    the epoch (symlog axis), one line per run. ``table`` from ``curvature_along_training_table``."""
-    sns.set_theme(style="whitegrid", context="paper")
-    figure, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    the epoch (symlog axis), one colour per run, one legend below the panels; the claim rows and
+    skipped runs in the title. ``table`` from ``curvature_along_training_table``."""
+    use_style()
+    figure, axes = plt.subplots(1, 3, figsize=(13, 4.2))
+    claims = table[table["run"] == "claim"]
     table = table[table["run"] != "claim"]
     ok = table[table["status"] == "ok"].sort_values(["run", "epoch"])
     colours = dict(zip(ok["run"].unique(), sns.color_palette("colorblind", ok["run"].nunique())))
+    handles = []
     for run, rows in ok.groupby("run", sort=False):
         first = rows.iloc[0]
-        label = f"{first['group']} (batch {first['batch_size']})"
+        label = _run_label(first["group"], first["batch_size"])
         for ax, column in zip(axes, ("lambda_max", "trace", "gradient_overlap")):
             ax.plot(rows["epoch"], rows[column], "o-", ms=3, color=colours[run], label=label)
         axes[2].plot(rows["epoch"], rows["gradient_overlap_top1"], "x:", ms=3, color=colours[run],
                      label=f"{label}, k = 1")
+        handles.append(Line2D([], [], color=colours[run], marker="o", ms=3, label=label))
         if rows["full_batch"].astype(bool).all():
             axes[0].plot(rows["epoch"], rows["stability_threshold"], ls="--", color=colours[run],
                          label=f"2(1+β)/η of {first['group']}")
     overlap_k = int(ok["overlap_k"].iloc[0]) if not ok.empty else None
+    handles += [Line2D([], [], color="grey", ls="--", label="2(1+β)/η (full-batch runs)"),
+                Line2D([], [], color="grey", ls=":", marker="x", ms=3,
+                       label="overlap with the top eigenvector (k = 1)")]
     axes[0].set(ylabel="λ_max", title="Sharpness λ_max")
     axes[0].set_yscale("log")
     axes[1].set(ylabel="Tr H (Hutch++)", title="Hessian trace")
-    axes[2].set(ylabel=f"‖P_k g‖² / ‖g‖²  (k = {overlap_k}; dotted: k = 1)", ylim=(0, 1.02),
+    axes[2].set(ylabel=f"‖P_k g‖² / ‖g‖²  (k = {overlap_k})", ylim=(0, 1.02),
                 title="Gradient in the top-k eigenspace")
-    axes[2].legend(fontsize=6)
     for ax in axes:
         ax.set_xscale("symlog", linthresh=1)
+        ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
         ax.set_xlim(left=0)
         ax.set_xlabel("epoch")
-    axes[0].legend(fontsize=7)
-    note = _skipped_note(table["status"].dropna())
-    if note:
-        figure.suptitle(note.strip(), fontsize=10)
-    figure.tight_layout()
+    bottom = _legend_below(figure, handles, min(4, len(handles)))
+    add_title(figure, _title(claims, table["status"].dropna()), bottom)
+    return figure
+
+
+def plot_curvature_measurement(arrays: dict[str, np.ndarray], attrs: dict, name: str
+                               ) -> plt.Figure:
+    """One curvature file (``curvature.CurvatureMeasurement``): the SLQ spectral density of H (log
+    density, when measured) and the top eigenvalues of H and, when measured, of the Gauss–Newton
+    G against their rank, with λ_max and Tr H in the title."""
+    use_style()
+    has_density = "density" in arrays
+    figure, axes = plt.subplots(1, 2 if has_density else 1, figsize=(9 if has_density else 4.8,
+                                                                      3.4), squeeze=False)
+    axes = axes[0]
+    top_ax = axes[-1]
+    rank = np.arange(1, len(arrays["hessian_top"]) + 1)
+    top_ax.plot(rank, arrays["hessian_top"], "o-", ms=4, color="C0", label="H")
+    if "gauss_newton_top" in arrays:
+        top_ax.plot(rank, arrays["gauss_newton_top"], "o", ms=7, mfc="none", color="C1",
+                    label="Gauss–Newton G")
+    log_axis(top_ax, "y", arrays["hessian_top"])
+    top_ax.set(xlabel="rank i", ylabel="eigenvalue λ_i", title="top eigenvalues")
+    top_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    top_ax.legend()
+    if has_density:
+        density = np.maximum(arrays["density"], arrays["density"].max() * 1e-6)
+        axes[0].plot(arrays["density_grid"], density, color="C0")
+        axes[0].set(yscale="log", xlabel="eigenvalue of H", ylabel="density (SLQ)",
+                    title="spectral density")
+    add_title(figure, f"{name}: λ_max = {float(attrs['lambda_max']):.4g}, "
+                      f"Tr H = {float(attrs['trace']):.4g}, loss = {float(attrs['loss']):.4g} nats")
     return figure

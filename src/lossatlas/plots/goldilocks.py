@@ -18,6 +18,7 @@ import seaborn as sns
 from matplotlib.ticker import NullFormatter
 
 from ..claims import claim_row
+from . import add_title, use_style
 
 WORK = "Fort & Scherlis 2019"
 FIGURE = "goldilocks"
@@ -161,7 +162,7 @@ def plot_goldilocks(table: pd.DataFrame, init_radius: float, xavier_radius: floa
     AᵀHA (mean, min–max band); (c) success fraction against the interpolated restricted ratio per
     init scale. Dotted lines mark r = 1 (the default init, ‖θ₀‖ = ``init_radius``) and the Glorot
     radius ``xavier_radius`` / ``init_radius``. ``table`` from ``goldilocks_table``."""
-    sns.set_theme(style="whitegrid", context="paper")
+    use_style()
     colours = sns.color_palette("colorblind", 4)
     figure, axes = plt.subplots(1, 3, figsize=(14, 4.0))
     full = table[table["kind"] == "full_hessian"].sort_values("radius_scale")
@@ -204,19 +205,19 @@ def plot_goldilocks(table: pd.DataFrame, init_radius: float, xavier_radius: floa
     usable = success[success["ratio"].notna()]
     axes[2].plot(usable["ratio"], usable["success_fraction"], "D", color=colours[2])
     for _, row in usable.iterrows():
-        axes[2].annotate(f"α={row['radius_scale']:g}", (row["ratio"], row["success_fraction"]),
-                         fontsize=7, xytext=(3, 3), textcoords="offset points")
+        axes[2].annotate(f"init scale {row['radius_scale']:g}",
+                         (row["ratio"], row["success_fraction"]), fontsize=7, xytext=(3, 3),
+                         textcoords="offset points")
     axes[2].margins(0.15)
-    axes[2].set(xlabel="mean Tr/‖AᵀHA‖_F at r = α (interpolated in log r)",
+    axes[2].set(xlabel="mean Tr/‖AᵀHA‖_F at the init scale (interpolated in log r)",
                 ylabel=f"test acc(d={overlay_dim}) / full space",
-                title="(c) Success vs curvature ratio, per init scale α")
+                title="(c) Success against curvature ratio, per init scale")
     shell, link = claims.loc[SHELL_CLAIM], claims.loc[SUCCESS_CLAIM]
     link_value = (f"Spearman {link['value']:.2f}" if np.isfinite(link["value"])
                   else link["reason"])
-    figure.suptitle(
-        f"{WORK}. Peak of the mean Tr/‖AᵀHA‖_F at r = {shell['radius_scale']:g} "
-        f"({shell['ratio']:.2f}): shell {shell['verdict']}\n"
-        f"Subspace training succeeds where the ratio is high: {link['verdict']} ({link_value})",
-        fontsize=10)
-    figure.tight_layout()
+    add_title(figure,
+              f"{WORK}. Peak of the mean Tr/‖AᵀHA‖_F at r = {shell['radius_scale']:g} "
+              f"({shell['ratio']:.2f}): shell {shell['verdict']}\n"
+              f"Subspace training succeeds where the ratio is high: {link['verdict']} "
+              f"({link_value})")
     return figure

@@ -17,6 +17,8 @@ import seaborn as sns
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.ticker import FormatStrFormatter, MaxNLocator
 
+from . import plain_log_labels, use_style
+
 SURFACE_METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
 METRIC_LABELS = {
     "train_loss": "train loss (nats)",
@@ -26,6 +28,7 @@ METRIC_LABELS = {
 }
 SURFACE_LEVEL_COUNT = 16
 MAX_PATH_LABELS = 10
+MAX_RUN_COLOURS = 24
 MLI_CURVE_COLUMNS = ("run", "group", "optimizer", "lr", "norm", "alpha", "split", "loss", "accuracy")
 MLI_METRIC_COLUMNS = ("run", "group", "optimizer", "lr", "norm", "batch_size", "status", "delta",
                       "monotonic", "distance", "relative_distance")
@@ -62,13 +65,10 @@ def _value_at_origin(grid_x: np.ndarray, grid_y: np.ndarray, z: np.ma.MaskedArra
 
 
 def _shared_scale(surfaces: list[np.ma.MaskedArray], is_loss: bool
-                  ) -> tuple[Normalize, np.ndarray, float]:
-    """Common norm, contour levels and 3D z-clip for a set of surfaces.
-
-    Losses: log-spaced levels between the smallest positive and the largest finite value; the 3D
-    surfaces are clipped at the smallest per-surface maximum so every basin keeps its shape in view.
-    Accuracies: linear levels on their shared range, no clip.
-    """
+                  ) -> tuple[Normalize, np.ndarray]:
+    """Common norm and contour levels for a set of surfaces: log-spaced levels between the
+    smallest positive and the largest finite value for losses, linear levels on the shared range
+    for accuracies."""
     finite = np.concatenate([z.compressed() for z in surfaces])
     if finite.size == 0:
         raise ValueError("surfaces hold no finite value")
@@ -80,13 +80,11 @@ def _shared_scale(surfaces: list[np.ma.MaskedArray], is_loss: bool
         vmin = float(positive.min())
         if vmax <= vmin:
             vmax = vmin * 1.01
-        levels = np.geomspace(vmin, vmax, SURFACE_LEVEL_COUNT)
-        z_clip = min(float(z.max()) for z in surfaces if z.count())
-        return LogNorm(vmin, vmax), levels, z_clip
+        return LogNorm(vmin, vmax), np.geomspace(vmin, vmax, SURFACE_LEVEL_COUNT)
     vmin = float(finite.min())
     if vmax <= vmin:
         vmax = vmin + 1e-3
-    return Normalize(vmin, vmax), np.linspace(vmin, vmax, SURFACE_LEVEL_COUNT), vmax
+    return Normalize(vmin, vmax), np.linspace(vmin, vmax, SURFACE_LEVEL_COUNT)
 
 
 def roughness_label(roughness: pd.DataFrame) -> str:
@@ -104,10 +102,11 @@ def roughness_label(roughness: pd.DataFrame) -> str:
 
 def plot_surfaces_2d(surfaces: dict[str, dict[str, np.ndarray]], metric: str = "train_loss"
                      ) -> plt.Figure:
-    """Li et al. (2018) filter-normalized 2D surfaces, one row per solution: contour lines, filled
-    contour and 3D surface of ``metric`` over the plane θ* + δ·d1 + η·d2, with one colour scale and
-    one set of contour levels shared by all solutions (log-spaced for losses) and the trained point
-    (0, 0) marked.
+    """Li et al. (2018) filter-normalized 2D surfaces, one row per solution (its label above the
+    row): contour lines, filled contour and 3D view of ``metric`` over the plane θ* + x·d₁ + y·d₂,
+    with one colour scale and one set of contour levels shared by all solutions (log-spaced for
+    losses) and the trained point (0, 0) marked. Each 3D view spans its own surface's range, so
+    every basin keeps its shape; the colours stay on the shared scale.
 
     ``surfaces``: solution label -> arrays with ``xcoordinates`` (nx,), ``ycoordinates`` (ny,) and
     ``metric`` of shape (ny, nx) indexed [iy, ix].
@@ -116,15 +115,16 @@ def plot_surfaces_2d(surfaces: dict[str, dict[str, np.ndarray]], metric: str = "
         raise ValueError(f"metric {metric!r} is not one of {SURFACE_METRICS}")
     if not surfaces:
         raise ValueError("surfaces is empty")
-    sns.set_theme(style="whitegrid", context="paper")
+    use_style()
     grids = {label: _surface_grid(arrays, metric, label) for label, arrays in surfaces.items()}
     is_loss = metric.endswith("_loss")
-    norm, levels, z_clip = _shared_scale([z for _, _, z in grids.values()], is_loss)
+    norm, levels = _shared_scale([z for _, _, z in grids.values()], is_loss)
     cmap = "viridis" if is_loss else "viridis_r"
     rows = len(grids)
-    figure = plt.figure(figsize=(12.5, 3.6 * rows))
-    grid_spec = figure.add_gridspec(rows, 4, width_ratios=[1, 1, 1.25, 0.05], wspace=0.4,
-                                    hspace=0.35)
+    figure = plt.figure(figsize=(12.5, 4.1 * rows))
+    grid_spec = figure.add_gridspec(rows, 4, width_ratios=[1, 1, 1.25, 0.05], wspace=0.35,
+                                    hspace=0.55, left=0.05, right=0.94, top=1 - 0.5 / (4.1 * rows),
+                                    bottom=0.35 / rows)
     filled = None
     for row, (label, (grid_x, grid_y, z)) in enumerate(grids.items()):
         lines_ax = figure.add_subplot(grid_spec[row, 0])
@@ -138,28 +138,32 @@ def plot_surfaces_2d(surfaces: dict[str, dict[str, np.ndarray]], metric: str = "
                                     extend="neither")
         filled_ax.contour(grid_x, grid_y, z_plot, levels=levels, colors="white", linewidths=0.3,
                           alpha=0.6)
-        for ax, title in ((lines_ax, "contour"), (filled_ax, "filled contour")):
+        for ax, title in ((lines_ax, "contour lines"), (filled_ax, "filled contour")):
             ax.plot(0, 0, marker="*", color="red", markersize=10, markeredgecolor="white",
                     linestyle="none", label="trained point")
-            ax.set_xlabel("δ")
-            ax.set_ylabel("η")
+            ax.set_xlabel("x (along d₁)")
+            ax.set_ylabel("y (along d₂)")
             ax.set_aspect("equal", adjustable="box")
-            ax.set_title(f"{label}: {title}", fontsize=9)
-        z_surface = np.ma.minimum(z_plot, z_clip).filled(np.nan)
-        surface_ax.plot_surface(grid_x, grid_y, z_surface, cmap=cmap, norm=norm, linewidth=0,
-                                antialiased=True, rcount=grid_x.shape[0], ccount=grid_x.shape[1])
-        surface_ax.scatter([0], [0], [min(_value_at_origin(grid_x, grid_y, z), z_clip)],
-                           marker="*", color="red", s=80, edgecolors="white", linewidths=0.5,
+            ax.xaxis.set_major_locator(MaxNLocator(5))
+            ax.set_title(title)
+        lines_ax.annotate(label, xy=(0, 1), xycoords="axes fraction", xytext=(0, 16),
+                          textcoords="offset points", ha="left", va="bottom", fontsize=9,
+                          fontweight="bold")
+        surface_ax.plot_surface(grid_x, grid_y, z_plot.filled(np.nan), cmap=cmap, norm=norm,
+                                linewidth=0, antialiased=True, rcount=grid_x.shape[0],
+                                ccount=grid_x.shape[1])
+        surface_ax.scatter([0], [0], [_value_at_origin(grid_x, grid_y, z_plot)], marker="*",
+                           color="red", s=80, edgecolors="white", linewidths=0.5,
                            depthshade=False, zorder=10)
-        surface_ax.set_zlim(levels[0] if is_loss else norm.vmin, z_clip)
-        surface_ax.set_xlabel("δ")
-        surface_ax.set_ylabel("η")
+        surface_ax.set_zlim(float(z_plot.min()), float(z_plot.max()))
+        surface_ax.set_xlabel("x")
+        surface_ax.set_ylabel("y")
         surface_ax.set_zlabel(METRIC_LABELS[metric], fontsize=7)
         for axis in (surface_ax.xaxis, surface_ax.yaxis, surface_ax.zaxis):
             axis.set_major_locator(MaxNLocator(5))
         surface_ax.tick_params(labelsize=6, pad=0)
-        clip_note = f", clipped at {z_clip:.3g}" if is_loss else ""
-        surface_ax.set_title(f"{label}: 3D surface{clip_note}", fontsize=9)
+        surface_ax.set_box_aspect(None, zoom=0.85)
+        surface_ax.set_title("3D view (its own height range)")
     colorbar_ax = figure.add_subplot(grid_spec[:, 3])
     figure.colorbar(filled, cax=colorbar_ax, label=METRIC_LABELS[metric] + " (shared scale)",
                     ticks=levels[::3], format=FormatStrFormatter("%.3g"))
@@ -194,9 +198,9 @@ def plot_trajectory_pca(arrays: dict[str, np.ndarray], path: np.ndarray, path_la
     if len(explained_variance_ratio) != 2 or not all(0 <= r <= 1 for r in explained_variance_ratio):
         raise ValueError(f"explained_variance_ratio must be two numbers in [0, 1], got "
                          f"{explained_variance_ratio}")
-    sns.set_theme(style="whitegrid", context="paper")
+    use_style()
     grid_x, grid_y, z = _surface_grid(arrays, "train_loss", "PCA plane")
-    norm, levels, _ = _shared_scale([z], is_loss=True)
+    norm, levels = _shared_scale([z], is_loss=True)
     z_plot = np.ma.maximum(z, levels[0])
     figure, ax = plt.subplots(figsize=(6.4, 5.2))
     filled = ax.contourf(grid_x, grid_y, z_plot, levels=levels, cmap="viridis", norm=norm, alpha=0.85)
@@ -209,7 +213,7 @@ def plot_trajectory_pca(arrays: dict[str, np.ndarray], path: np.ndarray, path_la
     ax.plot(*path[0], marker="o", markersize=9, color="tab:orange", markeredgecolor="black",
             linestyle="none", zorder=4, label=f"start ({path_labels[0]})")
     ax.plot(*path[-1], marker="*", markersize=14, color="tab:red", markeredgecolor="black",
-            linestyle="none", zorder=4, label=f"end θ_T ({path_labels[-1]})")
+            linestyle="none", zorder=4, label=f"end $\\theta_T$ ({path_labels[-1]})")
     extent = max(np.ptp(grid_x), np.ptp(grid_y))
     for index in _label_indices(path, min_separation=0.06 * extent):
         ax.annotate(path_labels[index], path[index], xytext=(4, 4), textcoords="offset points",
@@ -238,14 +242,15 @@ def _non_monotonic_table(ok: pd.DataFrame) -> str:
 def plot_mli(curves: pd.DataFrame, metrics: pd.DataFrame) -> plt.Figure:
     """Monotonic linear interpolation (Goodfellow et al. 2015; Lucas et al. 2021).
 
-    Left: train loss L((1−α)θ₀ + αθ_T) against α per run (hue = group, log y). Right: largest rise Δ
-    (nats) against ‖θ_T − θ₀‖ (hue = optimizer, style = norm) with the fraction of non-monotonic
+    Left: train loss L((1 − t)θ₀ + tθ*) against t per run (one colour per run, per group beyond
+    ``MAX_RUN_COLOURS`` runs; log y). Right: largest rise Δ (nats) against ‖θ* − θ₀‖ (hue =
+    optimizer, style = norm) with the fraction of non-monotonic
     runs per (optimizer, norm) cell. Runs whose ``status`` is not "ok" are left out of both panels
     and listed in a footnote.
     """
     _require_columns(curves, MLI_CURVE_COLUMNS, "curves")
     _require_columns(metrics, MLI_METRIC_COLUMNS, "metrics")
-    sns.set_theme(style="whitegrid", context="paper")
+    use_style()
     ok = metrics[metrics["status"] == "ok"].copy()
     ok["monotonic"] = ok["monotonic"].astype(bool)
     skipped = metrics[metrics["status"] != "ok"]
@@ -257,26 +262,31 @@ def plot_mli(curves: pd.DataFrame, metrics: pd.DataFrame) -> plt.Figure:
             ax.text(0.5, 0.5, "no run with status ok", ha="center", va="center",
                     transform=ax.transAxes)
     else:
-        sns.lineplot(data=ok_curves, x="alpha", y="loss", hue="group", units="run", estimator=None,
-                     lw=1.0, alpha=0.8, ax=curve_ax)
+        hue = "run" if ok["run"].nunique() <= MAX_RUN_COLOURS else "group"
+        sns.lineplot(data=ok_curves, x="alpha", y="loss", hue=hue, units="run", estimator=None,
+                     lw=1.0, alpha=0.85, ax=curve_ax, palette="colorblind"
+                     if ok_curves[hue].nunique() <= 10 else "husl")
         curve_ax.set_yscale("log")
+        plain_log_labels(curve_ax.yaxis)
         for alpha in (0.0, 1.0):
             curve_ax.axvline(alpha, color="grey", lw=0.8, ls=":")
-        curve_ax.legend(title="group", fontsize=7, title_fontsize=8)
+        curve_ax.legend(title=hue, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                        ncol=1 if ok_curves[hue].nunique() <= 12 else 2)
         sns.scatterplot(data=ok, x="distance", y="delta", hue="optimizer", style="norm", s=45,
-                        ax=delta_ax)
+                        ax=delta_ax, palette="colorblind")
         distances = ok["distance"].to_numpy(dtype=float)
         if distances.min() > 0 and distances.max() > 20 * distances.min():
             delta_ax.set_xscale("log")
-        delta_ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7, title_fontsize=8)
+            plain_log_labels(delta_ax.xaxis)
+        delta_ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
         delta_ax.text(1.02, 0.0, _non_monotonic_table(ok), transform=delta_ax.transAxes,
                       ha="left", va="bottom", fontsize=7, family="monospace")
-    curve_ax.set_xlabel("α  (0 = init θ₀, 1 = final θ_T)")
+    curve_ax.set_xlabel("t on (1 − t) θ₀ + t θ*  (0: init, 1: trained)")
     curve_ax.set_ylabel("train loss (nats)")
-    curve_ax.set_title(f"Linear interpolation, {ok['run'].nunique()} runs", fontsize=10)
-    delta_ax.set_xlabel("‖θ_T − θ₀‖")
-    delta_ax.set_ylabel("Δ = largest rise along the path (nats)")
-    delta_ax.set_title("Non-monotonicity vs distance travelled", fontsize=10)
+    curve_ax.set_title(f"Linear interpolation, {ok['run'].nunique()} runs")
+    delta_ax.set_xlabel("‖θ* − θ₀‖ (parameter units)")
+    delta_ax.set_ylabel("Δ = largest rise along the line (nats)")
+    delta_ax.set_title("Non-monotonicity against distance travelled")
     figure.tight_layout()
     if not skipped.empty:
         note = "; ".join(f"{run} ({status})" for run, status in zip(skipped["run"], skipped["status"]))
@@ -294,7 +304,7 @@ def plot_sgd_walk(walk: pd.DataFrame, interior_fraction: float) -> plt.Figure:
         raise ValueError("walk is empty")
     if not 0 <= interior_fraction <= 1:
         raise ValueError(f"interior_fraction must be in [0, 1], got {interior_fraction}")
-    sns.set_theme(style="whitegrid", context="paper")
+    use_style()
     walk = walk.sort_values("position")
     iterates = walk[walk["is_iterate"].astype(bool)].drop_duplicates("position")
     minima = walk.loc[walk.groupby("segment")["loss"].idxmin()]

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from . import plain_log_labels, use_style
+
 LINE_TITLES = {
-    "lb_to_sb": "LB (α=0) → SB (α=1)",
-    "lb_to_continuation": "LB (α=0) → SB continued from LB (α=1)",
+    "lb_to_sb": "LB (t = 0) → SB (t = 1)",
+    "lb_to_continuation": "LB (t = 0) → SB continued from LB (t = 1)",
 }
 
 
@@ -18,7 +21,7 @@ def plot_lb_sb_interpolation(table: pd.DataFrame) -> plt.Figure:
 
     ``table``: tidy rows with columns line, status, alpha, split, loss, accuracy.
     """
-    sns.set_theme(style="whitegrid", context="paper")
+    use_style()
     lines = [line for line in LINE_TITLES if line in set(table["line"])]
     figure, axes = plt.subplots(len(lines), 2, figsize=(9, 3.2 * len(lines)), squeeze=False)
     for row, line in enumerate(lines):
@@ -35,10 +38,35 @@ def plot_lb_sb_interpolation(table: pd.DataFrame) -> plt.Figure:
                     ax.axvline(alpha, color="grey", lw=0.8, ls=":")
             if metric == "loss":
                 ax.set_yscale("log")
+                plain_log_labels(ax.yaxis)
                 ax.set_ylabel("cross-entropy (nats)")
             else:
                 ax.set_ylabel("accuracy")
-            ax.set_xlabel("α")
+            ax.set_xlabel("t on (1 − t) θ_LB + t θ_SB")
             ax.set_title(title, fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def plot_surface_1d(arrays: dict[str, np.ndarray], name: str) -> plt.Figure:
+    """A 1D surface file (``xcoordinates`` (A,), ``{train,test}_{loss,acc}`` (A,), losses in nats,
+    accuracies in percent): loss (log scale) and accuracy against the coordinate, train and
+    test, the checkpoint (coordinate 0) and, for an interpolation, its end (1) dotted."""
+    for key in ("xcoordinates", "train_loss", "test_loss", "train_acc", "test_acc"):
+        if key not in arrays:
+            raise ValueError(f"1D surface {name!r} lacks array {key!r}; has {sorted(arrays)}")
+    use_style()
+    xs = np.asarray(arrays["xcoordinates"], dtype=float)
+    figure, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for ax, metric, label in ((axes[0], "loss", "loss (nats)"), (axes[1], "acc", "accuracy (%)")):
+        for split, colour in (("train", "C0"), ("test", "C1")):
+            ax.plot(xs, arrays[f"{split}_{metric}"], "o-", ms=2.5, color=colour, label=split)
+        for mark in (0.0, 1.0):
+            if xs.min() <= mark <= xs.max():
+                ax.axvline(mark, color="grey", lw=0.8, ls=":")
+        ax.set(xlabel="coordinate along the line", ylabel=label, title=f"{name}: {label}")
+        ax.legend()
+    axes[0].set_yscale("log")
+    plain_log_labels(axes[0].yaxis)
     figure.tight_layout()
     return figure

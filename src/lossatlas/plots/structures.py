@@ -15,9 +15,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.ticker import MaxNLocator
 
 from ..claims import claim_row
-from . import claims_title, json_attr, show_skipped
+from . import add_title, claims_title, json_attr, plain_log_labels, show_skipped, use_style
 from ..stats import ensemble_accuracy, linear_barrier, mode_connectivity, pairwise_disagreement
 
 CURVE_WORK = "Garipov et al. 2018; Draxler et al. 2018"
@@ -29,6 +30,8 @@ COMPLEX_CLAIM = "a low-loss structure contains all N solutions while their linea
 ENSEMBLE_WORK = "Fort, Hu & Lakshminarayanan 2019; Fort & Jastrzebski 2019"
 ENSEMBLE_CLAIM = "independent solutions are more diverse and ensemble better than related " \
                  "solutions at equal K"
+# A plane thinner than this fraction of its length is drawn stretched, not to scale.
+MIN_EQUAL_ASPECT = 0.2
 PATH_COLOURS = {"line": "0.3", "bezier": "C0", "polychain": "C1"}
 KIND_COLOURS = dict(zip(("independent", "complex simplex", "snapshots", "perturbations"),
                         sns.color_palette("colorblind", 4)))
@@ -99,6 +102,7 @@ def plot_mode_connectivity(arrays: dict[str, np.ndarray], attrs: dict,
                            table: pd.DataFrame) -> plt.Figure:
     """Train loss and test error along the line and each curve (every pair; the first solid), and
     the train-loss plane through (θ_a, bend, θ_b) of the first measured pair with the paths."""
+    use_style()
     paths, statuses = json_attr(attrs, "paths"), json_attr(attrs, "pair_status")
     measured = [p for p, status in enumerate(statuses) if status == "ok"]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
@@ -109,11 +113,13 @@ def plot_mode_connectivity(arrays: dict[str, np.ndarray], attrs: dict,
                      "label": path if rank == 0 else None}
             axes[0].plot(ts, arrays[f"pair{p}_train_loss"][k], **style)
             axes[1].plot(ts, arrays[f"pair{p}_test_error"][k], **style)
-    axes[0].set(xlabel="t", ylabel="train loss (nats)", yscale="log",
-                title=f"train loss along the paths ({len(measured)} pairs)")
-    axes[1].set(xlabel="t", ylabel="test error", title="test error along the paths")
+    axes[0].set(xlabel="t (0: first solution, 1: second)", ylabel="train loss (nats)",
+                yscale="log", title=f"Train loss along the paths ({len(measured)} pairs)")
+    plain_log_labels(axes[0].yaxis)
+    axes[1].set(xlabel="t (0: first solution, 1: second)", ylabel="test error",
+                title="Test error along the paths")
     for ax in axes[:2]:
-        ax.legend(frameon=False)
+        ax.legend()
     if measured:
         p = measured[0]
         xs, ys = arrays[f"pair{p}_xcoordinates"], arrays[f"pair{p}_ycoordinates"]
@@ -129,11 +135,19 @@ def plot_mode_connectivity(arrays: dict[str, np.ndarray], attrs: dict,
                          PATH_COLOURS.get(path, f"C{k}"), lw=1.5, label=path)
         corners = arrays[f"pair{p}_plane_corners"]
         axes[2].scatter(corners[[0, 2], 0], corners[[0, 2], 1], color="red", zorder=3)
-        axes[2].set(xlabel="distance along θ_b − θ_a direction", ylabel="orthogonal distance",
-                    title=f"plane through θ_a, {attrs['plane_bend']} bend, θ_b")
-        axes[2].set_aspect("equal", adjustable="box")
-    fig.suptitle(claims_title(table), fontsize=8, y=1.02)
-    fig.tight_layout()
+        pair_a, pair_b = json_attr(attrs, "pair_runs")[p].split()
+        for corner, name in zip(corners[[0, 2]], (pair_a, pair_b)):
+            axes[2].annotate(name, corner, xytext=(0, 7), textcoords="offset points",
+                             ha="center", fontsize=7, color="white")
+        axes[2].set(xlabel=f"distance along the bend − {pair_a} (parameter units)",
+                    ylabel="orthogonal distance (parameter units)",
+                    title=f"plane through {pair_a}, the {attrs['plane_bend']} bend, {pair_b}")
+        if np.ptp(ys) >= MIN_EQUAL_ASPECT * np.ptp(xs):
+            axes[2].set_aspect("equal", adjustable="box")
+        else:
+            axes[2].set_ylabel("orthogonal distance (parameter units; stretched)")
+        axes[2].grid(False)
+    add_title(fig, claims_title(table))
     return fig
 
 
@@ -179,34 +193,48 @@ def low_loss_subspace_table(arrays: dict[str, np.ndarray], attrs: dict,
     return pd.concat([table.reset_index(drop=True), pd.DataFrame([claim])], ignore_index=True)
 
 
+def _vertex_name(vertex: int, runs: list[str], n_modes: int) -> str:
+    """A vertex of the complex: a solution's run id, or connector c1, c2, ..."""
+    return runs[vertex] if vertex < n_modes else f"connector c{vertex - n_modes + 1}"
+
+
 def plot_low_loss_subspace(arrays: dict[str, np.ndarray], attrs: dict,
                            table: pd.DataFrame) -> plt.Figure:
     """The three planes (three solutions; two solutions and a connector, twice) on one log colour
-    scale with the vertices marked, and the train loss along every edge of the complex and of the
-    linear simplex."""
-    fig, axes = plt.subplots(1, 4, figsize=(19, 4.4))
+    scale with the vertices marked and named, and the train loss along every edge of the complex
+    and of the linear simplex; the claim row in the title."""
+    use_style()
+    fig, axes = plt.subplots(1, 4, figsize=(19, 4.8),
+                             gridspec_kw={"width_ratios": [1, 1, 1, 1.1]})
     if attrs["status"] != "ok":
         show_skipped(axes, attrs["status"])
+        add_title(fig, claims_title(table))
         return fig
     planes, plane_vertices = json_attr(attrs, "planes"), json_attr(attrs, "plane_vertices")
+    runs = json_attr(attrs, "runs")
     losses = [arrays[f"plane{p}_train_loss"] for p in range(len(planes))]
     low = max(min(loss.min() for loss in losses), 1e-4)
     levels = np.geomspace(low, max(loss.max() for loss in losses), 15)
     n_modes = int(attrs["n_modes"])
-    for p, (name, vertices) in enumerate(zip(planes, plane_vertices)):
+    for p, vertices in enumerate(plane_vertices):
         ax = axes[p]
         contour = ax.contourf(arrays[f"plane{p}_xcoordinates"], arrays[f"plane{p}_ycoordinates"],
                               losses[p], levels=levels, cmap="viridis",
                               norm=plt.matplotlib.colors.LogNorm())
         corners = arrays[f"plane{p}_corners"]
-        for corner, vertex in zip(corners, vertices):
+        names = [_vertex_name(vertex, runs, n_modes) for vertex in vertices]
+        for corner, vertex, name in zip(corners, vertices, names):
             is_mode = vertex < n_modes
             ax.scatter(*corner, color="red" if is_mode else "white", marker="o" if is_mode else "*",
                        s=50, zorder=3, edgecolor="black")
-        ax.set(title=name, xlabel="distance (parameter units)")
+            ax.annotate(name, corner, xytext=(0, 7), textcoords="offset points", ha="center",
+                        fontsize=7, color="white")
+        ax.set(title="plane through " + ", ".join(names), xlabel="distance (parameter units)",
+               ylabel="distance (parameter units)")
         ax.set_aspect("equal", adjustable="box")
-    fig.colorbar(contour, ax=axes[:3], label="train loss (nats)", shrink=0.8, ticks=levels[::2],
-                 format="%.3g")
+        ax.grid(False)
+    fig.colorbar(contour, ax=axes[len(planes) - 1], label="train loss (nats, all planes)",
+                 fraction=0.05, pad=0.03, ticks=levels[::2], format="%.3g")
     ax = axes[3]
     points = int(attrs["edge_points"])
     t = np.linspace(0, 1, points)
@@ -215,12 +243,13 @@ def plot_low_loss_subspace(arrays: dict[str, np.ndarray], attrs: dict,
         profiles = arrays[f"{region}_train_loss"].reshape(len(edges), points)
         for e, profile in enumerate(profiles):
             ax.plot(t, profile, color=colour, alpha=0.7,
-                    label=("complex edges" if region == "complex_edges" else
-                           "linear simplex edges") if e == 0 else None)
-    ax.set(xlabel="t along edge", ylabel="train loss (nats)", yscale="log",
-           title="loss along every edge")
-    ax.legend(frameon=False)
-    fig.suptitle(claims_title(table), fontsize=8, y=1.02)
+                    label=("edges of the trained complex" if region == "complex_edges" else
+                           "edges of the linear simplex") if e == 0 else None)
+    ax.set(xlabel="t along the edge", ylabel="train loss (nats)", yscale="log",
+           title="Loss along every edge")
+    plain_log_labels(ax.yaxis)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
+    add_title(fig, claims_title(table))
     return fig
 
 
@@ -283,9 +312,11 @@ def plot_ensembles(table: pd.DataFrame, attrs: dict) -> plt.Figure:
     """Ensemble test accuracy against K per kind, pairwise disagreement per kind, and the
     diversity–accuracy plane of the members (disagreement with the anchor / member error against
     member accuracy)."""
+    use_style()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     if attrs["status"] != "ok":
         show_skipped(axes, attrs["status"])
+        add_title(fig, claims_title(table))
         return fig
     ensemble = table[table["row"] == "ensemble"]
     members = table[table["row"] == "member"]
@@ -293,17 +324,18 @@ def plot_ensembles(table: pd.DataFrame, attrs: dict) -> plt.Figure:
         axes[0].plot(rows["members"], rows["ensemble_test_acc"], marker="o",
                      color=KIND_COLOURS.get(kind), label=kind)
     axes[0].set(xlabel="ensemble size K", ylabel="ensemble test accuracy",
-                title="mean of softmax outputs")
-    axes[0].legend(frameon=False)
+                title="Ensemble accuracy (mean of softmax outputs)")
+    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0].legend()
     dis = ensemble.groupby("kind", sort=False)["pairwise_disagreement"].first()
     axes[1].bar(range(len(dis)), dis.values, color=[KIND_COLOURS.get(k) for k in dis.index])
     axes[1].set_xticks(range(len(dis)), dis.index, rotation=20)
-    axes[1].set(ylabel="mean pairwise disagreement", title="prediction disagreement")
+    axes[1].set(ylabel="mean pairwise disagreement", title="Prediction disagreement")
     for kind, rows in members.groupby("kind", sort=False):
         axes[2].scatter(rows["member_test_acc"], rows["normalized_disagreement"],
                         color=KIND_COLOURS.get(kind), label=kind)
     axes[2].set(xlabel="member test accuracy",
-                ylabel="disagreement with θ* / (1 − accuracy)", title="diversity vs accuracy")
-    fig.suptitle(claims_title(table), fontsize=8, y=1.02)
-    fig.tight_layout()
+                ylabel="disagreement with θ* / (1 − accuracy)",
+                title="Diversity against accuracy")
+    add_title(fig, claims_title(table))
     return fig

@@ -11,8 +11,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.lines import Line2D
 
 from ..claims import claim_row
+from . import add_title, claims_title, use_style
 
 WORK = "Fort & Jastrzebski 2019; Li et al. 2018"
 FIGURE = "subspace_training"
@@ -107,47 +109,56 @@ def _radius_claim(dependence: pd.DataFrame, runs: pd.DataFrame) -> dict:
 
 def plot_subspace_training(table: pd.DataFrame, fraction: float) -> plt.Figure:
     """Three panels: final test and train accuracy against d (log axis; mean over seeds with the
-    seeds as dots), one colour per init scale, with each scale's full-space baseline dashed; and
-    d_int against the init scale (open triangles at the largest d where it was not reached)."""
-    sns.set_theme(style="whitegrid", context="paper")
-    figure, axes = plt.subplots(1, 3, figsize=(14, 4))
+    seeds as dots), one colour per init scale, with each scale's full-space baseline dashed and,
+    on the test panel, the d_int threshold ``fraction`` × baseline dotted; and d_int against the
+    init scale (open triangles at the largest d where it was not reached). The claims, all of
+    them, in the title."""
+    use_style()
+    figure, axes = plt.subplots(1, 3, figsize=(14, 4.2))
     runs = table[table["kind"].isin(["subspace", "full"]) & (table["status"] == "ok")]
     summary = table[table["run"] == "intrinsic_dimension"]
     scales = sorted(table.loc[table["kind"].isin(["subspace", "full"]), "init_scale"].unique())
-    colours = dict(zip(scales, sns.color_palette("viridis", len(scales))))
+    colours = dict(zip(scales, sns.color_palette("colorblind", len(scales))))
     subspace = runs[runs["kind"] == "subspace"]
+    percent = round(100 * fraction)
     for ax, metric in zip(axes[:2], ("test_acc", "train_acc")):
         for scale in scales:
             points = subspace[subspace["init_scale"] == scale]
             mean = points.groupby("dim")[metric].mean()
-            ax.plot(mean.index, mean.values, "o-", color=colours[scale], label=f"α = {scale:g}")
+            ax.plot(mean.index, mean.values, "o-", color=colours[scale],
+                    label=f"init scale {scale:g}")
             ax.plot(points["dim"], points[metric], ".", color=colours[scale], alpha=0.4)
             baseline = runs.loc[(runs["kind"] == "full") & (runs["init_scale"] == scale), metric]
             if len(baseline):
-                ax.axhline(baseline.mean(), color=colours[scale], ls="--", lw=1)
+                ax.axhline(baseline.mean(), color=colours[scale], ls="--", lw=1.2)
+                if metric == "test_acc":
+                    ax.axhline(fraction * baseline.mean(), color=colours[scale], ls=":", lw=1.2)
         ax.set_xscale("log")
         dims = sorted(subspace["dim"].unique())
         ax.set_xticks(dims, [str(d) for d in dims])
         ax.minorticks_off()
-        ax.set(xlabel="subspace dimension d", ylabel=metric.replace("_", " "),
-               title=f"{metric.split('_')[0].capitalize()} accuracy (dashed: full space)")
-    axes[0].legend(fontsize=7, title="init scale", title_fontsize=7)
+        split = metric.split("_")[0]
+        ax.set(xlabel="subspace dimension d", ylabel=f"{split} accuracy",
+               title=f"{split.capitalize()} accuracy")
+    handles = axes[0].get_legend_handles_labels()[0]
+    handles += [Line2D([], [], color="grey", ls="--", label="full-space baseline"),
+                Line2D([], [], color="grey", ls=":", label=f"{percent}% of baseline (d_int{percent})")]
+    axes[0].legend(handles=handles, loc="best")
     dim_full = int(summary["dim_full"].iloc[0]) if len(summary) else None
     reached = summary[summary["d_int"].notna()]
     missed = summary[summary["d_int"].isna() & summary["baseline_test_acc"].notna()]
     axes[2].plot(reached["init_scale"], reached["d_int"], "o-", color="black",
-                 label=f"d_int{round(100 * fraction)}")
+                 label=f"d_int{percent}")
     if len(missed) and len(subspace):
         axes[2].plot(missed["init_scale"], [subspace["dim"].max()] * len(missed), "^",
                      color="black", mfc="none", ms=9, label="not reached (≥ largest d)")
     if dim_full:
         axes[2].axhline(dim_full, color="grey", ls=":", label=f"D = {dim_full}")
-    axes[2].set(xscale="log", yscale="log", xlabel="init scale α (× default radius)",
-                ylabel="d", title=f"d_int{round(100 * fraction)}: first d ≥ "
-                                  f"{fraction:g} × baseline test accuracy")
-    axes[2].legend(fontsize=7)
-    claims = table[table["run"] == "claim"]
-    figure.suptitle("; ".join(f"{c['statistic']} = {c['value']:.3g}: {c['verdict']}"
-                              for _, c in claims.iterrows()), fontsize=9)
-    figure.tight_layout()
+    axes[2].set(xscale="log", yscale="log", xlabel="init scale (× default init radius)",
+                ylabel="d", title=f"d_int{percent}: first d reaching {percent}% of the baseline")
+    axes[2].minorticks_off()
+    axes[2].set_xticks(scales, [f"{scale:g}" for scale in scales])
+    axes[2].margins(x=0.15)
+    axes[2].legend(loc="best")
+    add_title(figure, claims_title(table))
     return figure

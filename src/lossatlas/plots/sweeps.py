@@ -15,10 +15,11 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from ..claims import claim_row
-from ..taxonomy import PHASES, PhaseThresholds, phase
-from . import claims_title
+from ..taxonomy import PHASE_MEANINGS, PHASES, PhaseThresholds, phase
+from . import add_title, claims_title, log_axis, use_style
 
 FORT = "Fort & Jastrzebski 2019"
 YANG = "Yang et al. 2021"
@@ -46,18 +47,6 @@ def _skipped_runs(rows: pd.DataFrame) -> str:
     """``"N run(s) skipped: RUN, ..."`` for the runs of curvature ``rows`` that are not ``ok``."""
     skipped = sorted(set(rows.loc[rows["status"] != "ok", "run"]))
     return f"{len(skipped)} run(s) skipped: {', '.join(skipped)}" if skipped else ""
-
-
-def _log_axis(ax, axis: str, values) -> None:
-    """A log axis for positive ``values``; symlog, linear up to the smallest positive value, when
-    some are ≤ 0 (an L2 of 0, a negative trace estimate)."""
-    values = np.asarray(values, dtype=float)
-    positive = values[values > 0]
-    scale = {"x": ax.set_xscale, "y": ax.set_yscale}[axis]
-    if len(positive) == len(values[np.isfinite(values)]):
-        scale("log")
-    elif len(positive):
-        scale("symlog", linthresh=positive.min())
 
 
 def hyperparams_table(curvature: pd.DataFrame, sweeps: dict[str, dict]) -> pd.DataFrame:
@@ -117,6 +106,7 @@ def hyperparams_table(curvature: pd.DataFrame, sweeps: dict[str, dict]) -> pd.Da
 def plot_hyperparams_curvature(table: pd.DataFrame) -> plt.Figure:
     """One row per sweep: λ_max, Tr H and ‖θ‖ against epoch (seed means, one colour per knob
     value) and the final λ_max and Tr H against the knob value (log scale)."""
+    use_style()
     runs = table[~table["run"].isin(["claim", "final_mean"]) & (table["status"] == "ok")]
     means = table[table["run"] == "final_mean"]
     sweeps = list(dict.fromkeys(table.loc[table["run"] == "final_mean", "sweep"]))
@@ -133,22 +123,22 @@ def plot_hyperparams_curvature(table: pd.DataFrame) -> plt.Figure:
                          palette=palette, ax=ax,
                          errorbar=None, marker="o", markersize=3)
             ax.set(ylabel=label, title=f"{name}: {label} along training")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             if metric != "param_norm":
-                _log_axis(ax, "y", part[metric])
-            ax.legend(title=KNOB_LABELS[knob], fontsize=7, title_fontsize=7)
+                log_axis(ax, "y", part[metric])
+            ax.legend(title=KNOB_LABELS[knob])
         final = means[means["sweep"] == name]
         ax = row[3]
         ax.plot(final["value"], final["lambda_max"], "o-", label="λ_max")
         ax.plot(final["value"], final["trace"], "s--", label="Tr H")
         ax.set(xlabel=KNOB_LABELS[knob], ylabel="final value (seed mean)",
                title=f"{name}: final curvature vs {knob}")
-        _log_axis(ax, "x", final["value"])
+        log_axis(ax, "x", final["value"])
         ax.minorticks_off()
         ax.set_xticks(final["value"], [f"{v:g}" for v in final["value"]])
         ax.set_yscale("log")
-        ax.legend(fontsize=7)
-    fig.suptitle(claims_title(table), fontsize=8)
-    fig.tight_layout()
+        ax.legend()
+    add_title(fig, claims_title(table))
     return fig
 
 
@@ -193,8 +183,8 @@ def taxonomy_table(curvature: pd.DataFrame, cells: pd.DataFrame, load_knob: str,
 
 TAXONOMY_METRICS = (("test_error", "test error"), ("train_loss", "train loss (nats)"),
                     ("log10_lambda_max", "log10 λ_max"), ("log10_trace", "log10 Tr H"),
-                    ("mc_error", "mc (train error)"), ("cka", "CKA"),
-                    ("seed_distance", "seed distance ‖θ_i − θ_j‖"))
+                    ("mc_error", "mc (train error; < 0: a barrier)"), ("cka", "CKA"),
+                    ("seed_distance", r"seed distance $\|\theta_i - \theta_j\|$"))
 
 
 def _grid(cells: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -216,20 +206,34 @@ def _hatch_skipped(ax, cells: pd.DataFrame) -> None:
         ax.text(j + 0.5, i + 0.5, reason, ha="center", va="center", fontsize=6)
 
 
+# Metrics whose sign matters: a diverging colour map centred on 0.
+SIGNED_METRICS = ("mc_error",)
+
+
 def plot_taxonomy_metrics(table: pd.DataFrame) -> plt.Figure:
-    """One heat map per metric over load (rows, largest on top) x temperature (columns)."""
+    """One heat map per metric over load (rows, largest on top) x temperature (columns), each cell
+    with its value; mc (negative: a barrier between the seeds; positive: below the straight line)
+    on a diverging map centred on 0; the claim rows in the title."""
+    use_style()
     cells = table[table["run"] == "cell"]
     load, temperature = cells["load_knob"].iloc[0], cells["temperature_knob"].iloc[0]
     fig, axes = plt.subplots(2, 4, figsize=(18, 8))
+    cell_count = cells["load"].nunique() * cells["temperature"].nunique()
+    font_size = 9 if cell_count <= 36 else 7
     for ax, (column, label) in zip(axes.flat, TAXONOMY_METRICS):
         grid = _grid(cells, column)
-        sns.heatmap(grid, annot=True, fmt=".2g", cmap="viridis", ax=ax, annot_kws={"fontsize": 6},
-                    cbar_kws={"shrink": 0.8})
+        if column in SIGNED_METRICS:
+            limit = float(np.nanmax(np.abs(grid.to_numpy(dtype=float)))) if grid.notna().any().any() \
+                else 1.0
+            colours = {"cmap": "RdBu_r", "center": 0.0, "vmin": -limit, "vmax": limit}
+        else:
+            colours = {"cmap": "viridis"}
+        sns.heatmap(grid, annot=True, fmt=".2g", ax=ax, annot_kws={"fontsize": font_size},
+                    cbar_kws={"shrink": 0.8}, **colours)
         _hatch_skipped(ax, cells)
         ax.set(title=label, xlabel=KNOB_LABELS[temperature], ylabel=KNOB_LABELS[load])
     axes.flat[-1].set_axis_off()
-    fig.suptitle(claims_title(table), fontsize=8)
-    fig.tight_layout()
+    add_title(fig, claims_title(table))
     return fig
 
 
@@ -278,32 +282,37 @@ PHASE_COLOURS = {"I": "#d73027", "II": "#fc8d59", "III": "#fee090", "IV-A": "#91
 
 def plot_taxonomy_phases(table: pd.DataFrame, thresholds: PhaseThresholds) -> plt.Figure:
     """The phase map over load x temperature (colour: phase; text: connectivity / sharpness /
-    fit / CKA reading of the cell), with the thresholds in the title."""
+    fit / CKA reading of the cell), a legend defining every phase with its number of cells (a
+    phase no cell reaches says so), and the claim rows and thresholds in the title."""
+    use_style()
     cells = table[table["run"] == "cell"].copy()
     load, temperature = cells["load_knob"].iloc[0], cells["temperature_knob"].iloc[0]
     codes = {name: index for index, name in enumerate(PHASES)}
     cells["phase_code"] = cells["phase"].map(codes)
     grid = _grid(cells, "phase_code")
-    fig, ax = plt.subplots(figsize=(9, 6.5))
+    fig, ax = plt.subplots(figsize=(10, 6.5))
     cmap = ListedColormap([PHASE_COLOURS[p] for p in PHASES])
     sns.heatmap(grid, cmap=cmap, vmin=-0.5, vmax=len(PHASES) - 0.5, cbar=False, ax=ax,
                 linewidths=0.5, linecolor="white")
     loads = sorted(cells["load"].unique(), reverse=True)
     temperatures = sorted(cells["temperature"].unique())
+    font_size = 8 if len(loads) * len(temperatures) <= 36 else 6
     for _, cell in cells.iterrows():
         i, j = loads.index(cell["load"]), temperatures.index(cell["temperature"])
         text = (f"{cell['phase']}\n{cell['connectivity']}, {cell['sharpness']}\n"
                 f"{cell['fit']}, CKA {cell['similarity']}" if cell["status"] == "ok"
                 else "skipped")
-        ax.text(j + 0.5, i + 0.5, text, ha="center", va="center", fontsize=6)
+        ax.text(j + 0.5, i + 0.5, text, ha="center", va="center", fontsize=font_size)
     _hatch_skipped(ax, cells)
     ax.set(xlabel=KNOB_LABELS[temperature], ylabel=KNOB_LABELS[load])
-    ax.legend(handles=[Patch(color=PHASE_COLOURS[p], label=p) for p in PHASES],
-              bbox_to_anchor=(1.02, 1), loc="upper left", title="phase")
-    stated = (f"well connected: |mc| <= {thresholds.mc_tolerance:g}; sharp: λ_max > "
+    counts = cells["phase"].value_counts()
+    ax.legend(handles=[Patch(color=PHASE_COLOURS[p], label=f"{p}: {PHASE_MEANINGS[p]} — "
+                             + (f"{counts[p]} cell(s)" if counts.get(p, 0) else "no cell"))
+                       for p in PHASES],
+              bbox_to_anchor=(0.5, -0.12), loc="upper center", title="phase (Yang et al. 2021)",
+              ncol=2, frameon=False)
+    stated = (f"well connected: |mc| ≤ {thresholds.mc_tolerance:g}; sharp: λ_max > "
               f"{thresholds.sharpness_threshold:g}; under-fit: train loss > "
-              f"{thresholds.train_loss_threshold:g}; high CKA: > {thresholds.cka_threshold:g}")
-    ax.set_title(f"{claims_title(table)}\n{stated}", fontsize=8)
-    fig.tight_layout()
+              f"{thresholds.train_loss_threshold:g} nats; high CKA: > {thresholds.cka_threshold:g}")
+    add_title(fig, f"{claims_title(table)}\n{stated}", bottom_inches=1.0)
     return fig
-

@@ -16,9 +16,10 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.colors import LogNorm
 from matplotlib.lines import Line2D
+from matplotlib.ticker import FormatStrFormatter
 
 from ..claims import claim_row
-from . import claims_title, json_attr
+from . import add_title, claims_title, json_attr, plain_log_labels, show_skipped, use_style
 from ..stats import (DIRECTION_KINDS, barrier_height, crossing_distance, low_loss_width,
                      width_radius_correlation)
 
@@ -123,13 +124,11 @@ def plot_long_short_directions(arrays: dict[str, np.ndarray], attrs: dict, table
     L(θ_a) + δ (dashed); the crossing distance of every direction by kind (open triangles:
     censored at t_max; bars: medians); and the loss along the straight segments θ_a → θ_j against
     α with their barrier heights. ``table`` from ``long_short_table``."""
-    sns.set_theme(style="whitegrid", context="paper")
+    use_style()
     figure, axes = plt.subplots(1, 3, figsize=(14, 4.2), gridspec_kw={"width_ratios": [1.4, 1, 1]})
     if attrs["status"] != "ok":
-        for ax in axes:
-            ax.text(0.5, 0.5, attrs["status"], ha="center", va="center", transform=ax.transAxes)
-            ax.set_axis_off()
-        figure.suptitle(claims_title(table), fontsize=8)
+        show_skipped(axes, attrs["status"])
+        add_title(figure, claims_title(table))
         return figure
     distances, kinds = arrays["distances"], json_attr(attrs, "kinds")
     threshold = float(attrs["origin_loss"]) + float(attrs["delta"])
@@ -141,14 +140,15 @@ def plot_long_short_directions(arrays: dict[str, np.ndarray], attrs: dict, table
     line_ax.plot(arrays["target_distances"], arrays["segment_losses"][:, -1], "*", ms=11,
                  color=KIND_COLOURS[DIRECTION_KINDS[1]], mec="black", zorder=5)
     line_ax.axhline(threshold, color="black", ls="--", lw=1)
-    line_ax.set(xscale="log", yscale="log", xlabel="distance t from θ_a (parameter units)",
+    line_ax.set(xscale="log", yscale="log", xlabel=r"distance from $\theta_a$ (parameter units)",
                 ylabel="train loss (nats)",
                 title=f"Loss along unit directions from {attrs['origin']}")
     handles = [Line2D([], [], color=KIND_COLOURS[k], label=k) for k in DIRECTION_KINDS]
     handles += [Line2D([], [], marker="*", ls="", color=KIND_COLOURS[DIRECTION_KINDS[1]],
                        mec="black", ms=9, label="other solutions"),
-                Line2D([], [], color="black", ls="--", label=f"L(θ_a) + δ = {threshold:.3g}")]
-    line_ax.legend(handles=handles, fontsize=7)
+                Line2D([], [], color="black", ls="--",
+                       label=f"L($\\theta_a$) + δ = {threshold:.3g} nats")]
+    line_ax.legend(handles=handles)
 
     rows = table[(table["run"] != "claim") & (table["status"] == "ok")]
     rng = np.random.default_rng(0)
@@ -164,29 +164,33 @@ def plot_long_short_directions(arrays: dict[str, np.ndarray], attrs: dict, table
                             facecolors="none", edgecolors=KIND_COLOURS[kind])
         crossing_ax.hlines(np.median(values), position - 0.3, position + 0.3, color="black", lw=1.5)
     crossing_ax.set_xticks(range(len(DIRECTION_KINDS)), DIRECTION_KINDS)
-    crossing_ax.set(yscale="log", ylabel="crossing distance of L(θ_a) + δ",
+    crossing_ax.set(yscale="log", ylabel=r"distance where the loss crosses L($\theta_a$) + δ",
                     title="Crossing distance (△ censored at t_max; bar: median)")
 
     for j, run in enumerate(targets):
         segment_ax.plot(arrays["alphas"], arrays["segment_losses"][j], "o-", ms=2.5,
                         color=sns.color_palette("colorblind", len(targets))[j],
                         label=f"→ {run}")
-    segment_ax.set(yscale="log", xlabel="α on (1 − α) θ_a + α θ_j", ylabel="train loss (nats)",
+    segment_ax.set(yscale="log", xlabel=r"t on $(1 - t)\,\theta_a + t\,\theta_j$",
+                   ylabel="train loss (nats)",
                    title="Straight paths to the other solutions")
     if targets:
-        segment_ax.legend(fontsize=7)
+        segment_ax.legend()
+    for axis in (line_ax.xaxis, line_ax.yaxis, crossing_ax.yaxis, segment_ax.yaxis):
+        plain_log_labels(axis)
     skipped = [run for run in json_attr(attrs, "skipped") if run != attrs["origin"]]
     if skipped:
         segment_ax.text(0.02, 0.02, "skipped: " + ", ".join(skipped), fontsize=7,
                         color="firebrick", transform=segment_ax.transAxes)
-    figure.suptitle(claims_title(table), fontsize=8)
-    figure.tight_layout()
+    add_title(figure, claims_title(table))
     return figure
 
 
 # --- wedge cuts --------------------------------------------------------------------------------
 
-PLANE_TITLES = {"solutions": "plane (0, θ_a, θ_b)", "init": "plane (0, θ₀_a, θ_a)"}
+PLANE_TITLES = {"solutions": r"plane through 0, $\theta_a$, $\theta_b$",
+                "init": r"plane through 0, $\theta_{0,a}$, $\theta_a$"}
+COLOURBAR_TICKS = 6
 
 
 def wedge_cuts_table(planes: dict[str, tuple[dict, dict]]) -> pd.DataFrame:
@@ -256,8 +260,8 @@ def plot_wedge_cuts(planes: dict[str, tuple[dict, dict]], table: pd.DataFrame) -
     init (●), each solution's ray (dashed) and its low-loss contour L(θ) + δ (white); and a panel of
     the low-loss width across each ray against the radius s‖θ‖ (open markers: censored at the
     offset range). ``table`` from ``wedge_cuts_table``."""
-    sns.set_theme(style="white", context="paper")
-    figure, axes = plt.subplots(1, len(planes) + 1, figsize=(5 * len(planes) + 4.5, 4.6))
+    use_style()
+    figure, axes = plt.subplots(1, len(planes) + 1, figsize=(5 * len(planes) + 4.5, 5.2))
     ok = {name: m for name, m in planes.items() if m[1]["status"] == "ok"}
     losses = [m[0]["train_loss"][np.isfinite(m[0]["train_loss"])] for m in ok.values()]
     norm = None
@@ -293,9 +297,13 @@ def plot_wedge_cuts(planes: dict[str, tuple[dict, dict]], table: pd.DataFrame) -
         ax.set(xlim=(xs[0], xs[-1]), ylim=(ys[0], ys[-1]), aspect="equal",
                xlabel="e1 (parameter units)", ylabel="e2 (parameter units)",
                title=PLANE_TITLES[name])
+        ax.grid(False)
     if mesh is not None:
-        figure.colorbar(mesh, ax=axes[:len(planes)], label="train loss (nats, log scale)",
-                        shrink=0.8)
+        colourbar = figure.colorbar(mesh, ax=axes[len(planes) - 1], fraction=0.05, pad=0.03,
+                                    label="train loss (nats, log scale; both planes)",
+                                    ticks=np.geomspace(norm.vmin, norm.vmax, COLOURBAR_TICKS),
+                                    format=FormatStrFormatter("%.3g"))
+        colourbar.ax.minorticks_off()
     width_ax = axes[-1]
     rows = table[(table["run"] != "claim") & (table["status"] == "ok")]
     palette = sns.color_palette("colorblind", max(1, rows.groupby(["plane", "run"]).ngroups))
@@ -306,10 +314,10 @@ def plot_wedge_cuts(planes: dict[str, tuple[dict, dict]], table: pd.DataFrame) -
         width_ax.plot(ray["radius"][~censored], ray["width"][~censored], "o", color=colour)
         width_ax.plot(ray["radius"][censored], ray["width"][censored], "o", mfc="none",
                       color=colour)
-    width_ax.grid(True, alpha=0.4)
     width_ax.set(xlabel="radius s‖θ‖ along the ray (parameter units)",
-                 ylabel="low-loss width across the ray", title="Width of L ≤ L(θ) + δ vs radius")
+                 ylabel="low-loss width across the ray (parameter units)",
+                 title="Width of L ≤ L(θ) + δ against the radius")
     if not rows.empty:
-        width_ax.legend(fontsize=6)
-    figure.suptitle(claims_title(table), fontsize=8)
+        width_ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
+    add_title(figure, claims_title(table))
     return figure
