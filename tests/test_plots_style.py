@@ -59,5 +59,5 @@ def test_save_image_writes_the_format_of_its_suffix(tmp_path, suffix, magic):
     ax.plot(np.arange(3))
     save_image(figure, tmp_path / f"f{suffix}")
     assert (tmp_path / f"f{suffix}").read_bytes().startswith(magic)
-    assert [path.name for path in tmp_path.iterdir()] == [f"f{suffix}"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [f"f{suffix}", f"f{suffix}.sha256"]
     plt.close(figure)

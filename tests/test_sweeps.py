@@ -96,11 +96,13 @@ def test_phase_map_of_a_hand_made_grid():
     assert (table.loc[table["run"] == "cell", "mc_tolerance"] == 0.02).all()
     figure = plot_taxonomy_phases(table, THRESHOLDS)
     legend = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
-    assert legend == ["I: poorly connected, sharp — 1 cell(s)",
-                      "II: poorly connected, flat — 1 cell(s)",
-                      "III: mc > 0, or well connected and sharp — 1 cell(s)",
-                      "IV-A: well connected, flat, low CKA — no cell",
-                      "IV-B: well connected, flat, high CKA — 1 cell(s)"]
+    assert legend == [
+        "I: poorly connected (mc < −tolerance) and sharp — 1 cell(s)",
+        "II: poorly connected and flat — 1 cell(s)",
+        "III: not poorly connected, but mc > tolerance or sharp — 1 cell(s)",
+        "IV-A: well connected (|mc| ≤ tolerance), flat, low CKA — no cell",
+        "IV-B: well connected, flat, high CKA (where Yang et al. find the best test accuracy) "
+        "— 1 cell(s)"]
     plt.close(figure)
 
 
