@@ -90,6 +90,8 @@ INPUT_SHAPES = {
 # Training samples of each prepared dataset (before train_fraction).
 TRAIN_SIZES = {"mnist1d": 4000, "mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000,
                "cifar100": 50000}
+TEST_SIZES = {"mnist1d": 1000, "mnist": 10000, "fashion_mnist": 10000, "cifar10": 10000,
+              "cifar100": 10000}
 
 NUM_CLASSES = {"mnist1d": 10, "mnist": 10, "fashion_mnist": 10, "cifar10": 10, "cifar100": 100}
 
@@ -101,12 +103,13 @@ ARRAY_SUFFIXES = (".npz", ".h5", ".hdf5")
 @dataclass(frozen=True)
 class DatasetInfo:
     """What the workflow needs of a dataset before any job runs: its ``name``, the shape of one
-    sample ``input_shape``, ``num_classes`` and ``n_train`` training samples."""
+    sample ``input_shape``, ``num_classes``, ``n_train`` training and ``n_test`` test samples."""
 
     name: str
     input_shape: tuple[int, ...]
     num_classes: int
     n_train: int
+    n_test: int
 
 
 class DatasetDownloadError(RuntimeError):
@@ -329,7 +332,8 @@ def dataset_info(name: str, source: str | os.PathLike | None = None) -> DatasetI
     naming ``source``."""
     if source is None:
         _check_name(name)
-        return DatasetInfo(name, INPUT_SHAPES[name], NUM_CLASSES[name], TRAIN_SIZES[name])
+        return DatasetInfo(name, INPUT_SHAPES[name], NUM_CLASSES[name], TRAIN_SIZES[name],
+                           TEST_SIZES[name])
     source = Path(source)
     if source.is_dir():
         train, test = _image_folders(source)
@@ -338,10 +342,12 @@ def dataset_info(name: str, source: str | os.PathLike | None = None) -> DatasetI
 
         with Image.open(first_path) as image:
             width, height = image.size
-        return DatasetInfo(name, (3, height, width), len(train.classes), len(train.samples))
+        return DatasetInfo(name, (3, height, width), len(train.classes), len(train.samples),
+                           len(test.samples))
     shapes, labels, classes = _array_headers(source)
     _check_source_arrays(source, shapes, labels, classes)
-    return DatasetInfo(name, shapes["x_train"][1:], len(classes), shapes["x_train"][0])
+    return DatasetInfo(name, shapes["x_train"][1:], len(classes), shapes["x_train"][0],
+                       shapes["x_test"][0])
 
 
 def _check_source_arrays(source: Path, shapes: dict, labels: dict, classes: list[str]) -> None:

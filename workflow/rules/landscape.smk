@@ -52,7 +52,13 @@ SURFACE_GRID_KEYS = [
     "ymin",
     "ynum",
 ]
-SURFACE_ROUGHNESS_KEYS = [*_DIRECTION_KEYS, "roughness_points", "xmax", "xmin"]
+SURFACE_ROUGHNESS_KEYS = [
+    *_DIRECTION_KEYS,
+    "roughness_directions",
+    "roughness_points",
+    "xmax",
+    "xmin",
+]
 MLI_RUNS = [run for group in MLI["runs"] for run in run_ids(group)]
 
 
