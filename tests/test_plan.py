@@ -18,6 +18,7 @@ from lossatlas.plan import (
     job_flops,
     over_limit,
     rule_family,
+    undecidable_claims,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,6 +90,25 @@ def test_plan_warns_of_the_jobs_over_their_limit():
     assert "run=b-s0" not in text.split("Total:")[1]
 
 
+def test_undecidable_claims_name_what_the_config_lacks():
+    bn_sgd = {"optimizer": "sgd", "model": {"norm": "batch"}}
+    params = {"measure_mli_lines": {"settings": {"sb-s0": bn_sgd, "lb-s0": bn_sgd}},
+              "dataset_sanity": {"dataset": "cifar10", "model": "cnn2d"},
+              "measure_goldilocks": {"knobs": {"norm": "batch"}}}
+    reasons = undecidable_claims(params)
+    assert [reason.split(":")[0] for reason in reasons] == ["mli"] * 4 + ["dataset_sanity",
+                                                                          "goldilocks"]
+    assert "no SGD run without batch norm" in reasons[0]
+    assert "only ['sgd'] runs" in reasons[1]
+    assert "no published test accuracy of cnn2d on cifar10" in reasons[4]
+    params["measure_mli_lines"]["settings"].update(
+        {"adam-s0": {"optimizer": "adam", "model": {"norm": "batch"}},
+         "plain-s0": {"optimizer": "sgd", "model": {"norm": "none"}}})
+    params["dataset_sanity"]["model"] = "resnet20"
+    params["measure_goldilocks"]["knobs"] = {"norm": "none"}
+    assert undecidable_claims(params) == []
+
+
 @pytest.fixture(scope="module")
 def plan_cli():
     spec = importlib.util.spec_from_file_location("plan_cli", ROOT / "workflow/plan.py")
@@ -98,9 +118,10 @@ def plan_cli():
 
 
 @pytest.mark.parametrize("config", ["config.yaml", "smoke.yaml", "paper.yaml"])
-def test_every_config_plans_within_the_slurm_runtimes(plan_cli, config, capsys):
+def test_every_config_plans_within_the_slurm_runtimes_and_decides_its_claims(plan_cli, config,
+                                                                              capsys):
     rate = ["--flops-per-second", str(plan_cli.ASSUMED_GPU_FLOPS)]
     assert plan_cli.main(["--configfile", str(ROOT / "config" / config), *rate]) == 0
     text = capsys.readouterr().out
-    assert "| train" in text and "WARNING" not in text
-    assert "Total:" in text
+    assert "| train" in text and "Total:" in text
+    assert "WARNING" not in text and "UNDECIDABLE" not in text

@@ -1,6 +1,7 @@
 """Cost plan of a config before launch: every job of its DAG (as `snakemake --forceall` would run
 it), its compute in FLOPs (lossatlas.plan), hours per rule, the largest job per rule in minutes
-against the Slurm profile's runtime, and a warning per job over it.
+against the Slurm profile's runtime, a warning per job over it, and the claims the config can
+only leave inconclusive. Exit status 1 when a job is over its runtime.
 
     .venv/bin/python workflow/plan.py --configfile config/paper.yaml
     .venv/bin/python workflow/plan.py --configfile config/smoke.yaml --calibrate
@@ -40,6 +41,7 @@ from lossatlas.plan import (
     measure_throughput,
     over_limit,
     rule_family,
+    undecidable_claims,
 )
 from lossatlas.runs import build_run_model
 
@@ -132,6 +134,8 @@ def main(argv=None) -> int:
         source = "assumed for one GPU, not measured (--flops-per-second to change)"
     print(f"Cost plan of {args.configfile} (runtime limits: {args.profile})\n")
     print(format_plan(planned, rate, source))
+    for reason in undecidable_claims({job.rule.name: dict(job.params.items()) for job in jobs}):
+        print(f"UNDECIDABLE CLAIM: {reason}")
     return 1 if over_limit(planned, rate) else 0
 
 

@@ -393,3 +393,39 @@ def format_plan(jobs: list[JobCost], flops_per_second: float, throughput: str) -
         lines.append(f"WARNING: {job.rule} {job.name}: {job.minutes(flops_per_second):.0f} min "
                      f"estimated, over its runtime limit of {job.limit_minutes:g} min")
     return "\n".join(lines)
+
+
+def undecidable_claims(params: dict[str, dict]) -> list[str]:
+    """The claims a plan can only leave ``inconclusive`` (or, for Goldilocks, cannot hold), from
+    the ``params`` of its jobs by rule (``measure_mli_lines``, ``dataset_sanity``,
+    ``measure_goldilocks``; a rule absent is not checked): one line per claim, naming what the
+    config lacks."""
+    from lossatlas.figure_claims import PUBLISHED_TEST_ACCURACY
+
+    reasons = []
+    if "measure_mli_lines" in params:
+        runs = params["measure_mli_lines"]["settings"].values()
+        optimizers = {run["optimizer"] for run in runs}
+        norms = {run["model"].get("norm", "none") for run in runs}
+        sgd_plain = [run for run in runs
+                     if run["optimizer"] == "sgd" and run["model"].get("norm", "none") != "batch"]
+        if not sgd_plain:
+            reasons.append("mli: 'MLI holds for most SGD runs without BN' has no SGD run "
+                           "without batch norm")
+        if not {"adam", "sgd"} <= optimizers:
+            reasons.append(f"mli: the Adam vs SGD comparison has only {sorted(optimizers)} runs")
+        if not {"batch", "none"} <= norms:
+            reasons.append(f"mli: the BN vs no-BN comparison has only norm {sorted(norms)} runs")
+        if len(runs) < 3:
+            reasons.append("mli: the Spearman claim needs at least 3 runs")
+    if "dataset_sanity" in params:
+        sanity = params["dataset_sanity"]
+        published = PUBLISHED_TEST_ACCURACY.get(sanity["dataset"], {})
+        if sanity["model"] not in published:
+            reasons.append(f"dataset_sanity: no published test accuracy of {sanity['model']} "
+                           f"on {sanity['dataset']}")
+    if "measure_goldilocks" in params:
+        if params["measure_goldilocks"]["knobs"].get("norm") == "batch":
+            reasons.append("goldilocks: the shell claim on a batch-norm model, whose Tr H/||H||_F "
+                           "is negative at init at every radius")
+    return reasons

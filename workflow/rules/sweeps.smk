@@ -21,41 +21,10 @@ if len(config["sweeps"][TAXONOMY["sweep"]].get("seeds", config["seeds"])) < 2:
 SWEEP_ROWS = {name: sweep_rows(name) for name in SWEEPS}
 
 
-def cell_parts(rows, cells_per_job):
-    """Tag -> cells of each measure_sweep_cells job: a row whole (``cells_per_job`` None or at
-    least its cells), else its cells in parts of at most ``cells_per_job``, tagged ROW.pI.
-    """
-    parts = {}
-    for row, cells in rows.items():
-        if cells_per_job is None or len(cells) <= cells_per_job:
-            parts[row] = cells
-            continue
-        for index, start in enumerate(range(0, len(cells), cells_per_job)):
-            parts[f"{row}.p{index}"] = cells[start : start + cells_per_job]
-    return parts
-
-
 CELL_PARTS = {
     name: cell_parts(rows, SWEEP_MEASURE["cells_per_job"])
     for name, rows in SWEEP_ROWS.items()
 }
-
-
-def cell_part_runs(wildcards):
-    """Runs of the cells of job ``wildcards.part`` of sweep ``wildcards.sweep``."""
-    parts = CELL_PARTS.get(wildcards.sweep, {})
-    if wildcards.part not in parts:
-        raise ValueError(
-            f"sweep {wildcards.sweep!r} has no cell part {wildcards.part!r}; parts: "
-            f"{', '.join(parts)}"
-        )
-    return [run for cell in parts[wildcards.part] for run in cell["runs"]]
-
-
-def cell_part_files(name):
-    return lambda wildcards: [
-        f"{run_dir(run)}/{name}" for run in cell_part_runs(wildcards)
-    ]
 
 
 rule measure_sweep_curvature:
