@@ -140,7 +140,7 @@ def test_load_rejects_bad_arguments(mnist1d_path, kwargs, culprit):
 
 
 def test_unknown_name_and_bad_files(tmp_path):
-    with pytest.raises(ValueError, match="svhn.*mnist1d, mnist, fashion_mnist, cifar10, cifar100"):
+    with pytest.raises(ValueError, match="svhn.*mnist1d, gratings, mnist, fashion_mnist, cifar10, cifar100"):
         data.prepare_dataset("svhn", tmp_path / "x.h5", download_dir=tmp_path)
     with pytest.raises(FileNotFoundError, match="missing.h5"):
         data.load_dataset(tmp_path / "missing.h5")

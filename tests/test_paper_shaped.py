@@ -71,13 +71,12 @@ def test_paper_shaped_run_end_to_end(workdir):
     runs = workdir / "results/runs/gratings/resnet20"
     statuses = {run.name: json.loads((run / "status.json").read_text())["status"]
                 for run in runs.iterdir()}
-    assert len(statuses) == 35 and set(statuses.values()) == {"ok"}
+    assert len(statuses) == 28 and set(statuses.values()) == {"ok"}
     measurements = workdir / "results/measurements/gratings/resnet20"
     _, attrs = io.read_h5(measurements / "surface_2d/random/sb-s0.h5")
     assert attrs["bn_policy"] == "recompute" and attrs["status"] == "ok"
     _, attrs = io.read_h5(measurements / "goldilocks.h5")
-    assert json.loads(attrs["knobs"])["norm"] == "none" if isinstance(attrs["knobs"], str) else (
-        attrs["knobs"]["norm"] == "none")
+    assert json.loads(attrs["model_knobs"])["norm"] == "none"
     cells = sorted(p.name for p in (measurements / "sweeps/taxonomy").glob("*.cells.csv"))
     assert cells == ["w2.p0.cells.csv", "w2.p1.cells.csv", "w4.p0.cells.csv", "w4.p1.cells.csv"]
     claims = pd.read_csv(workdir / "results/claims.csv", keep_default_na=False, na_values=[""])
