@@ -1,6 +1,6 @@
 """2D cuts through the origin (Fort & Jastrzebski 2019): the train loss on the plane of the first
 two solutions of the run group or on the plane of the first run's init and solution (one job per
-plane, ``wildcards.plane``), and the width of the low-loss region across each solution's ray at
+plane, ``params.plane``), and the width of the low-loss region across each solution's ray at
 several radii; one HDF5 file per plane."""
 
 import logging
@@ -28,7 +28,7 @@ planes = {
     "init": {"runs": [origin], "point_labels": ["origin", f"init of {origin}", origin],
              "ray_labels": [origin]},
 }
-name = smk.wildcards.plane
+name = smk.params.plane
 plane = planes[name]
 labels = {"group": origin.rsplit("-s", 1)[0], **figure}
 with io.job_log(smk.log[0]) as log:
