@@ -226,9 +226,14 @@ def test_dataset_claims_against_published_accuracies():
     assert [(r["value"], r["verdict"]) for r in rows] == [(0.6, "holds"), (0.7, "does not hold")]
     diverged = dataset_claims("mnist1d", {"mlp": ("sb-s0", {"status": "diverged"})}, 0.1)
     assert diverged[0]["verdict"] == "inconclusive"
-    unknown = dataset_claims("cifar10", {"resnet20": ("sb-s0", {"status": "ok", "test_acc": 0.9})},
+    unknown = dataset_claims("cifar10", {"cnn2d": ("sb-s0", {"status": "ok", "test_acc": 0.9})},
                              0.1)
     assert unknown[0]["verdict"] == "inconclusive" and "no published" in unknown[0]["reason"]
+    resnet = dataset_claims("cifar10", {"resnet20": ("sb-s0", {"status": "ok", "test_acc": 0.8})},
+                            0.1)
+    assert (resnet[0]["work"], resnet[0]["verdict"]) == ("He et al. 2016 (ResNet-20, CIFAR-10)",
+                                                         "does not hold")
+    assert "published 0.9125" in resnet[0]["threshold"]
 
 
 def test_eigenvector_plane_spans_the_quadratic_width_of_each_direction():

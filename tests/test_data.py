@@ -57,6 +57,25 @@ def test_mnist1d_prepared_arrays(mnist1d_path, tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["again.h5", "again.h5.sha256"]
 
 
+def test_gratings_are_cifar_shaped_balanced_and_reproducible(tmp_path):
+    path = tmp_path / "gratings.h5"
+    data.prepare_dataset("gratings", path, download_dir=tmp_path / "downloads")
+    arrays, attrs = read_h5(path)
+    assert arrays["x_train"].shape == (300, 3, 32, 32) and arrays["x_train"].dtype == np.uint8
+    assert arrays["x_test"].shape == (100, 3, 32, 32) and arrays["y_test"].dtype == np.int64
+    assert np.bincount(arrays["y_train"]).tolist() == [30] * 10
+    assert np.bincount(arrays["y_test"]).tolist() == [10] * 10
+    assert json.loads(attrs["input_shape"]) == [3, 32, 32]
+    assert "generate_gratings" in attrs["source"]
+    again = data.generate_gratings(300, 100)
+    assert all(np.array_equal(arrays[k], again[k]) for k in again)
+    assert not np.array_equal(data.generate_gratings(300, 100, seed=1)["x_train"],
+                              arrays["x_train"])
+    assert data.dataset_info("gratings") == data.DatasetInfo("gratings", (3, 32, 32), 10, 300, 100)
+    loaded = data.load_dataset(path)
+    assert loaded.x_train.shape == (300, 3, 32, 32) and loaded.x_train.dtype == torch.float32
+
+
 def test_mnist1d_generation_restores_global_rng():
     np.random.seed(7)
     expected = np.random.rand(3)
@@ -121,7 +140,7 @@ def test_load_rejects_bad_arguments(mnist1d_path, kwargs, culprit):
 
 
 def test_unknown_name_and_bad_files(tmp_path):
-    with pytest.raises(ValueError, match="svhn.*mnist1d, mnist, fashion_mnist, cifar10, cifar100"):
+    with pytest.raises(ValueError, match="svhn.*mnist1d, gratings, mnist, fashion_mnist, cifar10, cifar100"):
         data.prepare_dataset("svhn", tmp_path / "x.h5", download_dir=tmp_path)
     with pytest.raises(FileNotFoundError, match="missing.h5"):
         data.load_dataset(tmp_path / "missing.h5")

@@ -34,6 +34,7 @@ ALLOWED = {
     "lossatlas.landscape": {"torch"},
     "lossatlas.models": {"torch"},
     "lossatlas.parameterizations": {"torch"},
+    "lossatlas.plan": {"torch"},
     "lossatlas.params": {"torch"},
     "lossatlas.plots": {"matplotlib.pyplot"},
     "lossatlas.plots.curvature": FIGURES,

@@ -25,7 +25,7 @@ def test_slurm_profile_sizes_the_rules_that_compute():
     gpu_rules = {name for name, text in rules.items() if "gpu=" in text}
     assert gpu_rules and gpu_rules <= set(sized), f"unsized: {gpu_rules - set(sized)}"
     for name in gpu_rules:
-        assert sized[name]["runtime"] >= 60 and sized[name]["mem_mb"] >= 8000, name
+        assert sized[name]["runtime"] >= 30 and sized[name]["mem_mb"] >= 8000, name
     for name in rules:
         if name.startswith("plot_"):
             assert name not in sized, f"{name} should take the small defaults"

@@ -133,6 +133,9 @@ def write_config(workdir, name, overrides):
     ({"figures.taxonomy_metrics.sweep": "lr"}, "sweep 'lr' is not a load x temperature grid"),
     ({"figures.hyperparams_curvature.sweeps": ["nope"]}, "unknown sweep 'nope'"),
     ({"curvature.density_grid": 1000}, "curvature.density_grid=1000"),
+    ({"figures.surface_2d.parts": 36}, "figures.surface_2d.parts=36 exceeds the xnum x ynum = 35"),
+    ({"sweep_measurements.cells_per_job": 0}, "cells_per_job"),
+    ({"figures.subspace_training.training": {"norm": "group"}}, "group"),
 ])
 def test_bad_config_stops_before_any_job(workdir, override, culprit):
     configfile = write_config(workdir, "bad", override)
@@ -167,6 +170,19 @@ def test_checkpoints_past_a_steps_cap_are_not_measured(workdir):
     result = snakemake(workdir, "curvature_along_training", "-n", "-p", "--configfile", configfile)
     assert "curvature/gd-s0/epoch-2.h5" in result.stdout
     assert "curvature/gd-s0/epoch-3.h5" not in result.stdout
+
+
+def test_sweep_cells_and_wedge_cuts_split_into_jobs(workdir):
+    """cells_per_job: 1 measures each cell of a grid row in a job of its own; the two wedge planes
+    are two jobs."""
+    configfile = write_config(workdir, "split", {"sweep_measurements.cells_per_job": 1})
+    result = snakemake(workdir, "taxonomy_metrics", "wedge_cuts", "-n", "--configfile",
+                       configfile)
+    for part in ("w4.p0", "w4.p1", "w16.p0", "w16.p1"):
+        assert f"sweeps/grid/{part}.cells.csv" in result.stdout
+    assert "sweeps/grid/w4.cells.csv" not in result.stdout
+    assert re.search(r"measure_sweep_cells\s+4\b", result.stdout)
+    assert re.search(r"measure_wedge_cuts\s+2\b", result.stdout)
 
 
 def test_unknown_run_target_names_the_run(workdir):

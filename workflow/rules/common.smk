@@ -577,6 +577,37 @@ def row_files(name):
     return lambda wildcards: [f"{run_dir(run)}/{name}" for run in row_runs(wildcards)]
 
 
+def cell_parts(rows, cells_per_job):
+    """Tag -> cells of each measure_sweep_cells job: a row whole (``cells_per_job`` None or at
+    least its cells), else its cells in parts of at most ``cells_per_job``, tagged ROW.pI.
+    """
+    parts = {}
+    for row, cells in rows.items():
+        if cells_per_job is None or len(cells) <= cells_per_job:
+            parts[row] = cells
+            continue
+        for index, start in enumerate(range(0, len(cells), cells_per_job)):
+            parts[f"{row}.p{index}"] = cells[start : start + cells_per_job]
+    return parts
+
+
+def cell_part_runs(wildcards):
+    """Runs of the cells of job ``wildcards.part`` of sweep ``wildcards.sweep``."""
+    parts = CELL_PARTS.get(wildcards.sweep, {})
+    if wildcards.part not in parts:
+        raise ValueError(
+            f"sweep {wildcards.sweep!r} has no cell part {wildcards.part!r}; parts: "
+            f"{', '.join(parts)}"
+        )
+    return [run for cell in parts[wildcards.part] for run in cell["runs"]]
+
+
+def cell_part_files(name):
+    return lambda wildcards: [
+        f"{run_dir(run)}/{name}" for run in cell_part_runs(wildcards)
+    ]
+
+
 def sweep_curvature_files(name):
     return [
         f"{MEASURE_ROOT}/sweeps/{name}/{row}.curvature.csv" for row in SWEEP_ROWS[name]

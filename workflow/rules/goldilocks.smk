@@ -1,7 +1,8 @@
 # Goldilocks zone (Fort & Scherlis 2019): curvature of the loss at a seeded random init rescaled to
 # several radii (one measurement job), then the figure with the subspace-training success overlaid.
 GOLDILOCKS = config["figures"]["goldilocks"]
-GOLDILOCKS_KNOBS = dict(MODEL_SETTINGS)
+# The model of the subspace-training figure, whose success the figure overlays.
+GOLDILOCKS_KNOBS = dict(SUBSPACE_KNOBS)
 GOLDILOCKS_D = parameter_count(GOLDILOCKS_KNOBS)
 if GOLDILOCKS["subspace_dim"] > GOLDILOCKS_D:
     raise ValueError(

@@ -36,6 +36,12 @@ if SURFACE["roughness_points"] % 2 == 0:
         "config figures.surface_2d.roughness_points must be odd, so that the profiles "
         f"contain α = 0; got {SURFACE['roughness_points']}"
     )
+if SURFACE["parts"] > SURFACE["xnum"] * SURFACE["ynum"]:
+    raise ValueError(
+        f"config figures.surface_2d.parts={SURFACE['parts']} exceeds the "
+        f"xnum x ynum = {SURFACE['xnum'] * SURFACE['ynum']} points of the grid; a part "
+        "would be empty"
+    )
 SURFACE_RUNS = [first_run(group) for group in SURFACE["runs"]]
 SURFACE_KINDS = ["random", "hessian"]
 # The surface keys each measurement uses (a change of another key does not rerun it).
@@ -52,7 +58,13 @@ SURFACE_GRID_KEYS = [
     "ymin",
     "ynum",
 ]
-SURFACE_ROUGHNESS_KEYS = [*_DIRECTION_KEYS, "roughness_points", "xmax", "xmin"]
+SURFACE_ROUGHNESS_KEYS = [
+    *_DIRECTION_KEYS,
+    "roughness_directions",
+    "roughness_points",
+    "xmax",
+    "xmin",
+]
 MLI_RUNS = [run for group in MLI["runs"] for run in run_ids(group)]
 
 

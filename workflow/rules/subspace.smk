@@ -2,7 +2,11 @@
 # model, Fort & Jastrzebski 2019): one run group per (init scale, d) plus a full-space baseline
 # per init scale, trained by the `train` rule, then one table and figure.
 SUBSPACE = config["figures"]["subspace_training"]
-SUBSPACE_KNOBS = dict(MODEL_SETTINGS)
+# The model of the subspace runs: the config's, with any model knob of the figure's training.
+SUBSPACE_KNOBS = {
+    **MODEL_SETTINGS,
+    **{k: SUBSPACE["training"][k] for k in MODEL_KNOBS if k in SUBSPACE["training"]},
+}
 SUBSPACE_D = parameter_count(SUBSPACE_KNOBS)
 for _dim in SUBSPACE["dims"]:
     if _dim > SUBSPACE_D:

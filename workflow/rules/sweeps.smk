@@ -21,6 +21,12 @@ if len(config["sweeps"][TAXONOMY["sweep"]].get("seeds", config["seeds"])) < 2:
 SWEEP_ROWS = {name: sweep_rows(name) for name in SWEEPS}
 
 
+CELL_PARTS = {
+    name: cell_parts(rows, SWEEP_MEASURE["cells_per_job"])
+    for name, rows in SWEEP_ROWS.items()
+}
+
+
 rule measure_sweep_curvature:
     input:
         data=f"resources/data/{DATASET}.h5",
@@ -55,24 +61,26 @@ rule measure_sweep_curvature:
 rule measure_sweep_cells:
     input:
         data=f"resources/data/{DATASET}.h5",
-        final=row_files("final.pt"),
-        status=row_files("status.json"),
+        final=cell_part_files("final.pt"),
+        status=cell_part_files("status.json"),
     output:
-        cells=f"{MEASURE_ROOT}/sweeps/{{sweep}}/{{row}}.cells.csv",
-        curves=f"{MEASURE_ROOT}/sweeps/{{sweep}}/{{row}}.curves.pt",
+        cells=f"{MEASURE_ROOT}/sweeps/{{sweep}}/{{part}}.cells.csv",
+        curves=f"{MEASURE_ROOT}/sweeps/{{sweep}}/{{part}}.curves.pt",
     log:
-        f"results/logs/sweeps/{DATASET}/{MODEL}/{{sweep}}/{{row}}.cells.log",
+        f"results/logs/sweeps/{DATASET}/{MODEL}/{{sweep}}/{{part}}.cells.log",
     benchmark:
-        f"results/benchmarks/sweeps/{DATASET}/{MODEL}/{{sweep}}/{{row}}.cells.tsv"
+        f"results/benchmarks/sweeps/{DATASET}/{MODEL}/{{sweep}}/{{part}}.cells.tsv"
+    wildcard_constraints:
+        part=r"[A-Za-z0-9_.]+",
     conda:
         "../../envs/lossatlas.yaml"
     threads: 1
     resources:
         gpu=1 if config["device"] != "cpu" else 0,
     params:
-        cells=lambda wildcards: SWEEP_ROWS[wildcards.sweep][wildcards.row],
-        runs=row_runs,
-        settings=lambda wildcards: {run: RUNS[run] for run in row_runs(wildcards)},
+        cells=lambda wildcards: CELL_PARTS[wildcards.sweep][wildcards.part],
+        runs=cell_part_runs,
+        settings=lambda wildcards: {run: RUNS[run] for run in cell_part_runs(wildcards)},
         measurements=SWEEP_MEASURE,
         model=MODEL,
         device=config["device"],
@@ -118,7 +126,6 @@ rule hyperparams_curvature:
         rules.plot_hyperparams_curvature.output,
 
 
-_TAXONOMY_ROWS = list(SWEEP_ROWS[TAXONOMY["sweep"]])
 _TAXONOMY_RUNS = [run for cell in SWEEPS[TAXONOMY["sweep"]] for run in cell["runs"]]
 
 
@@ -126,8 +133,8 @@ rule plot_taxonomy_metrics:
     input:
         curvature=sweep_curvature_files(TAXONOMY["sweep"]),
         cells=[
-            f"{MEASURE_ROOT}/sweeps/{TAXONOMY['sweep']}/{row}.cells.csv"
-            for row in _TAXONOMY_ROWS
+            f"{MEASURE_ROOT}/sweeps/{TAXONOMY['sweep']}/{part}.cells.csv"
+            for part in CELL_PARTS[TAXONOMY["sweep"]]
         ],
     output:
         table=f"{MEASURE_ROOT}/taxonomy_metrics.csv",

@@ -64,6 +64,7 @@ rule measure_long_short_directions:
         "../scripts/measure_long_short_directions.py"
 
 
+# One job per plane: through the origin and two solutions, or the origin, an init and its solution.
 rule measure_wedge_cuts:
     input:
         data=f"resources/data/{DATASET}.h5",
@@ -71,12 +72,13 @@ rule measure_wedge_cuts:
         status=[f"{RUN_ROOT}/{run}/status.json" for run in CUTS_RUNS],
         init=f"{RUN_ROOT}/{CUTS_RUNS[0]}/init.pt",
     output:
-        solutions=f"{MEASURE_ROOT}/wedge_cuts/solutions_plane.h5",
-        init=f"{MEASURE_ROOT}/wedge_cuts/init_plane.h5",
+        f"{MEASURE_ROOT}/wedge_cuts/{{plane}}_plane.h5",
     log:
-        f"results/logs/measure/{DATASET}/{MODEL}/wedge_cuts.log",
+        f"results/logs/measure/{DATASET}/{MODEL}/wedge_cuts/{{plane}}.log",
     benchmark:
-        f"results/benchmarks/measure/{DATASET}/{MODEL}/wedge_cuts.tsv"
+        f"results/benchmarks/measure/{DATASET}/{MODEL}/wedge_cuts/{{plane}}.tsv"
+    wildcard_constraints:
+        plane="solutions|init",
     conda:
         "../../envs/lossatlas.yaml"
     threads: 1
@@ -87,6 +89,7 @@ rule measure_wedge_cuts:
         runs=CUTS_RUNS,
         settings={run: RUNS[run] for run in CUTS_RUNS},
         figure=CUTS,
+        plane=lambda wildcards: wildcards.plane,
         device=config["device"],
         precision=config["precision"],
     script:
@@ -120,8 +123,8 @@ rule plot_long_short_directions:
 
 rule plot_wedge_cuts:
     input:
-        solutions=rules.measure_wedge_cuts.output.solutions,
-        init=rules.measure_wedge_cuts.output.init,
+        solutions=f"{MEASURE_ROOT}/wedge_cuts/solutions_plane.h5",
+        init=f"{MEASURE_ROOT}/wedge_cuts/init_plane.h5",
     output:
         table=f"{MEASURE_ROOT}/wedge_cuts.csv",
         claims=f"{CLAIMS_ROOT}/wedge_cuts.csv",

@@ -1,5 +1,5 @@
 """Dataset sanity claim rows: the configured model's run and the reference model's run against the
-dataset's published test accuracies (MNIST-1D paper)."""
+dataset's published test accuracies (figure_claims.PUBLISHED_SOURCE)."""
 
 import logging
 

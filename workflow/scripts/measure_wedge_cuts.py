@@ -1,6 +1,7 @@
 """2D cuts through the origin (Fort & Jastrzebski 2019): the train loss on the plane of the first
-two solutions of the run group and on the plane of the first run's init and solution, and the width
-of the low-loss region across each solution's ray at several radii; one HDF5 file per plane."""
+two solutions of the run group or on the plane of the first run's init and solution (one job per
+plane, ``params.plane``), and the width of the low-loss region across each solution's ray at
+several radii; one HDF5 file per plane."""
 
 import logging
 import time
@@ -22,11 +23,13 @@ torch.set_num_threads(smk.threads)
 figure, runs = smk.params.figure, smk.params.runs
 origin, second = runs
 planes = {
-    "solutions": {"output": smk.output.solutions, "runs": [origin, second],
-                  "point_labels": ["origin", origin, second], "ray_labels": [origin, second]},
-    "init": {"output": smk.output.init, "runs": [origin],
-             "point_labels": ["origin", f"init of {origin}", origin], "ray_labels": [origin]},
+    "solutions": {"runs": [origin, second], "point_labels": ["origin", origin, second],
+                  "ray_labels": [origin, second]},
+    "init": {"runs": [origin], "point_labels": ["origin", f"init of {origin}", origin],
+             "ray_labels": [origin]},
 }
+name = smk.params.plane
+plane = planes[name]
 labels = {"group": origin.rsplit("-s", 1)[0], **figure}
 with io.job_log(smk.log[0]) as log:
     skipped = {run: skip_reason(status, run) for run, status in zip(runs, smk.input.status)}
@@ -42,14 +45,13 @@ with io.job_log(smk.log[0]) as log:
                                path)
         return get_flat_params(model).to(solution.device)
 
-    for name, plane in planes.items():
-        attrs = {**labels, "plane": name, "point_labels": plane["point_labels"],
-                 "ray_labels": plane["ray_labels"]}
-        reasons = [skipped[run] for run in plane["runs"] if run in skipped]
-        if reasons:
-            logging.warning("plane %s: %s", name, reasons[0])
-            io.write_h5(plane["output"], {}, {**attrs, "status": reasons[0]})
-            continue
+    attrs = {**labels, "plane": name, "point_labels": plane["point_labels"],
+             "ray_labels": plane["ray_labels"]}
+    reasons = [skipped[run] for run in plane["runs"] if run in skipped]
+    if reasons:
+        logging.warning("plane %s: %s", name, reasons[0])
+        io.write_h5(smk.output[0], {}, {**attrs, "status": reasons[0]})
+    else:
         theta_a = solution.theta
         if name == "solutions":
             p1, p2 = theta_a, theta_of(smk.input.final[1], second)
@@ -67,7 +69,7 @@ with io.job_log(smk.log[0]) as log:
         n_points = cut.train_loss.size + cut.ray_losses.size + len(rays)
         logging.info("plane %s: %d points on %d samples in %.1f s (%.0f points/s)", name, n_points,
                      cut.n_samples, seconds, n_points / seconds)
-        io.write_h5(plane["output"], cut.arrays, {
+        io.write_h5(smk.output[0], cut.arrays, {
             **attrs, "status": "ok", "orientation": ORIENTATION, "bn_policy": cut.bn_policy,
             "n_samples_evaluated": cut.n_samples, "n_points": n_points, "seconds": seconds,
             "device": str(solution.device)})
