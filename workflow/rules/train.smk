@@ -5,7 +5,9 @@
 from lossatlas.runs import RUN_FILES
 
 # Cluster size of one batch job (a Snakemake profile cannot name generated rules).
-BATCH_RESOURCES = {"runtime": 240, "mem_mb": 16000}
+# A batch of seeds of the widest paper model (3 ResNet-20 of width 64, 100 epochs) is about 11 GPU
+# hours by the cost plan (workflow/plan.py).
+BATCH_RESOURCES = {"runtime": 720, "mem_mb": 16000}
 TRAIN_BATCHES = plan_batches()
 BATCH_OF = {run: name for name, members in TRAIN_BATCHES.items() for run in members}
 # The run ids rule `train` makes: every run neither trained in a batch nor given by files.
