@@ -377,8 +377,8 @@ def test_ensembles_of_fewer_members_than_complex_modes(workdir):
     configfile = write_config(workdir, "two_members", {"figures.ensembles.members": 2})
     snakemake(workdir, "ensembles", "--configfile", configfile)
     _, attrs = io.read_h5(workdir / "results/measurements/mnist1d/mlp/ensembles.h5")
-    assert list(attrs["runs"]) == ["wedge-s0", "wedge-s1"]
-    assert list(attrs["modes"]) == ["wedge-s0", "wedge-s1", "wedge-s2"]
+    assert json.loads(attrs["runs"]) == ["wedge-s0", "wedge-s1"]
+    assert json.loads(attrs["modes"]) == ["wedge-s0", "wedge-s1", "wedge-s2"]
 
 
 @pytest.mark.workflow
