@@ -54,8 +54,11 @@ def main() -> None:
     parser.add_argument("--metadata", type=Path, default=Path(".snakemake/metadata"))
     parser.add_argument("--profile", default="workflow/profiles/default")
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--skip", nargs="*", default=["all", "claims", "dataset_sanity"],
-                        help="rule families not measured")
+    parser.add_argument("--skip", nargs="*",
+                        default=["all", "claims", "dataset_sanity", "prepare_dataset",
+                                 "surface_directions", "merge_surface_2d"],
+                        help="rule families not measured (preparing the dataset again would put "
+                             "everything out of date; merges read temporary parts)")
     args = parser.parse_args()
     jobs = [job for job in read_pipeline(args.metadata) if job.log.startswith("results/logs/")]
     by_family = defaultdict(list)
@@ -73,8 +76,9 @@ def main() -> None:
     for _ in range(args.repeats):
         for threads in (1, 2):
             subprocess.run([snakemake, "--profile", args.profile, "--cores", str(threads),
-                            "--force", "--quiet", "rules", *targets, "--set-threads",
-                            *(f"{rule}={threads}" for rule in rules)], check=True)
+                            "--quiet", "rules", "--set-threads",
+                            *(f"{rule}={threads}" for rule in rules), "--force", "--", *targets],
+                           check=True)
             for name, job in chosen.items():
                 timings[name][threads].append(read_benchmark(benchmark_path(job.log)))
     print("| rule | job (log) | wall, 1 thread (s) | wall, 2 threads (s) | speed-up | "
