@@ -12,13 +12,10 @@ import pytest
 
 from lossatlas import io
 from lossatlas.plan import rule_family
+from test_workflow import FIGURES, planned_jobs
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
-FIGURES = ["lb_sb_interpolation", "surface_2d", "trajectory_pca", "mli", "sgd_walk",
-           "hessian_spectrum", "curvature_along_training", "subspace_training", "goldilocks",
-           "long_short_directions", "wedge_cuts", "mode_connectivity", "low_loss_subspace",
-           "ensembles", "hyperparams_curvature", "taxonomy_metrics", "taxonomy_phases"]
 
 
 @pytest.fixture(scope="module")
@@ -39,18 +36,7 @@ def snakemake(workdir, *args):
 
 def planned_families(dry_run_output):
     """Rule families (lossatlas.plan.rule_family) of the jobs of a dry run's job-stats table."""
-    families, in_table = set(), False
-    for line in dry_run_output.splitlines():
-        if line.startswith("job ") and "count" in line:
-            in_table = True
-            continue
-        if in_table:
-            parts = line.split()
-            if not parts or parts[0] == "total":
-                break
-            if not set(parts[0]) <= set("-"):
-                families.add(rule_family(parts[0]))
-    return families
+    return {rule_family(rule) for rule in planned_jobs(dry_run_output)}
 
 
 def test_paper_shaped_plans_every_rule_of_the_paper_config(workdir):
