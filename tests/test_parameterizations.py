@@ -1,11 +1,9 @@
 """Parameterizations and the one trainer: matrix-free projection == dense A, subspace at d = D with
 A = I == full-space training, resume after SIGKILL for a subspace and a curve run, bad specs."""
 
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 import torch
@@ -17,6 +15,7 @@ from lossatlas.parameterizations import (
     scale_parameters_)
 from lossatlas.params import flat_params_from_state, get_flat_params, param_layout
 from lossatlas.train import TrainSettings, init_model, train_run
+from kill_mid_run import kill_mid_run
 from test_train import synthetic_data
 
 
@@ -171,14 +170,7 @@ def test_resume_after_kill_is_identical(tmp_path, kind, tensor):
 
     subprocess.run([sys.executable, script("straight", tmp_path / "unused.pt")], check=True)
     resume = tmp_path / "resume.pt"
-    killed = subprocess.Popen([sys.executable, script("killed", resume)])
-    deadline = time.time() + 120
-    while not resume.exists() and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)
-    killed.send_signal(signal.SIGKILL)
-    killed.wait()
-    saved_epoch = io.load_torch(resume)["epoch"]
+    saved_epoch = kill_mid_run([sys.executable, script("killed", resume)], resume)["epoch"]
     assert 1 <= saved_epoch < epochs, "the kill must land mid-run"
     subprocess.run([sys.executable, script("killed", resume)], check=True)
     straight, resumed = io.load_torch(tmp_path / "straight.pt"), io.load_torch(tmp_path / "killed.pt")

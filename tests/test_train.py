@@ -2,16 +2,15 @@
 
 import json
 import math
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from kill_mid_run import kill_mid_run
 from lossatlas import io
 from lossatlas.data import DatasetTensors
 from lossatlas.models import build_model
@@ -128,16 +127,8 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
                     tmp_path / "ref.json"], check=True)
 
     resume = tmp_path / "resume.pt"
-    process = subprocess.Popen([python, script, resume, tmp_path / "final.pt",
-                                tmp_path / "history.json"])
-    deadline = time.time() + 120
-    while not resume.exists() and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    saved = io.load_torch(resume)
+    saved = kill_mid_run([python, script, resume, tmp_path / "final.pt", tmp_path / "history.json"],
+                         resume)
     assert 1 <= saved["epoch"] < 8
     assert not (tmp_path / "final.pt").exists()
 
