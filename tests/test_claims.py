@@ -8,6 +8,8 @@ import torch
 
 from lossatlas.claims import (
     CLAIM_COLUMNS,
+    Regime,
+    apply_regime,
     claim_row,
     claim_rows,
     claims_html,
@@ -44,6 +46,53 @@ def test_claim_row_verdicts_and_inconclusive_needs_a_reason():
     assert unsure["verdict"] == "inconclusive" and np.isnan(unsure["value"])
     with pytest.raises(ValueError, match="needs a reason"):
         claim_row("W", "fig", "c", "s", None, "> 1", None)
+
+
+def _status(train_loss, train_acc, **extra):
+    return {"status": "ok", "train_loss": train_loss, "train_acc": train_acc, **extra}
+
+
+def test_a_claim_on_an_under_fit_solution_is_inconclusive_with_its_reason():
+    fails = claim_row("W", "fig", "c", "s", 0.5, "> 1", False, runs=["a-s0", "b-s0"])
+    unfit = Regime({"a-s0": _status(0.4, 0.88), "b-s0": _status(0.001, 1.0)}, max_train_error=0.01)
+    row = apply_regime(fails, unfit)
+    assert row["verdict"] == "inconclusive" and row["value"] == 0.5
+    assert row["reason"] == ("solutions not fit: train error of a-s0 up to 12% > 1% "
+                             "(the value alone would not hold: 0.5 is not > 1)")
+    assert row["regime"] == ("solutions: train error ≤ 12%, train loss ≤ 0.4 nats "
+                             "(worst of 2 runs: a-s0)")
+    fit = Regime({"a-s0": _status(0.004, 0.995), "b-s0": _status(0.001, 1.0)}, max_train_error=0.01)
+    kept = apply_regime(fails, fit)
+    assert (kept["verdict"], kept["reason"]) == ("does not hold", "0.5 is not > 1")
+    holds = apply_regime(claim_row("W", "fig", "c", "s", 2.0, "> 1", True, runs=["a-s0"]), unfit)
+    assert (holds["verdict"], holds["reason"]) == (
+        "inconclusive", "solutions not fit: train error of a-s0 up to 12% > 1% "
+                        "(the value alone would hold)")
+    # only the row's own runs count; without a precondition the fit is reported, not required
+    other = apply_regime(claim_row("W", "fig", "c", "s", 2.0, "> 1", True, runs=["b-s0"]), unfit)
+    assert other["verdict"] == "holds" and other["regime"].startswith("solutions: train error ≤ 0%")
+    along = apply_regime(fails, Regime(unfit.solutions, note="along training"))
+    assert along["verdict"] == "does not hold"
+    assert along["regime"].startswith("along training; solutions: train error ≤ 12%")
+    assert along["regime"].endswith("(not a precondition here)")
+
+
+def test_a_claim_on_an_unconverged_structure_is_inconclusive():
+    row = claim_row("W", "fig", "c", "s", 0.53, "< 0.1", False, runs=["a-s0"])
+    converged = {"converged": True, "epochs": 120, "detail": "loss fell 1% in the last round"}
+    still = {"converged": False, "epochs": 400, "detail": "max loss still falling 12% per round"}
+    regime = Regime({"a-s0": _status(0.001, 1.0)}, 0.01,
+                    {"complex": _status(0.2, 0.95, convergence=still),
+                     "curve": _status(0.01, 1.0, convergence=converged)})
+    gated = apply_regime(row, regime)
+    assert gated["verdict"] == "inconclusive"
+    assert gated["reason"].startswith(
+        "complex not converged: max loss still falling 12% per round at epoch 400")
+    assert gated["regime"].endswith("structures: 1 of 2 converged (120–400 epochs)")
+    done = Regime(regime.solutions, 0.01, {"curve": _status(0.01, 1.0, convergence=converged)})
+    assert apply_regime(row, done)["verdict"] == "does not hold"
+    unknown = Regime(regime.solutions, 0.01, {"curve": _status(0.01, 1.0)})
+    assert "convergence not recorded for curve" in apply_regime(row, unknown)["reason"]
 
 
 def test_write_and_gather_fill_runs_and_config(tmp_path):

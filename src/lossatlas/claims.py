@@ -30,7 +30,8 @@ import math
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -40,9 +41,9 @@ from .taxonomy import PHASE_MEANINGS
 
 VERDICTS = ("holds", "does not hold", "inconclusive")
 CLAIM_COLUMNS = ("work", "figure", "claim", "statistic", "value", "threshold", "verdict", "reason",
-                 "runs", "config")
+                 "regime", "runs", "config")
 VERDICT_COLOURS = {"holds": "#c8e6c9", "does not hold": "#ffcdd2", "inconclusive": "#e0e0e0"}
-TEXT_COLUMNS = ("claim", "statistic", "threshold", "reason")
+TEXT_COLUMNS = ("claim", "statistic", "threshold", "reason", "regime")
 # ASCII spellings in claim texts and the one notation the tables use (regex, replacement).
 READER_NOTATION = (
     (r">=", "≥"), (r"<=", "≤"), (r"->", "→"), (r"\blambda_max\b", "λ_max"),
@@ -120,7 +121,100 @@ def claim_row(work: str, figure: str, claim: str, statistic: str, value: float |
             reason = f"{value_text(value)} is not {threshold}"
     return {"run": "claim", "work": work, "figure": figure, "claim": claim,
             "statistic": statistic, "value": float(value) if finite else float("nan"),
-            "threshold": threshold, "verdict": verdict, "reason": reason, "runs": " ".join(runs)}
+            "threshold": threshold, "verdict": verdict, "reason": reason, "regime": "",
+            "runs": " ".join(runs)}
+
+
+@dataclass(frozen=True)
+class Regime:
+    """What a figure's inputs reached, held against the preconditions of its claims (SCIENCE.md
+    section 0: the papers study solutions trained to near-zero training error and structures
+    trained to convergence).
+
+    ``solutions``: run id → its ``status.json`` (``train_loss`` in nats, ``train_acc`` a fraction);
+    ``max_train_error``: the fit precondition (a fraction), or ``None`` where the figure's claims
+    are about training itself, not about trained minima (the fit is then reported, not required);
+    ``structures``: structure name → its ``status.json``, whose ``convergence`` record
+    (``converged``, ``epochs``, ``detail``) is required to say converged; ``note``: a regime
+    statement of the figure's own (e.g. "at initialization")."""
+
+    solutions: Mapping[str, Mapping] = field(default_factory=dict)
+    max_train_error: float | None = None
+    structures: Mapping[str, Mapping] = field(default_factory=dict)
+    note: str = ""
+
+
+def _percent(fraction: float) -> str:
+    return f"{100 * fraction:.3g}%"
+
+
+def _solutions_regime(solutions: Mapping[str, Mapping], max_train_error: float | None
+                      ) -> tuple[str, list[str]]:
+    """(what the solutions reached, the unmet fit precondition) of the runs ``solutions``."""
+    trained = {run: status for run, status in solutions.items() if status.get("status") == "ok"}
+    if not trained:
+        return "", []
+    errors = {run: 1.0 - float(status["train_acc"]) for run, status in trained.items()
+              if status.get("train_acc") is not None}
+    losses = [float(status["train_loss"]) for status in trained.values()]
+    if len(errors) < len(trained):
+        missing = sorted(set(trained) - set(errors))
+        return (f"train loss ≤ {max(losses):.3g} nats; train error not recorded for "
+                f"{', '.join(missing)}", [f"train error unknown for {', '.join(missing)}"]
+                if max_train_error is not None else [])
+    worst = max(errors, key=errors.get)
+    many = f" (worst of {len(trained)} runs: {worst})" if len(trained) > 1 else ""
+    text = (f"solutions: train error ≤ {_percent(errors[worst])}, train loss ≤ "
+            f"{max(losses):.3g} nats{many}")
+    if max_train_error is None:
+        return text + " (not a precondition here)", []
+    unfit = sorted(run for run, error in errors.items() if error > max_train_error)
+    if not unfit:
+        return text, []
+    return text, [f"solutions not fit: train error of {runs_summary(unfit)} up to "
+                  f"{_percent(errors[worst])} > {_percent(max_train_error)}"]
+
+
+def _structures_regime(structures: Mapping[str, Mapping]) -> tuple[str, list[str]]:
+    """(what the structures reached, the unconverged ones) from their ``convergence`` records."""
+    if not structures:
+        return "", []
+    records = {name: status.get("convergence") for name, status in structures.items()
+               if status.get("status") == "ok"}
+    unknown = sorted(name for name, record in records.items() if not record)
+    unconverged = {name: record for name, record in records.items()
+                   if record and not record["converged"]}
+    epochs = [int(record["epochs"]) for record in records.values() if record]
+    converged = len(records) - len(unknown) - len(unconverged)
+    text = (f"structures: {converged} of {len(structures)} converged"
+            + (f" ({min(epochs)}–{max(epochs)} epochs)" if epochs else ""))
+    unmet = [f"{name} not converged: {record['detail']} at epoch {record['epochs']}"
+             for name, record in sorted(unconverged.items())]
+    if unknown:
+        unmet.append(f"convergence not recorded for {', '.join(unknown)}")
+    return text, unmet
+
+
+def apply_regime(row: dict, regime: Regime) -> dict:
+    """``row`` with its ``regime`` text: what the solutions among the row's runs and the figure's
+    structures reached. An unmet precondition turns a ``holds`` / ``does not hold`` into
+    ``inconclusive``, its reason naming the precondition and what the value alone would say."""
+    runs = set(str(row.get("runs", "")).split())
+    solutions = {run: status for run, status in regime.solutions.items()
+                 if not runs or run in runs}
+    solution_text, unfit = _solutions_regime(solutions, regime.max_train_error)
+    structure_text, unconverged = _structures_regime(regime.structures)
+    texts = [text for text in (regime.note, solution_text, structure_text) if text]
+    unmet = unfit + unconverged
+    row = {**row, "regime": "; ".join(texts)}
+    if unmet and row["verdict"] != "inconclusive":
+        would = "hold" if row["verdict"] == "holds" else "not hold"
+        row["reason"] = (f"{'; '.join(unmet)} (the value alone would {would}"
+                         + (f": {row['reason']})" if row["reason"] else ")"))
+        row["verdict"] = "inconclusive"
+    elif unmet:
+        row["reason"] = f"{row['reason']}; {'; '.join(unmet)}"
+    return row
 
 
 def claim_rows(table: pd.DataFrame, runs: Sequence[str] = ()) -> pd.DataFrame:
@@ -141,14 +235,21 @@ def claim_rows(table: pd.DataFrame, runs: Sequence[str] = ()) -> pd.DataFrame:
     return rows.reset_index(drop=True)
 
 
-def write_claims(table: pd.DataFrame, path: str | os.PathLike, runs: Sequence[str] = ()) -> None:
-    """Write the claim rows of a figure's ``table`` (``claim_rows``) as CSV at ``path`` (``.csv``),
+def write_claims(table: pd.DataFrame, path: str | os.PathLike, runs: Sequence[str] = (),
+                 regime: Regime | None = None) -> None:
+    """Write the claim rows of a figure's ``table`` (``claim_rows``), each held to ``regime``
+    (``apply_regime``; ``None``: the figure states no regime), as CSV at ``path`` (``.csv``),
     values to 4 significant digits, and as the HTML list of its caption (``figure_claims_html``)
     at the same path with ``.html``."""
     path = Path(path)
     if path.suffix != ".csv":
         raise ValueError(f"claims path {path} must end in .csv (its HTML list goes beside it)")
     rows = claim_rows(table, runs)
+    if regime is not None:
+        rows = pd.DataFrame([apply_regime(row, regime) for row in rows.to_dict("records")],
+                            columns=rows.columns)
+        for column in TEXT_COLUMNS:
+            rows[column] = rows[column].fillna("").astype(str).map(reader_notation)
     with atomic_path(path) as tmp:
         rows.to_csv(tmp, index=False, float_format="%.4g")
     write_text(figure_claims_html(rows), path.with_suffix(".html"))
@@ -159,8 +260,8 @@ def gather_claims(paths: Iterable[str | os.PathLike], config_name: str) -> pd.Da
     ``config_name``."""
     tables = [read_csv(path, keep_default_na=False, na_values=[""]) for path in paths]
     table = pd.concat(tables, ignore_index=True).reindex(columns=list(CLAIM_COLUMNS))
-    table["reason"] = table["reason"].fillna("")
-    table["runs"] = table["runs"].fillna("")
+    for column in ("reason", "regime", "runs"):
+        table[column] = ["" if pd.isna(text) else str(text) for text in table[column]]
     table["config"] = config_name
     return table
 
@@ -175,7 +276,8 @@ def _checks(group: pd.DataFrame) -> list[dict]:
     several = len(group) > 1
     return [{"label": runs_summary(_runs(row["runs"])) if several else "",
              "statistic": row["statistic"], "value": value_text(row["value"]),
-             "threshold": row["threshold"], "verdict": row["verdict"], "reason": row["reason"]}
+             "threshold": row["threshold"], "verdict": row["verdict"], "reason": row["reason"],
+             "regime": row["regime"] or "–"}
             for _, row in group.iterrows()]
 
 
@@ -231,8 +333,9 @@ def claims_markdown(table: pd.DataFrame) -> str:
     sets one under another), the verdict counts and the glossary of the codes used."""
     config = table["config"].iloc[0] if len(table) else ""
     lines = [f"# Claims checked (config `{config}`)", "", summary_line(table), "",
-             "| # | figure | work | claim | statistic | value | threshold | verdict | runs |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| # | figure | work | claim | statistic | value | threshold | verdict "
+             "| regime of the inputs | runs |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for number, claim in enumerate(reader_claims(table), 1):
         checks = claim["checks"]
 
@@ -245,7 +348,7 @@ def claims_markdown(table: pd.DataFrame) -> str:
                                for check in checks)
         cells = [str(number), claim["figure"], claim["work"], claim["claim"], column("statistic"),
                  "<br>".join(_labelled(check, check["value"]) for check in checks),
-                 column("threshold"), verdicts, claim["runs"]]
+                 column("threshold"), verdicts, column("regime"), claim["runs"]]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     lines += ["", "## Codes and symbols", ""]
     lines += [f"- **{term}**: {meaning}" for term, meaning in glossary(table).items()]
@@ -273,7 +376,8 @@ def claims_table_html(table: pd.DataFrame) -> str:
     """The gathered claims as an HTML fragment (the opening of the Snakemake report): the verdict
     counts, a table of one row per claim whose verdicts are coloured (green holds, red does not
     hold, grey inconclusive, each with its reason), and the glossary of the codes used."""
-    header = ("#", "figure", "work", "claim", "statistic", "value", "threshold", "verdict", "runs")
+    header = ("#", "figure", "work", "claim", "statistic", "value", "threshold", "verdict",
+              "regime of the inputs", "runs")
     rows = ["<tr>" + "".join(f"<th {CELL}>{name}</th>" for name in header) + "</tr>"]
     for number, claim in enumerate(reader_claims(table), 1):
         checks = claim["checks"]
@@ -281,7 +385,7 @@ def claims_table_html(table: pd.DataFrame) -> str:
         cells = [str(number), html.escape(claim["figure"]), html.escape(claim["work"]),
                  html.escape(claim["claim"]), _lines_html(checks, "statistic"), values,
                  _lines_html(checks, "threshold"), "".join(map(_verdict_html, checks)),
-                 html.escape(claim["runs"])]
+                 _lines_html(checks, "regime"), html.escape(claim["runs"])]
         rows.append("<tr>" + "".join(f"<td {CELL}>{cell}</td>" for cell in cells) + "</tr>")
     terms = "".join(f"<li><b>{html.escape(term)}</b>: {html.escape(meaning)}</li>"
                     for term, meaning in glossary(table).items())
@@ -307,8 +411,9 @@ def figure_claims_html(rows: pd.DataFrame) -> str:
     for claim in reader_claims(rows):
         checks = "".join(
             f"<div>{html.escape(_labelled(check, check['statistic']))} = "
-            f"{html.escape(check['value'])} (needs {html.escape(check['threshold'])})"
-            f"{_verdict_html({**check, 'label': ''})}</div>" for check in claim["checks"])
+            f"{html.escape(check['value'])} (needs {html.escape(check['threshold'])}; inputs: "
+            f"{html.escape(check['regime'])}){_verdict_html({**check, 'label': ''})}</div>"
+            for check in claim["checks"])
         items.append(f"<li><b>{html.escape(claim['claim'])}</b> ({html.escape(claim['work'])}; "
                      f"runs: {html.escape(claim['runs'])}){checks}</li>")
     return '<ul class="figure-claims">' + "".join(items) + "</ul>\n"

@@ -158,10 +158,11 @@ def _divergence(row: dict, initial_loss: float, factor: float) -> str | None:
 
 def status_record(result: TrainResult) -> dict:
     """The ``status.json`` of a finished run or structure: status, divergence reason, steps, last
-    epoch, its train loss and test accuracy, and the parameterization."""
+    epoch, its train loss (nats, full training set), train and test accuracy, and the
+    parameterization."""
     last = result.history[-1]
     return {"status": result.status, "divergence": result.divergence, "steps": result.steps,
-            "epochs": last["epoch"], "train_loss": last["train_loss"],
+            "epochs": last["epoch"], "train_loss": last["train_loss"], "train_acc": last["train_acc"],
             "test_acc": last["test_acc"], "parameterization": result.parameterization}
 
 

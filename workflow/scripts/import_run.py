@@ -49,7 +49,8 @@ with io.job_log(smk.log[0]) as log:
         io.save_state_dict(run.model.state_dict(), smk.output.final)
         io.write_json({"status": "ok", "divergence": None,
                        "steps": settings["epochs"] * steps_per_epoch, "epochs": settings["epochs"],
-                       "train_loss": history[-1]["train_loss"], "test_acc": history[-1]["test_acc"],
+                       "train_loss": history[-1]["train_loss"],
+                       "train_acc": history[-1]["train_acc"], "test_acc": history[-1]["test_acc"],
                        "parameterization": {"kind": "full"}, "imported_from": files},
                       smk.output.status)
         logging.info("imported %d checkpoints of %s; final train loss %.4g", len(files),
