@@ -25,6 +25,7 @@ symbols the rows use. Every text of a claim row is written in one notation (``re
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import math
 import os
@@ -37,7 +38,7 @@ from pathlib import Path
 import pandas as pd
 
 from .io import atomic_path, read_csv
-from .taxonomy import PHASE_MEANINGS
+from .taxonomy import PHASE_MEANINGS, interpolation_crossing
 
 VERDICTS = ("holds", "does not hold", "inconclusive")
 CLAIM_COLUMNS = ("work", "figure", "claim", "statistic", "value", "threshold", "verdict", "reason",
@@ -136,12 +137,38 @@ class Regime:
     are about training itself, not about trained minima (the fit is then reported, not required);
     ``structures``: structure name → its ``status.json``, whose ``convergence`` record
     (``converged``, ``epochs``, ``detail``) is required to say converged; ``note``: a regime
-    statement of the figure's own (e.g. "at initialization")."""
+    statement of the figure's own (e.g. "at initialization"); ``unmet``: preconditions of the
+    figure's own that failed, in words."""
 
     solutions: Mapping[str, Mapping] = field(default_factory=dict)
     max_train_error: float | None = None
     structures: Mapping[str, Mapping] = field(default_factory=dict)
     note: str = ""
+    unmet: tuple[str, ...] = ()
+
+
+def read_regime(solutions: Iterable[str | os.PathLike] | str, settings: Mapping,
+                structures: Iterable[str | os.PathLike] | str = ()) -> Regime:
+    """A figure's ``Regime`` from the ``status.json`` files of its solutions and structures (each
+    named by its folder: the run id or structure name) and its ``settings``: ``max_train_error``
+    (``None``: the fit is reported, not required) and ``note``."""
+    from .runs import read_status
+
+    def named(paths):
+        paths = [paths] if isinstance(paths, (str, os.PathLike)) else paths
+        return {Path(path).parent.name: read_status(path) for path in paths}
+
+    return Regime(named(solutions), settings.get("max_train_error"), named(structures),
+                  settings.get("note", ""))
+
+
+def taxonomy_regime(regime: Regime, loads: Mapping[str, float], max_train_error: float
+                    ) -> Regime:
+    """``regime`` of a load x temperature sweep with its own precondition: the load axis crosses
+    the interpolation threshold (``taxonomy.interpolation_crossing``; ``loads``: run → load)."""
+    text, unmet = interpolation_crossing(loads, regime.solutions, max_train_error)
+    note = "; ".join(part for part in (regime.note, text) if part)
+    return dataclasses.replace(regime, note=note, unmet=(*regime.unmet, *unmet))
 
 
 def _percent(fraction: float) -> str:
@@ -205,7 +232,7 @@ def apply_regime(row: dict, regime: Regime) -> dict:
     solution_text, unfit = _solutions_regime(solutions, regime.max_train_error)
     structure_text, unconverged = _structures_regime(regime.structures)
     texts = [text for text in (regime.note, solution_text, structure_text) if text]
-    unmet = unfit + unconverged
+    unmet = [*regime.unmet, *unfit, *unconverged]
     row = {**row, "regime": "; ".join(texts)}
     if unmet and row["verdict"] != "inconclusive":
         would = "hold" if row["verdict"] == "holds" else "not hold"

@@ -14,6 +14,7 @@ connected, flat and high CKA (best test accuracy expected there).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,3 +108,27 @@ def phase(mc: float, lambda_max: float, train_loss: float, cka: float,
     return {"connectivity": connectivity, "sharpness": "sharp" if sharp else "flat",
             "fit": "under-fit" if train_loss > thresholds.train_loss_threshold else "fit",
             "similarity": "high" if high else "low", "phase": name}
+
+
+def interpolation_crossing(loads: Mapping[str, float], statuses: Mapping[str, Mapping],
+                           max_train_error: float) -> tuple[str, list[str]]:
+    """Whether a sweep's load axis crosses the interpolation threshold (Yang et al. 2021 study
+    both sides of it): ``loads`` maps each run to its load value, ``statuses`` each run to its
+    ``status.json``. A load fits when at least one of its runs (at some temperature) ends with
+    train error ≤ ``max_train_error``. Returns (the loads that fit and those that do not, in
+    words; the unmet precondition when every load falls on one side)."""
+    fit, unfit = set(), set()
+    for run, load in loads.items():
+        status = statuses.get(run, {})
+        ok = status.get("status") == "ok" and status.get("train_acc") is not None
+        if ok and 1.0 - float(status["train_acc"]) <= max_train_error:
+            fit.add(load)
+    unfit = sorted(set(loads.values()) - fit)
+    fit = sorted(fit)
+    text = (f"load axis: {', '.join(f'{v:g}' for v in fit) or 'none'} fit (train error ≤ "
+            f"{100 * max_train_error:g}% in some run), "
+            f"{', '.join(f'{v:g}' for v in unfit) or 'none'} do not")
+    if fit and unfit:
+        return text, []
+    side = "every load fits" if fit else "no load fits"
+    return text, [f"the load axis does not cross the interpolation threshold ({side})"]

@@ -345,6 +345,25 @@ def run_dir(run):
     return f"{RUN_ROOT}/{run}"
 
 
+REGIME = config["regime"]
+
+
+def solution_status(runs):
+    """The status.json of each run in ``runs``: the solutions of a figure's regime
+    (``lossatlas.claims.read_regime``)."""
+    return [f"{run_dir(run)}/status.json" for run in dict.fromkeys(runs)]
+
+
+def regime_settings(fit_required=True, note=""):
+    """A figure's regime settings (``lossatlas.claims.read_regime``): the fit precondition of
+    config ``regime``, or ``None`` where the figure's claims are about training itself (the fit is
+    then reported, not required), and a note on the regime of its own."""
+    return {
+        "max_train_error": REGIME["max_train_error"] if fit_required else None,
+        "note": note,
+    }
+
+
 # Scheduling: with 2 cores and one-thread jobs, the wall is bounded by the longest chain of jobs,
 # so the jobs that head long chains (training, structure training, curvature along training) run
 # before the measurements that only fill the cores around them (benchmarks/RESULTS.md, "Using

@@ -112,7 +112,8 @@ for _run, _checkpoints in ALONG_CHECKPOINTS.items():
 
 rule plot_hessian_spectrum:
     input:
-        expand(f"{MEASURE_ROOT}/curvature/{{run}}/final.h5", run=SPECTRUM_RUNS),
+        measurements=expand(f"{MEASURE_ROOT}/curvature/{{run}}/final.h5", run=SPECTRUM_RUNS),
+        regime_solutions=solution_status(SPECTRUM_RUNS),
     output:
         table=f"{MEASURE_ROOT}/hessian_spectrum.csv",
         claims=f"{CLAIMS_ROOT}/hessian_spectrum.csv",
@@ -130,6 +131,7 @@ rule plot_hessian_spectrum:
     conda:
         "../../envs/lossatlas.yaml"
     params:
+        regime=regime_settings(),
         outlier_tolerance=SPECTRUM["outlier_tolerance"],
     script:
         "../scripts/plot_hessian_spectrum.py"
@@ -137,11 +139,12 @@ rule plot_hessian_spectrum:
 
 rule plot_curvature_along_training:
     input:
-        [
+        measurements=[
             f"{MEASURE_ROOT}/curvature/{run}/{checkpoint}.h5"
             for run, checkpoints in ALONG_CHECKPOINTS.items()
             for checkpoint in checkpoints
         ],
+        regime_solutions=solution_status(ALONG_CHECKPOINTS),
     output:
         table=f"{MEASURE_ROOT}/curvature_along_training.csv",
         claims=f"{CLAIMS_ROOT}/curvature_along_training.csv",
@@ -159,6 +162,7 @@ rule plot_curvature_along_training:
     conda:
         "../../envs/lossatlas.yaml"
     params:
+        regime=regime_settings(False, "along training"),
         overlap_k=ALONG["overlap_k"],
         stability_window=ALONG["stability_window"],
         stability_tolerance=ALONG["stability_tolerance"],

@@ -75,6 +75,7 @@ rule plot_goldilocks:
     conda:
         "../../envs/lossatlas.yaml"
     params:
+        regime=regime_settings(False, "at random initialization (no trained solution)"),
         overlay_dim=GOLDILOCKS["overlay_dim"],
     script:
         "../scripts/plot_goldilocks.py"

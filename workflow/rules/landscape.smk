@@ -193,6 +193,7 @@ rule plot_surface_2d:
             run=SURFACE_RUNS,
         ),
         roughness=expand(f"{MEASURE_ROOT}/roughness/{{run}}.csv", run=SURFACE_RUNS),
+        regime_solutions=solution_status(SURFACE_RUNS),
     output:
         claims=f"{CLAIMS_ROOT}/surface_2d.csv",
         claims_html=f"{CLAIMS_ROOT}/surface_2d.html",
@@ -209,6 +210,7 @@ rule plot_surface_2d:
     conda:
         "../../envs/lossatlas.yaml"
     params:
+        regime=regime_settings(),
         runs=SURFACE_RUNS,
         kinds=SURFACE_KINDS,
         small_batch=first_run(LB_SB["small_batch_run"]),
@@ -248,7 +250,8 @@ rule measure_trajectory_pca:
 
 rule plot_trajectory_pca:
     input:
-        f"{MEASURE_ROOT}/trajectory_pca/{first_run(TRAJECTORY['run'])}.h5",
+        measurement=f"{MEASURE_ROOT}/trajectory_pca/{first_run(TRAJECTORY['run'])}.h5",
+        regime_solutions=solution_status([first_run(TRAJECTORY["run"])]),
     output:
         claims=f"{CLAIMS_ROOT}/trajectory_pca.csv",
         claims_html=f"{CLAIMS_ROOT}/trajectory_pca.html",
@@ -265,6 +268,7 @@ rule plot_trajectory_pca:
     conda:
         "../../envs/lossatlas.yaml"
     params:
+        regime=regime_settings(False, "along training"),
         min_explained_variance=TRAJECTORY["min_explained_variance"],
     script:
         "../scripts/plot_trajectory_pca.py"
@@ -304,6 +308,7 @@ rule plot_mli:
     input:
         curves=rules.measure_mli_lines.output.curves,
         metrics=rules.measure_mli_lines.output.metrics,
+        regime_solutions=solution_status(MLI_RUNS),
     output:
         table=f"{MEASURE_ROOT}/mli.csv",
         claims=f"{CLAIMS_ROOT}/mli.csv",
@@ -321,6 +326,7 @@ rule plot_mli:
     conda:
         "../../envs/lossatlas.yaml"
     params:
+        regime=regime_settings(),
         min_monotonic_fraction=MLI["min_monotonic_fraction"],
     script:
         "../scripts/plot_mli.py"
@@ -354,7 +360,8 @@ rule measure_sgd_walk:
 
 rule plot_sgd_walk:
     input:
-        f"{MEASURE_ROOT}/sgd_walk/{first_run(WALK['run'])}.csv",
+        walk=f"{MEASURE_ROOT}/sgd_walk/{first_run(WALK['run'])}.csv",
+        regime_solutions=solution_status([first_run(WALK["run"])]),
     output:
         claims=f"{CLAIMS_ROOT}/sgd_walk.csv",
         claims_html=f"{CLAIMS_ROOT}/sgd_walk.html",
@@ -371,6 +378,7 @@ rule plot_sgd_walk:
     conda:
         "../../envs/lossatlas.yaml"
     params:
+        regime=regime_settings(False, "along training"),
         run=first_run(WALK["run"]),
         min_interior_fraction=WALK["min_interior_fraction"],
     script:

@@ -54,7 +54,8 @@ rule measure_lb_sb_interpolation:
 
 rule plot_lb_sb_interpolation:
     input:
-        f"{MEASURE_ROOT}/lb_sb_interpolation.csv",
+        table=f"{MEASURE_ROOT}/lb_sb_interpolation.csv",
+        regime_solutions=solution_status(LB_SB_RUNS),
     output:
         claims=f"{CLAIMS_ROOT}/lb_sb_interpolation.csv",
         claims_html=f"{CLAIMS_ROOT}/lb_sb_interpolation.html",
@@ -71,6 +72,7 @@ rule plot_lb_sb_interpolation:
     conda:
         "../../envs/lossatlas.yaml"
     params:
+        regime=regime_settings(),
         rise_alpha=LB_SB["rise_alpha"],
     script:
         "../scripts/plot_lb_sb_interpolation.py"

@@ -193,7 +193,9 @@ rule measure_ensembles:
 
 rule plot_mode_connectivity:
     input:
-        rules.measure_mode_connectivity.output[0],
+        measurement=rules.measure_mode_connectivity.output[0],
+        regime_solutions=solution_status([run for pair in PAIRS for run in pair]),
+        regime_structures=rules.measure_mode_connectivity.input.curve_status,
     output:
         table=f"{MEASURE_ROOT}/mode_connectivity.csv",
         claims=f"{CLAIMS_ROOT}/mode_connectivity.csv",
@@ -211,6 +213,7 @@ rule plot_mode_connectivity:
     conda:
         "../../envs/lossatlas.yaml"
     params:
+        regime=regime_settings(),
         barrier_ratio=MODE_CONNECTIVITY["barrier_ratio"],
         runs=[run for pair in PAIRS for run in pair],
     script:
@@ -219,7 +222,9 @@ rule plot_mode_connectivity:
 
 rule plot_low_loss_subspace:
     input:
-        rules.measure_low_loss_subspace.output[0],
+        measurement=rules.measure_low_loss_subspace.output[0],
+        regime_solutions=solution_status(COMPLEX_MODES),
+        regime_structures=rules.measure_low_loss_subspace.input.complex_status,
     output:
         table=f"{MEASURE_ROOT}/low_loss_subspace.csv",
         claims=f"{CLAIMS_ROOT}/low_loss_subspace.csv",
@@ -237,6 +242,7 @@ rule plot_low_loss_subspace:
     conda:
         "../../envs/lossatlas.yaml"
     params:
+        regime=regime_settings(),
         barrier_tolerance=LOW_LOSS["barrier_tolerance"],
         runs=COMPLEX_MODES,
     script:
@@ -245,7 +251,9 @@ rule plot_low_loss_subspace:
 
 rule plot_ensembles:
     input:
-        rules.measure_ensembles.output[0],
+        measurement=rules.measure_ensembles.output[0],
+        regime_solutions=solution_status(ENSEMBLE_RUNS),
+        regime_structures=rules.measure_ensembles.input.complex_status,
     output:
         table=f"{MEASURE_ROOT}/ensembles.csv",
         claims=f"{CLAIMS_ROOT}/ensembles.csv",
@@ -263,6 +271,7 @@ rule plot_ensembles:
     conda:
         "../../envs/lossatlas.yaml"
     params:
+        regime=regime_settings(),
         runs=ENSEMBLE_RUNS,
     script:
         "../scripts/plot_ensembles.py"

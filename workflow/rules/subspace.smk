@@ -65,6 +65,9 @@ rule plot_subspace_training:
     conda:
         "../../envs/lossatlas.yaml"
     params:
+        regime=regime_settings(
+            False, "subspace runs trained for a fixed budget; d_int read from test accuracy"
+        ),
         runs=SUBSPACE_RUNS,
         settings={run: RUNS[run] for run in SUBSPACE_RUNS},
         dim_full=SUBSPACE_D,

@@ -93,6 +93,9 @@ rule plot_hyperparams_curvature:
         curvature=[
             f for name in HYPERPARAMS["sweeps"] for f in sweep_curvature_files(name)
         ],
+        regime_solutions=solution_status(
+            run for name in HYPERPARAMS["sweeps"] for cell in SWEEPS[name] for run in cell["runs"]
+        ),
     output:
         table=f"{MEASURE_ROOT}/hyperparams_curvature.csv",
         claims=f"{CLAIMS_ROOT}/hyperparams_curvature.csv",
@@ -110,6 +113,7 @@ rule plot_hyperparams_curvature:
     conda:
         "../../envs/lossatlas.yaml"
     params:
+        regime=regime_settings(),
         sweeps={
             name: {
                 "knob": sweep_axes(name)[0],
@@ -127,6 +131,9 @@ rule hyperparams_curvature:
 
 
 _TAXONOMY_RUNS = [run for cell in SWEEPS[TAXONOMY["sweep"]] for run in cell["runs"]]
+_TAXONOMY_LOADS = {
+    run: cell["load"] for cell in SWEEPS[TAXONOMY["sweep"]] for run in cell["runs"]
+}
 
 
 rule plot_taxonomy_metrics:
@@ -136,6 +143,7 @@ rule plot_taxonomy_metrics:
             f"{MEASURE_ROOT}/sweeps/{TAXONOMY['sweep']}/{part}.cells.csv"
             for part in CELL_PARTS[TAXONOMY["sweep"]]
         ],
+        regime_solutions=solution_status(_TAXONOMY_RUNS),
     output:
         table=f"{MEASURE_ROOT}/taxonomy_metrics.csv",
         claims=f"{CLAIMS_ROOT}/taxonomy_metrics.csv",
@@ -155,6 +163,9 @@ rule plot_taxonomy_metrics:
     params:
         axes=sweep_axes(TAXONOMY["sweep"]),
         runs=_TAXONOMY_RUNS,
+        loads=_TAXONOMY_LOADS,
+        max_train_error=REGIME["max_train_error"],
+        regime=regime_settings(False, "Yang et al. 2021 span both sides of interpolation"),
     script:
         "../scripts/plot_taxonomy_metrics.py"
 
@@ -167,6 +178,7 @@ rule taxonomy_metrics:
 rule plot_taxonomy_phases:
     input:
         metrics=rules.plot_taxonomy_metrics.output.table,
+        regime_solutions=solution_status(_TAXONOMY_RUNS),
     output:
         table=f"{MEASURE_ROOT}/taxonomy_phases.csv",
         claims=f"{CLAIMS_ROOT}/taxonomy_phases.csv",
@@ -186,6 +198,9 @@ rule plot_taxonomy_phases:
     params:
         thresholds=PHASES,
         runs=_TAXONOMY_RUNS,
+        loads=_TAXONOMY_LOADS,
+        max_train_error=REGIME["max_train_error"],
+        regime=regime_settings(False, "Yang et al. 2021 span both sides of interpolation"),
     script:
         "../scripts/plot_taxonomy_phases.py"
 

@@ -98,7 +98,8 @@ rule measure_wedge_cuts:
 
 rule plot_long_short_directions:
     input:
-        rules.measure_long_short_directions.output[0],
+        measurement=rules.measure_long_short_directions.output[0],
+        regime_solutions=solution_status(LONG_SHORT_RUNS),
     output:
         table=f"{MEASURE_ROOT}/long_short_directions.csv",
         claims=f"{CLAIMS_ROOT}/long_short_directions.csv",
@@ -116,6 +117,7 @@ rule plot_long_short_directions:
     conda:
         "../../envs/lossatlas.yaml"
     params:
+        regime=regime_settings(),
         runs=LONG_SHORT_RUNS,
     script:
         "../scripts/plot_long_short_directions.py"
@@ -125,6 +127,7 @@ rule plot_wedge_cuts:
     input:
         solutions=f"{MEASURE_ROOT}/wedge_cuts/solutions_plane.h5",
         init=f"{MEASURE_ROOT}/wedge_cuts/init_plane.h5",
+        regime_solutions=solution_status(CUTS_RUNS),
     output:
         table=f"{MEASURE_ROOT}/wedge_cuts.csv",
         claims=f"{CLAIMS_ROOT}/wedge_cuts.csv",
@@ -142,6 +145,7 @@ rule plot_wedge_cuts:
     conda:
         "../../envs/lossatlas.yaml"
     params:
+        regime=regime_settings(),
         runs=CUTS_RUNS,
     script:
         "../scripts/plot_wedge_cuts.py"

@@ -6,7 +6,7 @@ import logging
 import pandas as pd
 
 from lossatlas import io
-from lossatlas.claims import write_claims
+from lossatlas.claims import Regime, write_claims
 from lossatlas.figure_claims import dataset_claims
 from lossatlas.runs import read_status
 
@@ -18,4 +18,5 @@ with io.job_log(smk.log[0]):
                                                read_status(smk.input.reference_status[0]))
     table = pd.DataFrame(dataset_claims(smk.params.dataset, results, smk.params.tolerance))
     logging.info("\n%s", table.to_string())
-    write_claims(table, smk.output[0])
+    statuses = {run: status for run, status in results.values()}
+    write_claims(table, smk.output[0], regime=Regime(statuses, note="test accuracy of trained runs"))

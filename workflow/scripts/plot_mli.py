@@ -6,7 +6,7 @@ import logging
 import pandas as pd
 
 from lossatlas import io
-from lossatlas.claims import write_claims
+from lossatlas.claims import read_regime, write_claims
 from lossatlas.figure_claims import mli_claims
 from lossatlas.plots import save_figure
 from lossatlas.plots.landscape import plot_mli
@@ -18,7 +18,8 @@ with io.job_log(smk.log[0]) as log:
     io.write_csv(metrics, smk.output.table)
     claims = pd.DataFrame(mli_claims(metrics, smk.params.min_monotonic_fraction))
     logging.info("\n%s", claims.to_string())
-    write_claims(claims, smk.output.claims)
+    write_claims(claims, smk.output.claims,
+                 regime=read_regime(smk.input.regime_solutions, smk.params.regime))
     ok = metrics[metrics["status"] == "ok"]
     logging.info("non-monotonic runs: %d of %d", (~ok["monotonic"].astype(bool)).sum(), len(ok))
     save_figure(plot_mli(curves, metrics), smk.output.pdf, smk.output.png)

@@ -3,7 +3,7 @@
 import logging
 
 from lossatlas import io
-from lossatlas.claims import write_claims
+from lossatlas.claims import read_regime, write_claims
 from lossatlas.plots import save_figure
 from lossatlas.plots.subspace import plot_subspace_training, subspace_training_table
 
@@ -16,7 +16,8 @@ with io.job_log(smk.log[0]):
     table = subspace_training_table(finals, smk.params.settings, smk.params.dim_full,
                                     smk.params.fraction)
     io.write_csv(table, smk.output.table)
-    write_claims(table, smk.output.claims, smk.params.runs)
+    write_claims(table, smk.output.claims, smk.params.runs,
+                 regime=read_regime([], smk.params.regime))
     logging.info("\n%s", table.to_string())
     save_figure(plot_subspace_training(table, smk.params.fraction), smk.output.pdf,
                 smk.output.png)

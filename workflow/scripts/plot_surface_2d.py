@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from lossatlas import io
-from lossatlas.claims import write_claims
+from lossatlas.claims import read_regime, write_claims
 from lossatlas.figure_claims import surface_width_claim
 from lossatlas.plots import save_figure
 from lossatlas.plots.landscape import plot_surfaces_2d, roughness_label
@@ -37,7 +37,8 @@ with io.job_log(smk.log[0]):
                                           smk.params.width_delta, KIND_LABELS[kind]))
     claims = pd.DataFrame(claims)
     logging.info("\n%s", claims.to_string())
-    write_claims(claims, smk.output.claims)
+    write_claims(claims, smk.output.claims,
+                 regime=read_regime(smk.input.regime_solutions, smk.params.regime))
     if surfaces:
         figure = plot_surfaces_2d(surfaces)
     else:

@@ -9,16 +9,17 @@ import numpy as np
 import pandas as pd
 
 from lossatlas import io
-from lossatlas.claims import write_claims
+from lossatlas.claims import read_regime, write_claims
 from lossatlas.figure_claims import trajectory_pca_claim
 from lossatlas.plots import save_figure
 from lossatlas.plots.landscape import plot_trajectory_pca
 
 smk = snakemake  # noqa: F821
 with io.job_log(smk.log[0]) as log:
-    arrays, attrs = io.read_h5(smk.input[0])
+    arrays, attrs = io.read_h5(smk.input.measurement)
     write_claims(pd.DataFrame([trajectory_pca_claim(attrs, smk.params.min_explained_variance)]),
-                 smk.output.claims)
+                 smk.output.claims,
+                 regime=read_regime(smk.input.regime_solutions, smk.params.regime))
     if attrs["status"] != "ok":
         logging.warning("%s", attrs["status"])
         figure = plt.figure(figsize=(5, 4))
