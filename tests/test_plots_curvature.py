@@ -2,6 +2,7 @@
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 
 from lossatlas.plots import save_figure
@@ -10,11 +11,13 @@ from lossatlas.plots.curvature import (
     LAMBDA_MAX_CLAIM,
     OUTLIER_CLAIM,
     OVERLAP_CLAIM,
+    TRANSIENT_CLAIM,
     curvature_along_training_table,
     hessian_spectrum_table,
     plot_curvature_along_training,
     plot_hessian_spectrum,
     stability_threshold,
+    transient_curvature_claim,
 )
 
 
@@ -96,7 +99,8 @@ def test_along_training_table_and_threshold_line_for_full_batch_runs_only():
     measurements += [checkpoint("sb-s0", epoch, 32, 0.05, 0.9, lam) for epoch, lam in ((0, 0.5), (5, 2.0))]
     measurements.append(checkpoint("lb-s0", 0, 2000, 0.2, 0.9, 0, status="skipped: lb-s0 diverged"))
     table = curvature_along_training_table(measurements, None, stability_window=0.5,
-                                           stability_tolerance=0.05, min_overlap=0.5)
+                                           stability_tolerance=0.05, min_overlap=0.5,
+                                           min_peak_drop=0.1)
     ok = table[table["status"] == "ok"]
     assert (ok["overlap_k"] == 10).all()
     assert ok["gradient_overlap"].tolist() == pytest.approx([np.linspace(0.5, 0.9, 12)[9]] * 5)
@@ -105,10 +109,10 @@ def test_along_training_table_and_threshold_line_for_full_batch_runs_only():
     assert gd["stability_threshold"].tolist() == pytest.approx([10.0] * 3)
     assert sb["stability_threshold"].isna().all()
     assert ok["gradient_overlap_top1"].tolist() == pytest.approx([0.5] * 5)
-    assert curvature_along_training_table(measurements, 3, 0.5, 0.05, 0.5)[
+    assert curvature_along_training_table(measurements, 3, 0.5, 0.05, 0.5, 0.1)[
         "gradient_overlap"].iloc[0] == pytest.approx(np.linspace(0.5, 0.9, 12)[2])
     with pytest.raises(ValueError, match="overlap_k=13"):
-        curvature_along_training_table(measurements, 13, 0.5, 0.05, 0.5)
+        curvature_along_training_table(measurements, 13, 0.5, 0.05, 0.5, 0.1)
     claims = table[table["run"] == "claim"]
     # the last half of gd's 100 epochs holds one checkpoint: λ_max 9.8 against 2/η = 10
     edge = claims[claims["claim"] == EDGE_CLAIM]
@@ -119,6 +123,11 @@ def test_along_training_table_and_threshold_line_for_full_batch_runs_only():
     assert overlap.loc["gd-s0", "verdict"] == "holds"
     assert overlap.loc["lb-s0", ["verdict", "reason"]].tolist() == ["inconclusive",
                                                                     "skipped: lb-s0 diverged"]
+    # two checkpoints of sb are too few to tell a transient peak; gd is at the edge of stability
+    transient = claims[claims["claim"] == TRANSIENT_CLAIM].set_index("runs")
+    assert sorted(transient.index) == ["lb-s0", "sb-s0"]
+    assert transient.loc["sb-s0", ["verdict", "reason"]].tolist() == ["inconclusive",
+                                                                      "fewer than 3 checkpoints"]
     figure = plot_curvature_along_training(table)
     labels = [line.get_label() for line in figure.axes[0].get_lines()]
     assert labels.count("2(1+β)/η of gd") == 1 and len(labels) == 3
@@ -126,3 +135,17 @@ def test_along_training_table_and_threshold_line_for_full_batch_runs_only():
     assert "skipped: lb-s0 diverged" in figure._suptitle.get_text()
     plt.close(figure)
 
+
+
+@pytest.mark.parametrize("lambdas, verdict, value", [
+    ((1.0, 8.0, 6.0, 4.0), "holds", 0.5),          # rises, peaks inside, falls by half
+    ((1.0, 8.0, 7.6, 7.5), "does not hold", 1 - 7.5 / 8.0),  # falls by less than 10%
+    ((1.0, 2.0, 3.0, 4.0), "does not hold", 0.0),  # still rising: peak at the last checkpoint
+    ((9.0, 2.0, 3.0, 1.0), "does not hold", 1 - 1.0 / 9.0),  # largest at init
+])
+def test_transient_curvature_claim_needs_an_interior_peak_and_a_drop(lambdas, verdict, value):
+    rows = pd.DataFrame({"epoch": [0, 5, 10, 20], "lambda_max": lambdas})
+    row = transient_curvature_claim(rows, "sb-s0", "", min_peak_drop=0.1)
+    assert (row["verdict"], row["value"]) == (verdict, pytest.approx(value))
+    if lambdas[-1] == 4.0 and verdict == "does not hold":
+        assert row["reason"] == "λ_max is largest at the last checkpoint (epoch 20)"

@@ -167,6 +167,7 @@ rule plot_curvature_along_training:
         stability_window=ALONG["stability_window"],
         stability_tolerance=ALONG["stability_tolerance"],
         min_overlap=ALONG["min_overlap"],
+        min_peak_drop=ALONG["min_peak_drop"],
     script:
         "../scripts/plot_curvature_along_training.py"
 

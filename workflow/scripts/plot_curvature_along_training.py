@@ -14,7 +14,8 @@ smk = snakemake  # noqa: F821
 with io.job_log(smk.log[0]):
     table = curvature_along_training_table(
         [io.read_h5(path) for path in smk.input.measurements], smk.params.overlap_k,
-        smk.params.stability_window, smk.params.stability_tolerance, smk.params.min_overlap)
+        smk.params.stability_window, smk.params.stability_tolerance, smk.params.min_overlap,
+        smk.params.min_peak_drop)
     io.write_csv(table, smk.output.table)
     write_claims(table, smk.output.claims,
                  regime=read_regime(smk.input.regime_solutions, smk.params.regime))

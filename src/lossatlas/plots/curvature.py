@@ -28,6 +28,10 @@ LAMBDA_MAX_CLAIM = "the LB solution is sharper: λ_max(LB) > λ_max(SB)"
 OUTLIER_CLAIM = "the Hessian has about C outlier eigenvalues above the bulk"
 EDGE_CLAIM = "full-batch GD trains at the edge of stability: λ_max ≈ 2(1 + β)/η late in training"
 OVERLAP_CLAIM = "the gradient lies mostly in the top-k Hessian eigenspace"
+FORT_GANGULI = "Fort & Ganguli 2019"
+FIGURE_ALONG = "curvature_along_training"
+TRANSIENT_CLAIM = ("SGD transiently visits higher curvature before settling in flatter regions: "
+                   "λ_max peaks inside training, then falls")
 
 
 def stability_threshold(lr: float, momentum: float) -> float:
@@ -91,7 +95,7 @@ def hessian_spectrum_table(measurements: dict[str, tuple[dict, dict]], outlier_t
 
 def curvature_along_training_table(measurements: list[tuple[dict, dict]], overlap_k: int | None,
                                    stability_window: float, stability_tolerance: float,
-                                   min_overlap: float) -> pd.DataFrame:
+                                   min_overlap: float, min_peak_drop: float) -> pd.DataFrame:
     """One row per (run, epoch checkpoint): λ_max, Tr H, gradient norm, the overlap ‖P_k g‖²/‖g‖²
     with the top-k Hessian eigenspace (k = ``overlap_k``, None: C) and with the top eigenvector
     alone (``gradient_overlap_top1``), loss, lr, and the stability threshold 2(1 + β)/η for
@@ -117,18 +121,22 @@ def curvature_along_training_table(measurements: list[tuple[dict, dict]], overla
                                                 if full_batch else np.nan)})
         rows.append(row)
     table = pd.DataFrame(rows)
-    claims = along_training_claims(table, stability_window, stability_tolerance, min_overlap)
+    claims = along_training_claims(table, stability_window, stability_tolerance, min_overlap,
+                                   min_peak_drop)
     return pd.concat([table, pd.DataFrame(claims)], ignore_index=True)
 
 
 def along_training_claims(table: pd.DataFrame, stability_window: float,
-                          stability_tolerance: float, min_overlap: float) -> list[dict]:
+                          stability_tolerance: float, min_overlap: float,
+                          min_peak_drop: float) -> list[dict]:
     """Claim rows of ``curvature_along_training`` (``table``: its per-checkpoint rows). Per
     full-batch run (Cohen et al. 2021): mean λ_max over the checkpoints in the last
     ``stability_window`` of its epochs, over 2(1 + β)/η, within 1 ± ``stability_tolerance``. Per
-    run (Gur-Ari et al. 2018): mean overlap ‖P_k g‖²/‖g‖² over the checkpoints after epoch 0
-    ≥ ``min_overlap``. A skipped run gives inconclusive rows."""
-    figure = "curvature_along_training"
+    minibatch run (Fort & Ganguli 2019): λ_max peaks at a checkpoint strictly inside training and
+    ends at least ``min_peak_drop`` (a fraction) below that peak. Per run (Gur-Ari et al. 2018):
+    mean overlap ‖P_k g‖²/‖g‖² over the checkpoints after epoch 0 ≥ ``min_overlap``. A skipped
+    run gives inconclusive rows."""
+    figure = FIGURE_ALONG
     claims = []
     full_batch_runs = (set(table.loc[table["full_batch"].fillna(False).astype(bool), "run"])
                        if "full_batch" in table else set())
@@ -148,6 +156,8 @@ def along_training_claims(table: pd.DataFrame, stability_window: float,
                     COHEN, figure, EDGE_CLAIM,
                     f"{statistic} (epochs {int(last['epoch'].min())}–{int(last['epoch'].max())})",
                     ratio, threshold, abs(ratio - 1) <= stability_tolerance, runs=[run]))
+        else:
+            claims.append(transient_curvature_claim(ok, run, skipped, min_peak_drop))
         statistic = "mean ‖P_k g‖²/‖g‖² over checkpoints after epoch 0"
         late = ok[ok["epoch"] > 0]
         if skipped or late.empty:
@@ -160,6 +170,28 @@ def along_training_claims(table: pd.DataFrame, stability_window: float,
                                 f"{statistic} (k = {int(late['overlap_k'].iloc[0])})", overlap,
                                 f"≥ {min_overlap:g}", overlap >= min_overlap, runs=[run]))
     return claims
+
+
+def transient_curvature_claim(rows: pd.DataFrame, run: str, skipped: str, min_peak_drop: float
+                              ) -> dict:
+    """Fort & Ganguli 2019 on one minibatch run (``rows``: its finished checkpoints): the drop
+    1 − λ_max(final) / max λ_max, required ≥ ``min_peak_drop`` with the peak strictly between the
+    first and the last checkpoint; fewer than 3 checkpoints is inconclusive."""
+    statistic = "1 − final λ_max / peak λ_max (peak strictly inside training)"
+    threshold = f"≥ {min_peak_drop:g}"
+    if skipped or len(rows) < 3:
+        return claim_row(FORT_GANGULI, FIGURE_ALONG, TRANSIENT_CLAIM, statistic, None, threshold,
+                         None, skipped or "fewer than 3 checkpoints", [run])
+    ordered = rows.sort_values("epoch")
+    peak = int(ordered["lambda_max"].to_numpy().argmax())
+    drop = 1.0 - float(ordered["lambda_max"].iloc[-1] / ordered["lambda_max"].iloc[peak])
+    epoch = int(ordered["epoch"].iloc[peak])
+    inside = 0 < peak < len(ordered) - 1
+    reason = "" if inside else (f"λ_max is largest at the {'first' if peak == 0 else 'last'} "
+                                f"checkpoint (epoch {epoch})")
+    return claim_row(FORT_GANGULI, FIGURE_ALONG, TRANSIENT_CLAIM,
+                     f"{statistic}; peak at epoch {epoch}", drop, threshold,
+                     inside and drop >= min_peak_drop, reason, [run])
 
 
 def _skipped_note(statuses) -> str:
