@@ -243,12 +243,21 @@ def test_end_rise_and_lb_sb_claims_on_a_known_line():
     accuracy = 0.6 + 0.1 * np.clip(alphas, 0, 1)
     table = pd.concat([pd.DataFrame({"alpha": alphas, "split": split, "loss": train,
                                      "accuracy": accuracy, "line": "lb_to_sb", "status": "ok",
-                                     "start_run": "lb-s0", "end_run": "sb-s0"})
+                                     "start_run": "lb-s0", "end_run": "sb-s0", "n_test": 1000})
                        for split in ("train", "test")])
     sharp, better = lb_sb_claims(table, rise_alpha=0.5)
     assert sharp["value"] == pytest.approx(4.0) and sharp["verdict"] == "holds"
     assert better["value"] == pytest.approx(0.1) and better["verdict"] == "holds"
     assert sharp["runs"] == "lb-s0 sb-s0"
+    # two seeds: gaps 0.1 and 0.0 average 0.05; 2 SE = 2 sqrt(0.24 + 0.21 + 2 * 0.24) / 1000 / 2
+    second = table.assign(start_run="lb-s1", end_run="sb-s1", accuracy=0.6)
+    _, mean = lb_sb_claims(pd.concat([table, second]), rise_alpha=0.5)
+    noise = 2 * np.sqrt((0.24 + 0.21 + 0.24 + 0.24) / 1000) / 2
+    assert mean["value"] == pytest.approx(0.05) and mean["verdict"] == "holds"
+    assert mean["statistic"].endswith(f"over 2 seed pair(s)); test-set noise ±{noise:.2g} "
+                                      "(2 standard errors)") and noise < 0.05
+    _, noisy = lb_sb_claims(table.assign(n_test=10), rise_alpha=0.5)
+    assert noisy["verdict"] == "inconclusive" and "within the test-set noise" in noisy["reason"]
     skipped = pd.DataFrame([{"line": "lb_to_sb", "status": "skipped: lb-s0 diverged",
                              "start_run": "lb-s0", "end_run": "sb-s0"}])
     assert [r["verdict"] for r in lb_sb_claims(skipped, 0.5)] == ["inconclusive"] * 2

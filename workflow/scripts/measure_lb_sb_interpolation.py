@@ -37,5 +37,6 @@ with io.job_log(smk.log[0]) as log:
         logging.info("line %s: %s -> %s at %d points", line, start, end, len(alphas))
         surface = surface_1d(run.model, run.theta, direction, alphas, run.train_test,
                              bn_policy="recompute", precision=run.precision, progress_file=log)
-        tables.append(surface_1d_table(surface).assign(**labels, status="ok"))
+        tables.append(surface_1d_table(surface).assign(**labels, status="ok",
+                                                       n_test=len(run.data.y_test)))
     io.write_csv(pd.concat(tables, ignore_index=True), smk.output[0])
