@@ -37,7 +37,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .io import atomic_path, read_csv
+from .io import atomic_path, read_csv, read_status
 from .taxonomy import PHASE_MEANINGS, interpolation_crossing
 
 VERDICTS = ("holds", "does not hold", "inconclusive")
@@ -152,8 +152,6 @@ def read_regime(solutions: Iterable[str | os.PathLike] | str, settings: Mapping,
     """A figure's ``Regime`` from the ``status.json`` files of its solutions and structures (each
     named by its folder: the run id or structure name) and its ``settings``: ``max_train_error``
     (``None``: the fit is reported, not required) and ``note``."""
-    from .runs import read_status
-
     def named(paths):
         paths = [paths] if isinstance(paths, (str, os.PathLike)) else paths
         return {Path(path).parent.name: read_status(path) for path in paths}

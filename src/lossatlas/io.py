@@ -388,3 +388,15 @@ def job_timings(path: str | os.PathLike) -> dict[str, float]:
         if match:
             timings[f"{prefix}wall"], timings[f"{prefix}cpu"] = map(float, match.groups())
     return timings
+
+
+RUN_STATUSES = ("ok", "diverged", "skipped")
+
+
+def read_status(path: str | os.PathLike) -> dict:
+    """The ``status.json`` of a run or structure: ``{"status": "ok"|"diverged"|"skipped", ...}``
+    (``skipped`` with a ``reason``: a structure whose solutions did not all finish)."""
+    status = read_json(path)
+    if status.get("status") not in RUN_STATUSES:
+        raise ValueError(f"{path}: unknown run status {status.get('status')!r}")
+    return status

@@ -10,13 +10,13 @@ import torch
 from torch import nn
 
 from . import io
+from .io import read_status
 from .data import DatasetTensors, load_dataset
 from .evaluate import precision_for, subset_indices
 from .models import build_factory_model, build_model
 from .params import ParamLayout, flat_params_from_state, get_flat_params, param_layout
 from .train import resolve_device
 
-STATUSES = ("ok", "diverged", "skipped")
 
 
 def build_run_model(model_name: str, model_knobs: dict, data) -> nn.Module:
@@ -67,15 +67,6 @@ def external_checkpoint_files(templates: dict[str, str], seed: int, epochs: list
         files.update({f"step-{step}": fill("step", seed=seed, step=step)
                       for step in range(*step_range)})
     return files
-
-
-def read_status(path: str | os.PathLike) -> dict:
-    """The ``status.json`` of a run or structure: ``{"status": "ok"|"diverged"|"skipped", ...}``
-    (``skipped`` with a ``reason``: a structure whose solutions did not all finish)."""
-    status = io.read_json(path)
-    if status.get("status") not in STATUSES:
-        raise ValueError(f"{path}: unknown run status {status.get('status')!r}")
-    return status
 
 
 def load_trajectory(path: str | os.PathLike, kind: str = "epoch") -> list[tuple[int, dict]]:

@@ -8,15 +8,15 @@ import pandas as pd
 from lossatlas import io
 from lossatlas.claims import Regime, write_claims
 from lossatlas.figure_claims import dataset_claims
-from lossatlas.runs import read_status
 
 smk = snakemake  # noqa: F821
 with io.job_log(smk.log[0]):
-    results = {smk.params.model: (smk.params.run, read_status(smk.input.run_status))}
+    results = {smk.params.model: (smk.params.run, io.read_status(smk.input.run_status))}
     if smk.params.reference_run:
         results[smk.params.reference_model] = (smk.params.reference_run,
-                                               read_status(smk.input.reference_status[0]))
+                                               io.read_status(smk.input.reference_status[0]))
     table = pd.DataFrame(dataset_claims(smk.params.dataset, results, smk.params.tolerance))
     logging.info("\n%s", table.to_string())
     statuses = {run: status for run, status in results.values()}
-    write_claims(table, smk.output[0], regime=Regime(statuses, note="test accuracy of trained runs"))
+    write_claims(table, smk.output[0],
+                 regime=Regime(statuses, note="test accuracy of trained runs"))
