@@ -36,7 +36,7 @@ from lossatlas.stats import basin_width, end_rise
 
 def test_claim_row_verdicts_and_inconclusive_needs_a_reason():
     row = claim_row("W", "fig", "c", "s", 2.0, "> 1", True, runs=["a-s0", "b-s0"])
-    assert set(CLAIM_COLUMNS) - {"config"} <= set(row) and row["run"] == "claim"
+    assert set(CLAIM_COLUMNS) - {"scale", "config"} <= set(row) and row["run"] == "claim"
     assert (row["verdict"], row["runs"]) == ("holds", "a-s0 b-s0")
     fails = claim_row("W", "fig", "c", "s", 0.5, "> 1", False)
     assert (fails["verdict"], fails["reason"]) == ("does not hold", "0.5 is not > 1")
@@ -103,13 +103,19 @@ def test_write_and_gather_fill_runs_and_config(tmp_path):
     skipped = pd.DataFrame([claim_row("V", "two", "c3", "s", None, "≥ 0.5", None,
                                       "skipped: lb-s0 diverged", ["lb-s0"])])
     write_claims(skipped, tmp_path / "two.csv")
-    gathered = gather_claims([tmp_path / "one.csv", tmp_path / "two.csv"], "smoke")
+    gathered = gather_claims({"mlp width=8": [tmp_path / "one.csv", tmp_path / "two.csv"]},
+                             "smoke")
     assert list(gathered.columns) == list(CLAIM_COLUMNS)
     assert gathered["runs"].tolist() == ["sb-s0 lb-s0", "x-s0", "lb-s0"]
     assert gathered["verdict"].tolist() == ["holds", "does not hold", "inconclusive"]
     assert gathered["value"].iloc[0] == pytest.approx(1.235)
     assert gathered["reason"].tolist() == ["", "0.5 is not > 1", "skipped: lb-s0 diverged"]
-    assert (gathered["config"] == "smoke").all()
+    assert (gathered["config"] == "smoke").all() and (gathered["scale"] == "mlp width=8").all()
+    # a claim measured at a second scale is one more check of the same claim, labelled by scale
+    wider = gather_claims({"mlp width=8": [tmp_path / "one.csv"],
+                           "mlp width=16": [tmp_path / "one.csv"]}, "smoke")
+    checks = reader_claims(wider)[1]["checks"]
+    assert [check["label"] for check in checks] == ["mlp width=8", "mlp width=16"]
     markdown = claims_markdown(gathered)
     assert "3 claims checked 3 times (once per run or run set): 1 holds, 1 does not hold, " \
            "1 inconclusive." in markdown

@@ -42,7 +42,7 @@ from .taxonomy import PHASE_MEANINGS, interpolation_crossing
 
 VERDICTS = ("holds", "does not hold", "inconclusive")
 CLAIM_COLUMNS = ("work", "figure", "claim", "statistic", "value", "threshold", "verdict", "reason",
-                 "regime", "runs", "config")
+                 "regime", "runs", "scale", "config")
 VERDICT_COLOURS = {"holds": "#c8e6c9", "does not hold": "#ffcdd2", "inconclusive": "#e0e0e0"}
 TEXT_COLUMNS = ("claim", "statistic", "threshold", "reason", "regime")
 # ASCII spellings in claim texts and the one notation the tables use (regex, replacement).
@@ -243,11 +243,11 @@ def apply_regime(row: dict, regime: Regime) -> dict:
 
 
 def claim_rows(table: pd.DataFrame, runs: Sequence[str] = ()) -> pd.DataFrame:
-    """The claim rows of a figure's table in ``CLAIM_COLUMNS`` order, without ``config`` (the
-    gathering adds it); rows that name no runs get ``runs``."""
+    """The claim rows of a figure's table in ``CLAIM_COLUMNS`` order, without ``scale`` and
+    ``config`` (the gathering adds them); rows that name no runs get ``runs``."""
     if "run" not in table:
         raise ValueError(f"table has no column 'run'; has {list(table.columns)}")
-    rows = table[table["run"] == "claim"].reindex(columns=list(CLAIM_COLUMNS[:-1]))
+    rows = table[table["run"] == "claim"].reindex(columns=list(CLAIM_COLUMNS[:-2]))
     if rows.empty:
         raise ValueError("table holds no claim row (run == 'claim')")
     unknown = set(rows["verdict"]) - set(VERDICTS)
@@ -280,10 +280,13 @@ def write_claims(table: pd.DataFrame, path: str | os.PathLike, runs: Sequence[st
     write_text(figure_claims_html(rows), path.with_suffix(".html"))
 
 
-def gather_claims(paths: Iterable[str | os.PathLike], config_name: str) -> pd.DataFrame:
-    """Every figure's claim rows (files of ``write_claims``) in one table, each row stamped with
-    ``config_name``."""
-    tables = [read_csv(path, keep_default_na=False, na_values=[""]) for path in paths]
+def gather_claims(sources: Mapping[str, Iterable[str | os.PathLike]], config_name: str
+                  ) -> pd.DataFrame:
+    """Every figure's claim rows (files of ``write_claims``) in one table: ``sources`` maps the
+    scale they were measured at (the model, e.g. ``mlp width 100, D = 15 210``) to their files;
+    each row is stamped with its scale and ``config_name``."""
+    tables = [read_csv(path, keep_default_na=False, na_values=[""]).assign(scale=scale)
+              for scale, paths in sources.items() for path in paths]
     table = pd.concat(tables, ignore_index=True).reindex(columns=list(CLAIM_COLUMNS))
     for column in ("reason", "regime", "runs"):
         table[column] = ["" if pd.isna(text) else str(text) for text in table[column]]
@@ -295,11 +298,18 @@ def _runs(cell: str) -> list[str]:
     return str(cell).split()
 
 
+def _check_label(row: pd.Series, several_runs: bool, several_scales: bool) -> str:
+    runs = runs_summary(_runs(row["runs"])) if several_runs else ""
+    scale = str(row["scale"]) if several_scales else ""
+    return f"{scale}: {runs}" if scale and runs else scale or runs
+
+
 def _checks(group: pd.DataFrame) -> list[dict]:
-    """The checks of one claim (rows that differ in their runs), each with its label: the runs
-    when the claim was checked on several run sets, else empty."""
-    several = len(group) > 1
-    return [{"label": runs_summary(_runs(row["runs"])) if several else "",
+    """The checks of one claim (rows that differ in their runs or scale), each with its label:
+    the scale when the claim was checked at several, the runs when on several run sets."""
+    scales = group["scale"].nunique() > 1 if "scale" in group else False
+    several = len(group) > group["scale"].nunique() if "scale" in group else len(group) > 1
+    return [{"label": _check_label(row, several, scales),
              "statistic": row["statistic"], "value": value_text(row["value"]),
              "threshold": row["threshold"], "verdict": row["verdict"], "reason": row["reason"],
              "regime": row["regime"] or "–"}

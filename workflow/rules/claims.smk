@@ -103,5 +103,6 @@ rule claims:
         "../../envs/lossatlas.yaml"
     params:
         config_name=CONFIG_NAME,
+        scale=SCALE,
     script:
         "../scripts/gather_claims.py"

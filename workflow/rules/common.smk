@@ -348,6 +348,20 @@ def run_dir(run):
 REGIME = config["regime"]
 
 
+def scale_label():
+    """The scale the config's claims are measured at, for the claims table: the model, its knobs
+    and its parameter count D (``mlp width=100 depth=2 norm=none, D = 15210``)."""
+    knobs = " ".join(
+        f"{key}={MODEL_SETTINGS[key]}" for key in MODEL_KNOBS if key in MODEL_SETTINGS
+    )
+    count = parameter_count(MODEL_SETTINGS)
+    size = f"D = {count}" if math.isfinite(count) else "D unknown in a dry run"
+    return f"{MODEL} {knobs}".strip() + f", {size}"
+
+
+SCALE = scale_label()
+
+
 def solution_status(runs):
     """The status.json of each run in ``runs``: the solutions of a figure's regime
     (``lossatlas.claims.read_regime``)."""

@@ -14,7 +14,7 @@ from lossatlas.claims import (
 
 smk = snakemake  # noqa: F821
 with io.job_log(smk.log[0]):
-    table = gather_claims(smk.input, smk.params.config_name)
+    table = gather_claims({smk.params.scale: smk.input}, smk.params.config_name)
     io.write_csv(table, smk.output.csv)
     write_text(claims_markdown(table), smk.output.markdown)
     write_text(claims_html(table), smk.output.html)
