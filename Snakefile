@@ -62,3 +62,4 @@ rule all:
     input:
         expand("results/figures/{figure}.{ext}", figure=FIGURES, ext=["pdf", "png"]),
         rules.claims.output,
+        rules.plot_claims_by_scale.output,

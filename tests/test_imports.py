@@ -44,6 +44,7 @@ ALLOWED = {
     "lossatlas.plots.structures": FIGURES,
     "lossatlas.plots.subspace": FIGURES,
     "lossatlas.plots.sweeps": FIGURES,
+    "lossatlas.plots.scales": FIGURES,
     "lossatlas.plots.wedge": FIGURES,
     "lossatlas.runs": {"torch", "h5py"},
     "lossatlas.stats": {"numpy"},

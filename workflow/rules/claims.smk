@@ -106,3 +106,31 @@ rule claims:
         scale=SCALE,
     script:
         "../scripts/gather_claims.py"
+
+
+rule plot_claims_by_scale:
+    input:
+        claims=rules.claims.output.csv,
+    output:
+        table=f"{MEASURE_ROOT}/claims_by_scale.csv",
+        pdf="results/figures/claims_by_scale.pdf",
+        png=report(
+            "results/figures/claims_by_scale.png",
+            caption="../report/claims_by_scale.rst",
+            category="Claims",
+        ),
+    log:
+        "results/logs/figures/claims_by_scale.log",
+    benchmark:
+        "results/benchmarks/figures/claims_by_scale.tsv"
+    conda:
+        "../../envs/lossatlas.yaml"
+    params:
+        scale=SCALE,
+    script:
+        "../scripts/plot_claims_by_scale.py"
+
+
+rule claims_by_scale:
+    input:
+        rules.plot_claims_by_scale.output,
