@@ -10,6 +10,7 @@ from lossatlas.claims import (
     CLAIM_COLUMNS,
     Regime,
     apply_regime,
+    taxonomy_regime,
     claim_row,
     claim_rows,
     claims_html,
@@ -93,6 +94,28 @@ def test_a_claim_on_an_unconverged_structure_is_inconclusive():
     assert apply_regime(row, done)["verdict"] == "does not hold"
     unknown = Regime(regime.solutions, 0.01, {"curve": _status(0.01, 1.0)})
     assert "convergence not recorded for curve" in apply_regime(row, unknown)["reason"]
+
+
+def test_taxonomy_claims_need_a_load_axis_across_interpolation_and_converged_curves():
+    loads = {"w8-s0": 8, "w8-s1": 8, "w64-s0": 64, "w64-s1": 64}
+    statuses = {"w8-s0": _status(1.2, 0.5), "w8-s1": _status(1.1, 0.55),
+                "w64-s0": _status(0.3, 0.9), "w64-s1": _status(0.002, 1.0)}
+    row = claim_row("Yang", "taxonomy_phases", "c", "s", 0.0, "= 1", False)
+    crossing = taxonomy_regime(Regime(statuses), loads, 0.01)
+    kept = apply_regime(row, crossing)
+    assert kept["verdict"] == "does not hold"
+    assert kept["regime"].startswith("load axis: 64 fit (train error ≤ 1% in some run), 8 do not")
+    one_side = taxonomy_regime(Regime({**statuses, "w64-s1": _status(0.3, 0.9)}), loads, 0.01)
+    gated = apply_regime(row, one_side)
+    assert gated["verdict"] == "inconclusive" and gated["reason"].startswith(
+        "the load axis does not cross the interpolation threshold (no load fits)")
+    cells = pd.DataFrame({"curve_converged": [True, False], "curve_epochs": [40, 200],
+                          "curve_convergence": ["fell 1%", "still falling 9% per round"]})
+    unconverged = apply_regime(row, taxonomy_regime(Regime(statuses), loads, 0.01, cells))
+    assert unconverged["verdict"] == "inconclusive"
+    assert unconverged["reason"].startswith(
+        "curves of 1 cells not converged (e.g. still falling 9% per round)")
+    assert "curves: 1 of 2 cells converged (≤ 200 epochs)" in unconverged["regime"]
 
 
 def test_write_and_gather_fill_runs_and_config(tmp_path):

@@ -160,12 +160,23 @@ def read_regime(solutions: Iterable[str | os.PathLike] | str, settings: Mapping,
                   settings.get("note", ""))
 
 
-def taxonomy_regime(regime: Regime, loads: Mapping[str, float], max_train_error: float
-                    ) -> Regime:
-    """``regime`` of a load x temperature sweep with its own precondition: the load axis crosses
-    the interpolation threshold (``taxonomy.interpolation_crossing``; ``loads``: run → load)."""
+def taxonomy_regime(regime: Regime, loads: Mapping[str, float], max_train_error: float,
+                    cells: pd.DataFrame | None = None) -> Regime:
+    """``regime`` of a load x temperature sweep with its own preconditions: the load axis crosses
+    the interpolation threshold (``taxonomy.interpolation_crossing``; ``loads``: run → load) and,
+    with ``cells`` (the per-cell table of ``measure_sweep_cells``), every cell's curves converged
+    (``curve_converged``, ``curve_epochs``, ``curve_convergence``)."""
     text, unmet = interpolation_crossing(loads, regime.solutions, max_train_error)
-    note = "; ".join(part for part in (regime.note, text) if part)
+    parts = [regime.note, text]
+    if cells is not None and len(cells):
+        converged = cells["curve_converged"].astype(bool)
+        parts.append(f"curves: {int(converged.sum())} of {len(cells)} cells converged "
+                     f"(≤ {int(cells['curve_epochs'].max())} epochs)")
+        if not converged.all():
+            worst = cells[~converged].iloc[0]
+            unmet.append(f"curves of {int((~converged).sum())} cells not converged "
+                         f"(e.g. {worst['curve_convergence']})")
+    note = "; ".join(part for part in parts if part)
     return dataclasses.replace(regime, note=note, unmet=(*regime.unmet, *unmet))
 
 
