@@ -60,5 +60,7 @@ wildcard_constraints:
 rule all:
     default_target: True
     input:
-        expand(f"{RESULTS}/figures/{{figure}}.{{ext}}", figure=FIGURES, ext=["pdf", "png"]),
+        expand(
+            f"{RESULTS}/figures/{{figure}}.{{ext}}", figure=FIGURES, ext=["pdf", "png"]
+        ),
         rules.claims.output,
