@@ -1,10 +1,16 @@
 # lossatlas: `make reproduce` runs the default config end to end, `make test` runs the test suite,
 # `make test-slurm` runs the smoke config on a real single-node Slurm it sets up (root),
-# `make gallery` writes the README's figure thumbnails from results/figures.
+# `make gallery` writes the README's figure thumbnails from the smoke config's figures.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= all
+# The config `reproduce` runs and `clean` removes the results of (CONFIG=config/paper.yaml for
+# another): every result of a config lies in results/NAME/, NAME its file name without .yaml
+# (README, "Where outputs go").
+CONFIG ?= config/config.yaml
+NAME := $(basename $(notdir $(CONFIG)))
+RESULTS := results/$(NAME)
 
 .PHONY: reproduce test test-slurm venv clean gallery
 
@@ -17,21 +23,25 @@ $(VENV)/.installed: envs/requirements.txt pyproject.toml
 	touch $@
 
 reproduce: venv
-	$(BIN)/snakemake --cores $(CORES) --profile workflow/profiles/default
-	$(BIN)/snakemake --cores $(CORES) --profile workflow/profiles/default --report results/report.html
+	$(BIN)/snakemake --cores $(CORES) --profile workflow/profiles/default --configfile $(CONFIG)
+	$(BIN)/snakemake --cores $(CORES) --profile workflow/profiles/default --configfile $(CONFIG) \
+		--report $(RESULTS)/report.html
 
 test: venv
 	$(BIN)/python -m pytest -ra
 
-# The README gallery: thumbnails of results/figures/*.png in docs/gallery/ (FIGURES=... to change).
-FIGURES ?= results/figures
+# The README gallery: thumbnails of the smoke config's figures (results/smoke/figures/*.png, after
+# `.venv/bin/snakemake --profile workflow/profiles/ci`) in docs/gallery/ (FIGURES=... to change).
+FIGURES ?= results/smoke/figures
 gallery: venv
 	$(BIN)/python docs/make_gallery.py $(FIGURES) docs/gallery
 
 test-slurm: venv
 	bash tests/slurm/test_slurm.sh
 
+# Removes every result of one config, results/NAME/ (default: results/config/, the default
+# config's; `make clean CONFIG=config/paper.yaml` removes results/paper/). The other configs'
+# folders, the dataset cache (resources/) and Snakemake's records (.snakemake/) stay.
 clean:
-	rm -rf results/runs results/batches results/structures results/figures results/measurements \
-		results/benchmarks results/logs results/report.html results/claims.csv results/claims.md \
-		results/claims.html results/claims_table.html .snakemake
+	@test -n "$(NAME)" || { echo "make clean: CONFIG=$(CONFIG) names no config file" >&2; exit 1; }
+	rm -rf $(RESULTS)

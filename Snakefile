@@ -60,6 +60,8 @@ wildcard_constraints:
 rule all:
     default_target: True
     input:
-        expand("results/figures/{figure}.{ext}", figure=FIGURES, ext=["pdf", "png"]),
+        expand(
+            f"{RESULTS}/figures/{{figure}}.{{ext}}", figure=FIGURES, ext=["pdf", "png"]
+        ),
         rules.claims.output,
         rules.plot_claims_by_scale.output,

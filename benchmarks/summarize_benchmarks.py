@@ -1,20 +1,25 @@
 """Summarize the per-job benchmarks of a pipeline run as Markdown for benchmarks/RESULTS.md.
 
-Every rule has a Snakemake ``benchmark:`` file at the path of its log with ``results/logs`` →
-``results/benchmarks`` and ``.log`` → ``.tsv``. The job's log holds its start-up and total as wall
-and CPU seconds from interpreter start (``lossatlas.io.job_log``). Start-up is everything before
-the script's first real computation: interpreter, Snakemake's preamble, imports. The torch floor,
-``python -c "import torch"``, is measured here, on the same machine, after the run; each job's
-start-up is split into the floor (capped at the job's start-up, so a job without torch is charged
-only what it took) and what it spent beyond it.
+Every rule has a Snakemake ``benchmark:`` file at the path of its log with ``RESULTS/logs`` →
+``RESULTS/benchmarks`` and ``.log`` → ``.tsv``, ``RESULTS`` the config's results folder
+(``results/NAME``, ``--results``; default ``results/config``, the default config's). The job's
+log holds its start-up and total as wall and CPU seconds from interpreter start
+(``lossatlas.io.job_log``). Start-up is everything before the script's first real computation:
+interpreter, Snakemake's preamble, imports. The torch floor, ``python -c "import torch"``, is
+measured here, on the same machine, after the run; each job's start-up is split into the floor
+(capped at the job's start-up, so a job without torch is charged only what it took) and what it
+spent beyond it.
 
 Utilization comes from Snakemake's own job records (``.snakemake/metadata``: each output file's
-rule, log, inputs and the job's start and end time): the pipeline's wall (first job start to last
-job end), the sum of job CPU over that wall (the average number of busy cores), and the critical
-path, the chain of jobs linked by their files whose summed wall is longest: the wall the pipeline
-could not go below with any number of cores.
+rule, log, inputs and the job's start and end time; only the jobs whose log lies in the config's
+folder and still exists count, so neither another config's jobs nor the records of a removed run
+do): the pipeline's wall (first job start to last job end), the sum of job CPU over that wall (the
+average number of busy cores), and the critical path, the chain of jobs linked by their files
+whose summed wall is longest: the wall the pipeline could not go below with any number of cores.
 
-Run after a pipeline run from ``make clean``: ``.venv/bin/python benchmarks/summarize_benchmarks.py``.
+Run after a pipeline run from ``make clean``:
+``.venv/bin/python benchmarks/summarize_benchmarks.py`` (``--results results/smoke`` for the smoke
+config's run).
 """
 
 from __future__ import annotations
@@ -182,8 +187,11 @@ def summary(jobs: list[Job], floor_wall: float, floor_cpu: float, top: int) -> s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--benchmarks", type=Path, default=Path("results/benchmarks"))
-    parser.add_argument("--logs", type=Path, default=Path("results/logs"))
+    parser.add_argument("--results", type=Path, default=Path("results/config"),
+                        help="the config's results folder, results/NAME (README, 'Where outputs "
+                             "go')")
+    parser.add_argument("--benchmarks", type=Path, help="default: RESULTS/benchmarks")
+    parser.add_argument("--logs", type=Path, help="default: RESULTS/logs")
     parser.add_argument("--floor-runs", type=int, default=5,
                         help="runs of `python -c \"import torch\"` for the floor (median)")
     parser.add_argument("--top", type=int, default=10, help="rules listed")
@@ -192,12 +200,19 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=os.cpu_count(),
                         help="cores the pipeline ran on")
     args = parser.parse_args()
-    jobs, unmatched = read_jobs(args.benchmarks, args.logs)
+    benchmarks = args.benchmarks or args.results / "benchmarks"
+    logs = args.logs or args.results / "logs"
+    jobs, unmatched = read_jobs(benchmarks, logs)
     if not jobs:
-        sys.exit(f"no benchmark with a matching job log under {args.benchmarks}")
+        sys.exit(f"no benchmark with a matching job log under {benchmarks}")
     print(summary(jobs, *torch_floor(args.floor_runs), args.top))
     print()
-    print(utilization(read_pipeline(args.metadata), sum(job.cpu for job in jobs), args.cores))
+    pipeline = [job for job in read_pipeline(args.metadata)
+                if Path(job.log).is_relative_to(logs) and Path(job.log).exists()]
+    if pipeline:
+        print(utilization(pipeline, sum(job.cpu for job in jobs), args.cores))
+    else:
+        print(f"No job record in {args.metadata} with its log under {logs}: no pipeline wall.")
     if unmatched:
         print(f"\n{len(unmatched)} benchmark file(s) left out, their log has no start-up line: "
               + ", ".join(str(path) for path in unmatched[:5]))

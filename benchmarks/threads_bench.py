@@ -10,7 +10,8 @@ benchmark file after each call. A rule pays for its second thread when its speed
 
 Run on an idle machine after ``make reproduce`` (the forced jobs rewrite their outputs, so what
 depends on them is out of date afterwards: rerun ``make reproduce`` before using the results):
-``.venv/bin/python benchmarks/threads_bench.py``.
+``.venv/bin/python benchmarks/threads_bench.py``; ``--configfile config/smoke.yaml`` measures the
+jobs of another config (its results folder, ``results/smoke``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from pathlib import Path
 
 from summarize_benchmarks import read_pipeline
 
+from lossatlas.io import results_dir
+
 FAMILIES = (r"train_batch_.*", r"measure_curvature_along_.*")
 
 
@@ -37,9 +40,10 @@ def family(rule: str) -> str:
     return rule
 
 
-def benchmark_path(log: str) -> Path:
-    """The benchmark file of the job with log ``log`` (the project's convention)."""
-    return Path(log.replace("results/logs/", "results/benchmarks/", 1)).with_suffix(".tsv")
+def benchmark_path(log: str, results: Path) -> Path:
+    """The benchmark file of the job with log ``log`` under the config's folder ``results`` (the
+    project's convention: ``RESULTS/logs/X.log`` → ``RESULTS/benchmarks/X.tsv``)."""
+    return (results / "benchmarks" / Path(log).relative_to(results / "logs")).with_suffix(".tsv")
 
 
 def read_benchmark(path: Path) -> tuple[float, float]:
@@ -53,6 +57,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--metadata", type=Path, default=Path(".snakemake/metadata"))
     parser.add_argument("--profile", default="workflow/profiles/default")
+    parser.add_argument("--configfile", nargs="+", default=[],
+                        help="the config's files, as given to Snakemake (default: the default "
+                             "config, results/config)")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--skip", nargs="*",
                         default=["all", "claims", "dataset_sanity", "prepare_dataset",
@@ -60,7 +67,9 @@ def main() -> None:
                         help="rule families not measured (preparing the dataset again would put "
                              "everything out of date; merges read temporary parts)")
     args = parser.parse_args()
-    jobs = [job for job in read_pipeline(args.metadata) if job.log.startswith("results/logs/")]
+    results = results_dir(args.configfile)
+    jobs = [job for job in read_pipeline(args.metadata)
+            if Path(job.log).is_relative_to(results / "logs") and Path(job.log).exists()]
     by_family = defaultdict(list)
     for job in jobs:
         if family(job.rule) not in args.skip and not job.rule.startswith("plot_"):
@@ -75,12 +84,13 @@ def main() -> None:
     timings = defaultdict(lambda: defaultdict(list))
     for _ in range(args.repeats):
         for threads in (1, 2):
-            subprocess.run([snakemake, "--profile", args.profile, "--cores", str(threads),
-                            "--quiet", "rules", "--set-threads",
+            configfiles = ["--configfile", *args.configfile] if args.configfile else []
+            subprocess.run([snakemake, "--profile", args.profile, *configfiles, "--cores",
+                            str(threads), "--quiet", "rules", "--set-threads",
                             *(f"{rule}={threads}" for rule in rules), "--force", "--", *targets],
                            check=True)
             for name, job in chosen.items():
-                timings[name][threads].append(read_benchmark(benchmark_path(job.log)))
+                timings[name][threads].append(read_benchmark(benchmark_path(job.log, results)))
     print("| rule | job (log) | wall, 1 thread (s) | wall, 2 threads (s) | speed-up | "
           "CPU, 1 thread (s) | CPU, 2 threads (s) |")
     print("|---|---|---|---|---|---|---|")
@@ -88,8 +98,9 @@ def main() -> None:
         one, two = timings[name][1], timings[name][2]
         wall1, wall2 = (statistics.median(w for w, _ in t) for t in (one, two))
         cpu1, cpu2 = (statistics.median(c for _, c in t) for t in (one, two))
-        print(f"| {name} | {job.log.removeprefix('results/logs/')} | {wall1:.1f} | {wall2:.1f} "
-              f"| {wall1 / wall2:.2f}× | {cpu1:.1f} | {cpu2:.1f} |")
+        log = Path(job.log).relative_to(results / "logs")
+        print(f"| {name} | {log} | {wall1:.1f} | {wall2:.1f} | {wall1 / wall2:.2f}× | {cpu1:.1f} "
+              f"| {cpu2:.1f} |")
 
 
 if __name__ == "__main__":

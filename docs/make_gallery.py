@@ -1,8 +1,9 @@
 """Write the README gallery: every figure PNG of a results folder as a small thumbnail.
 
 Usage: ``python docs/make_gallery.py [FIGURES_DIR] [GALLERY_DIR]`` (defaults:
-``results/figures`` and ``docs/gallery``). Each ``NAME.png`` becomes ``GALLERY_DIR/NAME.png``,
-``THUMBNAIL_WIDTH`` pixels wide (aspect kept) in a 256-colour palette, written atomically.
+``results/smoke/figures``, the smoke config's figures, and ``docs/gallery``). Each ``NAME.png``
+becomes ``GALLERY_DIR/NAME.png``, ``THUMBNAIL_WIDTH`` pixels wide (aspect kept) in a 256-colour
+palette, written atomically.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def make_gallery(figures: Path, gallery: Path) -> list[Path]:
 
 
 if __name__ == "__main__":
-    figures_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("results/figures")
+    figures_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("results/smoke/figures")
     gallery_dir = Path(sys.argv[2]) if len(sys.argv) > 2 else Path("docs/gallery")
     for path in make_gallery(figures_dir, gallery_dir):
         print(path)

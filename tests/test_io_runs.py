@@ -35,6 +35,21 @@ def test_atomic_write_leaves_nothing_on_error(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("configfiles, name", [
+    ([], "config"),  # the default config/config.yaml
+    (["config/smoke.yaml"], "smoke"),
+    ([Path("/elsewhere/paper.yaml")], "paper"),
+    (["config/paper.yaml", "local/gpu.yml"], "paper+gpu"),
+    (["my config (v2).yaml"], "my_config__v2_"),
+    (["a+b.yaml"], "a_b"),  # never the name of the two files a and b
+    ([".hidden.yaml"], "_hidden"),
+    (["..yaml"], "_"),  # never results/. or results/..
+])
+def test_config_name_is_a_safe_folder_name(configfiles, name):
+    assert io.config_name(configfiles) == name
+    assert io.results_dir(configfiles) == Path("results") / name
+
+
 def test_atomic_write_is_world_readable(tmp_path):
     io.write_json({"a": 1}, tmp_path / "x.json")
     assert (tmp_path / "x.json").stat().st_mode & 0o044 == 0o044

@@ -51,21 +51,22 @@ def test_paper_shaped_plans_every_rule_of_the_paper_config(workdir):
 def test_paper_shaped_run_end_to_end(workdir):
     snakemake(workdir, "--profile", "workflow/profiles/ci", "--configfile",
               "config/paper_shaped.yaml")
+    results = workdir / "results/paper_shaped"  # the config's own folder
     for figure in FIGURES:
         for ext in ("pdf", "png"):
-            assert (workdir / f"results/figures/{figure}.{ext}").stat().st_size > 1000
-    runs = workdir / "results/runs/gratings/resnet20"
+            assert (results / f"figures/{figure}.{ext}").stat().st_size > 1000
+    runs = results / "runs/gratings/resnet20"
     statuses = {run.name: json.loads((run / "status.json").read_text())["status"]
                 for run in runs.iterdir()}
     assert len(statuses) == 28 and set(statuses.values()) == {"ok"}
-    measurements = workdir / "results/measurements/gratings/resnet20"
+    measurements = results / "measurements/gratings/resnet20"
     _, attrs = io.read_h5(measurements / "surface_2d/random/sb-s0.h5")
     assert attrs["bn_policy"] == "recompute" and attrs["status"] == "ok"
     _, attrs = io.read_h5(measurements / "goldilocks.h5")
     assert json.loads(attrs["model_knobs"])["norm"] == "none"
     cells = sorted(p.name for p in (measurements / "sweeps/taxonomy").glob("*.cells.csv"))
     assert cells == ["w2.p0.cells.csv", "w2.p1.cells.csv", "w4.p0.cells.csv", "w4.p1.cells.csv"]
-    claims = pd.read_csv(workdir / "results/claims.csv", keep_default_na=False, na_values=[""])
+    claims = pd.read_csv(results / "claims.csv", keep_default_na=False, na_values=[""])
     assert set(claims["figure"]) == {*FIGURES, "dataset_sanity"}
     assert (claims["config"] == "paper_shaped").all()
     mli = claims[claims["figure"] == "mli"]

@@ -1,5 +1,6 @@
-"""The Snakemake workflow: config validation at parse time, lint, formatting, and the smoke config
-run end to end (a copy of the workflow in a temporary directory, so results/ is untouched)."""
+"""The Snakemake workflow: config validation at parse time, lint, formatting, every config's
+results in a folder of its own, and the smoke config run end to end (a copy of the workflow in a
+temporary directory, so results/ is untouched)."""
 
 import html
 import json
@@ -25,6 +26,7 @@ FIGURES = ["lb_sb_interpolation", "surface_2d", "trajectory_pca", "mli", "sgd_wa
            "long_short_directions", "wedge_cuts", "mode_connectivity", "low_loss_subspace",
            "ensembles", "hyperparams_curvature", "taxonomy_metrics", "taxonomy_phases"]
 TAGS = {"width": "w", "lr": "lr", "weight_decay": "wd", "batch_size": "bs"}
+SMOKE = "results/smoke"  # the smoke config's results (README, "Where outputs go")
 
 
 def expected_runs(config):
@@ -65,7 +67,11 @@ def snakemake(workdir, *args, check=True):
     return result
 
 
-def write_config(workdir, name, overrides):
+def write_config(workdir, name, overrides, as_smoke=False):
+    """The smoke config with ``overrides`` (dotted keys) as ``config/NAME.yaml``, whose results go
+    to ``results/NAME``; with ``as_smoke``, as ``config/NAME/smoke.yaml``: a variant under the
+    smoke config's name, whose results are the smoke run's (``results/smoke``), so that Snakemake
+    reruns only what the overrides touch."""
     config = yaml.safe_load((workdir / "config/smoke.yaml").read_text())
     for key, value in overrides.items():
         section = config
@@ -73,9 +79,10 @@ def write_config(workdir, name, overrides):
         for parent in parents:
             section = section.setdefault(parent, {})
         section[last] = value
-    path = workdir / "config" / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return f"config/{name}.yaml"
+    path = Path("config", name, "smoke.yaml") if as_smoke else Path("config", f"{name}.yaml")
+    (workdir / path).parent.mkdir(exist_ok=True)
+    (workdir / path).write_text(yaml.safe_dump(config))
+    return str(path)
 
 
 @pytest.mark.parametrize("override, culprit", [
@@ -186,15 +193,42 @@ def test_sweep_cells_and_wedge_cuts_split_into_jobs(workdir):
 
 
 def test_unknown_run_target_names_the_run(workdir):
-    result = snakemake(workdir, "results/runs/mnist1d/mlp/foo-s9/final.pt", "-n", "--configfile",
+    result = snakemake(workdir, f"{SMOKE}/runs/mnist1d/mlp/foo-s9/final.pt", "-n", "--configfile",
                        "config/smoke.yaml", check=False)
     assert result.returncode != 0
     assert "run 'foo-s9' is not in the config" in result.stdout + result.stderr
 
 
+def planned_paths(dry_run_output):
+    """Every file the jobs of a dry run write: their outputs, logs and benchmarks."""
+    paths = set()
+    for line in dry_run_output.splitlines():
+        key, _, value = line.strip().partition(": ")
+        if key in ("output", "log", "benchmark"):
+            paths |= set(value.split(", "))
+    return paths
+
+
 @pytest.mark.parametrize("configfile", sorted(p.name for p in (ROOT / "config").glob("*.yaml")))
 def test_every_shipped_config_passes_a_dry_run(workdir, configfile):
-    snakemake(workdir, "-n", "--configfile", f"config/{configfile}")
+    """... and writes every file under results/NAME/ (NAME its file name), but the dataset."""
+    result = snakemake(workdir, "-n", "--configfile", f"config/{configfile}")
+    folder = f"results/{Path(configfile).stem}/"
+    outside = {path for path in planned_paths(result.stdout)
+               if not path.startswith((folder, "resources/data/"))}
+    assert not outside, sorted(outside)[:10]
+
+
+def test_two_configs_share_no_result(workdir):
+    """The default config (no --configfile) and the smoke config write every file in a folder of
+    their own, results/config/ and results/smoke/, and share only the prepared dataset."""
+    default = planned_paths(snakemake(workdir, "-n").stdout)
+    smoke = planned_paths(snakemake(workdir, "-n", "--configfile", "config/smoke.yaml").stdout)
+    assert {path.split("/")[1] for path in default if path.startswith("results/")} == {"config"}
+    assert {path.split("/")[1] for path in smoke if path.startswith("results/")} == {"smoke"}
+    assert f"{SMOKE}/claims.csv" in smoke and f"{SMOKE}/figures/mli.png" in smoke
+    assert "results/config/claims.csv" in default and "results/config/figures/mli.png" in default
+    assert default & smoke <= {"resources/data/mnist1d.h5"}
 
 
 def test_lint_and_format():
@@ -256,33 +290,33 @@ def test_curvature_and_mli_start_one_interpreter_per_run_and_per_sweep(workdir):
 @pytest.mark.workflow
 def test_smoke_run_end_to_end(workdir):
     snakemake(workdir, "--profile", "workflow/profiles/ci")
-    logs, benchmarks = workdir / "results/logs", workdir / "results/benchmarks"
+    logs, benchmarks = workdir / f"{SMOKE}/logs", workdir / f"{SMOKE}/benchmarks"
     for log in logs.rglob("*.log"):
         timings = io.job_timings(log)
         assert 0 < timings["startup_cpu"] <= timings["cpu"], log
         benchmark = pd.read_csv(benchmarks / log.relative_to(logs).with_suffix(".tsv"), sep="\t")
         assert benchmark["s"].iloc[0] > 0, log
     summary = subprocess.run([sys.executable, str(ROOT / "benchmarks/summarize_benchmarks.py"),
-                              "--floor-runs", "1"], cwd=workdir, capture_output=True, text=True,
-                             check=True).stdout
+                              "--results", SMOKE, "--floor-runs", "1"], cwd=workdir,
+                             capture_output=True, text=True, check=True).stdout
     assert "| … beyond the torch floor |" in summary and "| train |" in summary
     assert "average busy cores" in summary and "Critical path (" in summary
-    assert "| results/logs/prepare_dataset/mnist1d.log | prepare_dataset | 0.0 |" in summary
-    figures = workdir / "results/figures"
+    assert f"| {SMOKE}/logs/prepare_dataset/mnist1d.log | prepare_dataset | 0.0 |" in summary
+    figures = workdir / f"{SMOKE}/figures"
     for figure in FIGURES:
         for ext in ("pdf", "png"):
             assert (figures / f"{figure}.{ext}").stat().st_size > 1000
-    runs = workdir / "results/runs/mnist1d/mlp"
+    runs = workdir / f"{SMOKE}/runs/mnist1d/mlp"
     smoke = yaml.safe_load((workdir / "config/smoke.yaml").read_text())
     assert sorted(p.name for p in runs.iterdir()) == expected_runs(smoke)
     for run in runs.iterdir():
         assert json.loads((run / "status.json").read_text())["status"] == "ok"
         assert not (run / "resume.pt").exists()
-    table = pd.read_csv(workdir / "results/measurements/mnist1d/mlp/lb_sb_interpolation.csv")
+    table = pd.read_csv(workdir / f"{SMOKE}/measurements/mnist1d/mlp/lb_sb_interpolation.csv")
     assert set(table["line"]) == {"lb_to_sb", "lb_to_continuation"}
     assert (table["status"] == "ok").all()
     assert set(table["split"]) == {"train", "test"}
-    measurements = workdir / "results/measurements/mnist1d/mlp"
+    measurements = workdir / f"{SMOKE}/measurements/mnist1d/mlp"
     for kind in ("random", "hessian"):
         arrays, attrs = io.read_h5(measurements / f"surface_2d/{kind}/sb-s0.h5")
         assert arrays["train_loss"].shape == (5, 7) and attrs["status"] == "ok"
@@ -304,7 +338,7 @@ def test_smoke_run_end_to_end(workdir):
     assert gd["full_batch"].all() and (gd["stability_threshold"] == 2 / 0.2).all()
     curves = pd.read_csv(measurements / "mode_connectivity.csv")
     assert set(curves["path"].dropna()) == {"line", "bezier", "polychain"}
-    structures = workdir / "results/structures/mnist1d/mlp"
+    structures = workdir / f"{SMOKE}/structures/mnist1d/mlp"
     assert sorted(p.name for p in structures.iterdir()) == [
         "bezier_wedge-s0_wedge-s1", "complex_wedge_n3_k2", "polychain_wedge-s0_wedge-s1"]
     for figure in ("subspace_training", "goldilocks", "long_short_directions", "wedge_cuts",
@@ -316,16 +350,16 @@ def test_smoke_run_end_to_end(workdir):
     fresh = {name for name, group in smoke["runs"].items() if "init_from" not in group}
     mli_runs = {run for run in expected_runs(smoke) if run.rsplit("-s", 1)[0] in fresh}
     assert set(pd.read_csv(measurements / "mli.csv")["run"]) == mli_runs
-    claims = pd.read_csv(workdir / "results/claims.csv", keep_default_na=False, na_values=[""])
+    claims = pd.read_csv(workdir / f"{SMOKE}/claims.csv", keep_default_na=False, na_values=[""])
     assert list(claims.columns) == list(CLAIM_COLUMNS)
     assert set(claims["figure"]) == {*FIGURES, "dataset_sanity"}
     assert set(claims["verdict"]) <= set(VERDICTS) and (claims["config"] == "smoke").all()
     assert claims.loc[claims["verdict"] == "inconclusive", "reason"].notna().all()
     reference = claims[claims["figure"] == "dataset_sanity"].set_index("runs")
     assert set(reference.index) == {"sb-s0", "cnn1d-s0"}
-    assert "| figure | work | claim |" in (workdir / "results/claims.md").read_text()
-    snakemake(workdir, "--profile", "workflow/profiles/ci", "--report", "results/report.html")
-    report = (workdir / "results/report.html").read_text(errors="ignore")
+    assert "| figure | work | claim |" in (workdir / f"{SMOKE}/claims.md").read_text()
+    snakemake(workdir, "--profile", "workflow/profiles/ci", "--report", f"{SMOKE}/report.html")
+    report = (workdir / f"{SMOKE}/report.html").read_text(errors="ignore")
     assert "Claims checked" in report and "#c8e6c9" in report
     assert "System Message" not in report and "system-message" not in report, "a caption breaks"
     for figure in FIGURES:
@@ -334,23 +368,24 @@ def test_smoke_run_end_to_end(workdir):
 
 @pytest.mark.workflow
 def test_reruns_only_what_a_config_change_touches(workdir):
-    """After the smoke run: spelling out a default or reordering lines reruns nothing but the claims
-    table (it records the config file's name, which differs); a roughness setting reruns the
-    roughness measurements and the figure, not the surfaces."""
-    assert (workdir / "results/figures/surface_2d.png").exists(), "runs after the smoke run"
+    """After the smoke run, variants of the smoke config under its name (so in its results folder):
+    spelling out a default or reordering lines reruns nothing; a roughness setting reruns the
+    roughness measurements, the figure and the claims table, not the surfaces."""
+    assert (workdir / f"{SMOKE}/figures/surface_2d.png").exists(), "runs after the smoke run"
     smoke = (workdir / "config/smoke.yaml").read_text()
     variants = {
         "default_spelled_out": (smoke.replace("training:\n", "training:\n  weight_decay: 0.0\n", 1),
-                                {"all", "claims"}),
+                                set()),
         "lines_swapped": (smoke.replace("    xnum: 7\n    ynum: 5\n", "    ynum: 5\n    xnum: 7\n"),
-                          {"all", "claims"}),
+                          set()),
         "roughness_changed": (smoke.replace("roughness_points: 5", "roughness_points: 7"),
                               {"all", "claims", "measure_roughness", "plot_surface_2d"}),
     }
     for name, (text, expected) in variants.items():
         assert text != smoke, name
-        (workdir / "config" / f"{name}.yaml").write_text(text)
-        result = snakemake(workdir, "-n", "--configfile", f"config/{name}.yaml")
+        (workdir / "config" / name).mkdir()
+        (workdir / "config" / name / "smoke.yaml").write_text(text)
+        result = snakemake(workdir, "-n", "--configfile", f"config/{name}/smoke.yaml")
         assert planned_rules(result.stdout) == expected, f"{name}:\n{result.stdout}"
 
 
@@ -359,13 +394,13 @@ def test_an_added_run_group_plans_only_its_own_work(workdir):
     """After the smoke run: a run group added to runs (with the finished wedge group's training
     settings) trains alone; no finished run, structure or measurement of another run reruns, only
     the figure that shows every run (mli: its one job measures every line) and the claims table."""
-    assert (workdir / "results/figures/mli.png").exists(), "runs after the smoke run"
-    configfile = write_config(workdir, "extra_group", {"runs.extra": {"lr": 0.1}})
+    assert (workdir / f"{SMOKE}/figures/mli.png").exists(), "runs after the smoke run"
+    configfile = write_config(workdir, "extra_group", {"runs.extra": {"lr": 0.1}}, as_smoke=True)
     result = snakemake(workdir, "-n", "--configfile", configfile)
     assert planned_rules(result.stdout) == {"all", "claims", "train", "measure_mli_lines",
                                             "plot_mli"}, result.stdout
     outputs = [line for line in result.stdout.splitlines() if line.strip().startswith("output:")]
-    trained = set(re.findall(r"results/runs/mnist1d/mlp/([^/]+)/final\.pt", "\n".join(outputs)))
+    trained = set(re.findall(rf"{SMOKE}/runs/mnist1d/mlp/([^/]+)/final\.pt", "\n".join(outputs)))
     assert trained == {"extra-s0"}
 
 
@@ -373,65 +408,69 @@ def test_an_added_run_group_plans_only_its_own_work(workdir):
 def test_ensembles_of_fewer_members_than_complex_modes(workdir):
     """After the smoke run: 2 ensemble members beside a 3-mode complex (the ensembles job reads
     the settings of every mode, not only of its members)."""
-    assert (workdir / "results/figures/ensembles.png").exists(), "runs after the smoke run"
-    configfile = write_config(workdir, "two_members", {"figures.ensembles.members": 2})
+    assert (workdir / f"{SMOKE}/figures/ensembles.png").exists(), "runs after the smoke run"
+    configfile = write_config(workdir, "two_members", {"figures.ensembles.members": 2},
+                              as_smoke=True)
     snakemake(workdir, "ensembles", "--configfile", configfile)
-    _, attrs = io.read_h5(workdir / "results/measurements/mnist1d/mlp/ensembles.h5")
+    _, attrs = io.read_h5(workdir / f"{SMOKE}/measurements/mnist1d/mlp/ensembles.h5")
     assert json.loads(attrs["runs"]) == ["wedge-s0", "wedge-s1"]
     assert json.loads(attrs["modes"]) == ["wedge-s0", "wedge-s1", "wedge-s2"]
 
 
 @pytest.mark.workflow
 def test_diverged_run_is_skipped_visibly(workdir):
-    configfile = write_config(workdir, "diverge", {"runs.lb.lr": 1.0e9, "runs.lb.momentum": 0.99})
+    configfile = write_config(workdir, "diverge", {"runs.lb.lr": 1.0e9, "runs.lb.momentum": 0.99},
+                              as_smoke=True)
     snakemake(workdir, "lb_sb_interpolation", "--forcerun", "train", "--configfile", configfile)
-    status = json.loads((workdir / "results/runs/mnist1d/mlp/lb-s0/status.json").read_text())
+    status = json.loads((workdir / f"{SMOKE}/runs/mnist1d/mlp/lb-s0/status.json").read_text())
     assert status["status"] == "diverged" and "at epoch" in status["divergence"]
-    table = pd.read_csv(workdir / "results/measurements/mnist1d/mlp/lb_sb_interpolation.csv")
+    table = pd.read_csv(workdir / f"{SMOKE}/measurements/mnist1d/mlp/lb_sb_interpolation.csv")
     assert table["status"].str.startswith("skipped: lb-s0").all()
-    assert (workdir / "results/figures/lb_sb_interpolation.png").exists()
-    claims = pd.read_csv(workdir / "results/measurements/mnist1d/mlp/claims/lb_sb_interpolation.csv")
+    assert (workdir / f"{SMOKE}/figures/lb_sb_interpolation.png").exists()
+    claims = pd.read_csv(workdir / f"{SMOKE}/measurements/mnist1d/mlp/claims/lb_sb_interpolation.csv")
     assert (claims["verdict"] == "inconclusive").all()
     assert claims["reason"].str.startswith("skipped: lb-s0").all()
     snakemake(workdir, "surface_2d", "hessian_spectrum", "--configfile", configfile)
-    _, attrs = io.read_h5(workdir / "results/measurements/mnist1d/mlp/surface_2d/hessian/lb-s0.h5")
+    _, attrs = io.read_h5(workdir / f"{SMOKE}/measurements/mnist1d/mlp/surface_2d/hessian/lb-s0.h5")
     assert attrs["status"] == "skipped: lb-s0 diverged"
-    spectrum = pd.read_csv(workdir / "results/measurements/mnist1d/mlp/hessian_spectrum.csv")
+    spectrum = pd.read_csv(workdir / f"{SMOKE}/measurements/mnist1d/mlp/hessian_spectrum.csv")
     assert spectrum.loc[spectrum["run"] == "lb-s0", "status"].str.startswith("skipped: lb-s0").all()
 
 
 @pytest.mark.workflow
 def test_structures_through_a_diverged_solution_are_skipped_visibly(workdir):
     configfile = write_config(workdir, "diverge_wedge", {"runs.wedge.lr": 1.0e9,
-                                                         "runs.wedge.momentum": 0.99})
+                                                         "runs.wedge.momentum": 0.99},
+                              as_smoke=True)
     snakemake(workdir, "mode_connectivity", "low_loss_subspace", "ensembles", "--forcerun",
               "train_batch_wedge_s0", "--configfile", configfile)
-    status = json.loads((workdir / "results/structures/mnist1d/mlp/complex_wedge_n3_k2/"
+    status = json.loads((workdir / f"{SMOKE}/structures/mnist1d/mlp/complex_wedge_n3_k2/"
                          "status.json").read_text())
     assert status["status"] == "skipped" and "diverged" in status["reason"]
-    measurements = workdir / "results/measurements/mnist1d/mlp"
+    measurements = workdir / f"{SMOKE}/measurements/mnist1d/mlp"
     for figure in ("mode_connectivity", "low_loss_subspace", "ensembles"):
         table = pd.read_csv(measurements / f"{figure}.csv")
         assert table.loc[table["run"] != "claim", "status"].str.startswith("skipped").all()
         assert (table.loc[table["run"] == "claim", "verdict"] == "inconclusive").all()
-        assert (workdir / f"results/figures/{figure}.png").exists()
+        assert (workdir / f"{SMOKE}/figures/{figure}.png").exists()
 
 
 @pytest.mark.workflow
 def test_diverged_sweep_cells_are_hatched_and_the_grid_renders(workdir):
     """A learning rate that diverges every run of a temperature: those cells are recorded with the
     reason (each member of the vmapped batch diverges on its own), the other cells are measured."""
-    configfile = write_config(workdir, "diverge_grid", {"sweeps.grid.temperature.values": [0.02, 1.0e9]})
+    configfile = write_config(workdir, "diverge_grid",
+                              {"sweeps.grid.temperature.values": [0.02, 1.0e9]}, as_smoke=True)
     snakemake(workdir, "taxonomy_phases", "--configfile", configfile)
-    runs = workdir / "results/runs/mnist1d/mlp"
+    runs = workdir / f"{SMOKE}/runs/mnist1d/mlp"
     assert json.loads((runs / "grid_w4_lr1e09-s0/status.json").read_text())["status"] == "diverged"
     assert json.loads((runs / "grid_w4_lr0.02-s0/status.json").read_text())["status"] == "ok"
-    table = pd.read_csv(workdir / "results/measurements/mnist1d/mlp/taxonomy_phases.csv")
+    table = pd.read_csv(workdir / f"{SMOKE}/measurements/mnist1d/mlp/taxonomy_phases.csv")
     cells = table[table["run"] == "cell"].set_index("group")
     assert cells.loc["grid_w4_lr1e09", "status"].startswith("skipped: grid_w4_lr1e09-s")
     assert cells.loc["grid_w16_lr0.02", "status"] == "ok"
     assert cells.loc["grid_w16_lr0.02", "phase"] in {"I", "II", "III", "IV-A", "IV-B"}
-    assert (workdir / "results/figures/taxonomy_phases.png").exists()
+    assert (workdir / f"{SMOKE}/figures/taxonomy_phases.png").exists()
 
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -481,7 +520,7 @@ def first_screen_layout(report, tmp_path):
 def test_report_opens_on_the_title_and_the_claims_table(workdir, tmp_path):
     """After the smoke run: the report, at 1400×900, shows the title and the claims table's header
     row on its first screen, each drawn on top (not under the rule graph)."""
-    report = workdir / "results/report.html"
+    report = workdir / f"{SMOKE}/report.html"
     assert report.exists(), "runs after the smoke run, which builds the report"
     layout = first_screen_layout(report, tmp_path)
     for name in ("title", "header"):

@@ -100,11 +100,11 @@ def test_every_figure_plans_on_user_checkpoints_without_training_them(workdir, u
     plan = result.stdout + result.stderr
     assert "import_run" in plan and "import_run_init" in plan
     for run in ("sb-s0", "lb-s0", "lb_then_sb-s0", "gd-s0", "wedge-s2"):
-        assert f"results/runs/blobs/usernet/{run}/final.pt" in plan
+        assert f"results/user/runs/blobs/usernet/{run}/final.pt" in plan
     makers = {}  # run directory -> the rules whose jobs write its final.pt
     for rule, block in re.findall(r"^(?:local)?rule (\S+):\n((?:    .*\n)*)", plan, re.M):
         outputs = re.search(r"^    output: (.*)$", block, re.M)
-        for run in re.findall(r"results/runs/blobs/usernet/([^/]+)/final\.pt", outputs.group(1)
+        for run in re.findall(r"results/user/runs/blobs/usernet/([^/]+)/final\.pt", outputs.group(1)
                               if outputs else ""):
             makers.setdefault(run, set()).add(rule)
     for run in ("sb-s0", "lb-s0", "lb_then_sb-s0", "gd-s0", "wedge-s0", "wedge-s2"):
@@ -116,7 +116,7 @@ def test_every_figure_plans_on_user_checkpoints_without_training_them(workdir, u
 
 def test_a_user_checkpoint_measured_by_the_workflow_equals_the_api(workdir, user_files):  # noqa: F811
     configfile = user_config(workdir, "measure", **{"training.train_fraction": 1.0})
-    target = "results/measurements/blobs/usernet/mli/sb-s0.curve.csv"
+    target = "results/measure/measurements/blobs/usernet/mli/sb-s0.curve.csv"
     snakemake(workdir, target, "--configfile", configfile)
     curve = pd.read_csv(workdir / target)
     alphas = np.array(curve.loc[curve["split"] == "train", "alpha"])

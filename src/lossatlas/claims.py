@@ -15,7 +15,8 @@ Recipe for a figure that checks claims (every figure rule follows it):
    for rows that do not name their own), which writes both.
 3. The figure's caption ends with ``.. raw:: html`` on ``{{ snakemake.output.claims_html }}``
    (see any ``workflow/report/*.rst``), and the figure name is in ``FIGURES`` of the Snakefile, so
-   the ``claims`` rule gathers its rows into ``results/claims.csv``, ``.md`` and ``.html``.
+   the ``claims`` rule gathers its rows into ``results/NAME/claims.csv``, ``.md`` and ``.html``
+   (``NAME`` the config's name, ``io.config_name``).
 
 The tables for readers (Markdown, HTML) show one row per claim: the checks of one claim on
 different runs are grouped in it, each with its value and verdict, the runs counted by family

@@ -400,3 +400,23 @@ def read_status(path: str | os.PathLike) -> dict:
     if status.get("status") not in RUN_STATUSES:
         raise ValueError(f"{path}: unknown run status {status.get('status')!r}")
     return status
+
+
+DEFAULT_CONFIGFILE = "config/config.yaml"
+
+
+def config_name(configfiles: Sequence[str | os.PathLike] = ()) -> str:
+    """The name of the config made of ``configfiles`` (Snakemake's ``--configfile``, in order; none:
+    the default ``config/config.yaml``): each file's name without its suffix, joined by ``+``
+    (``config/config.yaml`` → ``config``, ``a.yaml b.yaml`` → ``a+b``), every character but a
+    letter, a digit, ``_``, ``-`` and ``.`` of a name replaced by ``_``, and so is a leading ``.``
+    (no hidden folder, never ``.`` or ``..``). The workflow writes every result of the config under
+    ``results/NAME/`` and names it so in its claims table."""
+    stems = [Path(path).stem for path in configfiles or [DEFAULT_CONFIGFILE]]
+    return "+".join(re.sub(r"^\.|[^A-Za-z0-9_.-]", "_", stem) for stem in stems)
+
+
+def results_dir(configfiles: Sequence[str | os.PathLike] = ()) -> Path:
+    """``results/NAME``, the folder of every result of the config made of ``configfiles``
+    (``config_name``), relative to the project root."""
+    return Path("results") / config_name(configfiles)

@@ -15,10 +15,14 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/lossatlas-slurm.XXXXXX")
 SLURM=(snakemake --profile workflow/profiles/slurm --slurm-status-command squeue
        --slurm-init-seconds-before-status-checks 2 --jobs 4)
 LOCAL=(snakemake --profile workflow/profiles/ci)
-RUN_DIR=results/runs/mnist1d/mlp
+# Each config's results lie in results/NAME/, NAME its file name: the smoke runs' in results/smoke,
+# the fault runs' in results/fault.
+SMOKE=results/smoke
 # The fault test trains sb for FAULT_EPOCHS epochs, long enough to cancel it mid-run.
 FAULT_EPOCHS=40
 FAULT_CONFIG=config/fault.yaml
+FAULT=results/fault
+RUN_DIR=$FAULT/runs/mnist1d/mlp
 FAULT_TARGET=$RUN_DIR/sb-s0/final.pt
 BACKGROUND_PID=
 
@@ -69,9 +73,11 @@ run_in "$WORK/cluster" snakemake.log "${SLURM[@]}" --configfile config/smoke.yam
 submitted=$(grep -c "submitted with SLURM jobid" "$WORK/cluster/snakemake.log")
 step "$submitted Slurm jobs done; comparing with the local run"
 python "$ROOT/tests/slurm/compare_results.py" "$WORK/local" "$WORK/cluster" \
-    results/runs results/measurements
-for figure in "$WORK"/local/results/figures/*.png; do
-    test -s "$WORK/cluster/results/figures/$(basename "$figure")"
+    "$SMOKE/runs" "$SMOKE/measurements"
+figures=("$WORK/local/$SMOKE"/figures/*.png)
+test -s "${figures[0]}" || { echo "test-slurm: no figure in $WORK/local/$SMOKE/figures" >&2; exit 1; }
+for figure in "${figures[@]}"; do
+    test -s "$WORK/cluster/$SMOKE/figures/$(basename "$figure")"
 done
 
 step "fault: sb with $FAULT_EPOCHS epochs, uninterrupted on the local machine"
@@ -106,7 +112,7 @@ step "job $job cancelled at epoch $epoch of $FAULT_EPOCHS; rerunning with the pr
 run_in "$WORK/fault-cluster" rerun.log \
     "${SLURM[@]}" "$FAULT_TARGET" --configfile "$FAULT_CONFIG"
 grep -q "resuming from .*resume.pt at epoch $epoch" \
-    "$WORK/fault-cluster/results/logs/train/mnist1d/mlp/sb-s0.log"
+    "$WORK/fault-cluster/$FAULT/logs/train/mnist1d/mlp/sb-s0.log"
 python "$ROOT/tests/slurm/compare_results.py" "$WORK/fault-local" "$WORK/fault-cluster" \
     "$RUN_DIR/sb-s0"
 step "passed"

@@ -1,18 +1,13 @@
 # One claims table for every figure: each figure rule writes its claim rows to
 # {CLAIMS_ROOT}/{figure}.csv (lossatlas.claims.write_claims); the dataset sanity rows compare the
 # configured model and a reference model with the dataset's published test accuracies; `claims`
-# gathers them into results/claims.csv, .md and .html, and claims_table.html (the same table
-# without its page, the opening of the report).
-from pathlib import Path
-
+# gathers them into {RESULTS}/claims.csv, .md and .html, and claims_table.html (the same table
+# without its page, the opening of the report), RESULTS the config's folder (common.smk).
 from lossatlas.figure_claims import PUBLISHED_TEST_ACCURACY
 
 SANITY = config["dataset_sanity"]
 check_run_groups("dataset_sanity.run", [SANITY["run"]])
-CONFIG_NAME = " + ".join(
-    Path(path).stem for path in workflow.overwrite_configfiles or ["config/config.yaml"]
-)
-REFERENCE_ROOT = f"results/runs/{DATASET}/reference"
+REFERENCE_ROOT = f"{RESULTS}/runs/{DATASET}/reference"
 # The reference run is trained only where the dataset has a published accuracy for its model.
 REFERENCE_RUN = (
     f"{SANITY['reference_model']}-s0"
@@ -43,9 +38,9 @@ rule train_reference:
         metrics=f"{REFERENCE_ROOT}/{{run}}/metrics.csv",
         status=f"{REFERENCE_ROOT}/{{run}}/status.json",
     log:
-        f"results/logs/train/{DATASET}/reference/{{run}}.log",
+        f"{RESULTS}/logs/train/{DATASET}/reference/{{run}}.log",
     benchmark:
-        f"results/benchmarks/train/{DATASET}/reference/{{run}}.tsv"
+        f"{RESULTS}/benchmarks/train/{DATASET}/reference/{{run}}.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     threads: 1
@@ -71,9 +66,9 @@ rule dataset_sanity:
         f"{CLAIMS_ROOT}/dataset_sanity.csv",
         f"{CLAIMS_ROOT}/dataset_sanity.html",
     log:
-        "results/logs/claims/dataset_sanity.log",
+        f"{RESULTS}/logs/claims/dataset_sanity.log",
     benchmark:
-        "results/benchmarks/claims/dataset_sanity.tsv"
+        f"{RESULTS}/benchmarks/claims/dataset_sanity.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     params:
@@ -91,14 +86,14 @@ rule claims:
     input:
         expand(f"{CLAIMS_ROOT}/{{source}}.csv", source=CLAIM_SOURCES),
     output:
-        csv="results/claims.csv",
-        markdown="results/claims.md",
-        html=report("results/claims.html", category="Claims"),
-        report_table="results/claims_table.html",
+        csv=f"{RESULTS}/claims.csv",
+        markdown=f"{RESULTS}/claims.md",
+        html=report(f"{RESULTS}/claims.html", category="Claims"),
+        report_table=f"{RESULTS}/claims_table.html",
     log:
-        "results/logs/claims/claims.log",
+        f"{RESULTS}/logs/claims/claims.log",
     benchmark:
-        "results/benchmarks/claims/claims.tsv"
+        f"{RESULTS}/benchmarks/claims/claims.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     params:
@@ -113,16 +108,16 @@ rule plot_claims_by_scale:
         claims=rules.claims.output.csv,
     output:
         table=f"{MEASURE_ROOT}/claims_by_scale.csv",
-        pdf="results/figures/claims_by_scale.pdf",
+        pdf=f"{RESULTS}/figures/claims_by_scale.pdf",
         png=report(
-            "results/figures/claims_by_scale.png",
+            f"{RESULTS}/figures/claims_by_scale.png",
             caption="../report/claims_by_scale.rst",
             category="Claims",
         ),
     log:
-        "results/logs/figures/claims_by_scale.log",
+        f"{RESULTS}/logs/figures/claims_by_scale.log",
     benchmark:
-        "results/benchmarks/figures/claims_by_scale.tsv"
+        f"{RESULTS}/benchmarks/figures/claims_by_scale.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     params:

@@ -7,6 +7,7 @@ import sys
 from snakemake.utils import validate
 
 from lossatlas.data import dataset_info
+from lossatlas.io import config_name
 from lossatlas.models import check_logits, model_options
 from lossatlas.runs import build_run_model, external_checkpoint_files, load_run_model
 from lossatlas.train import BATCH_SHARED_SETTINGS
@@ -137,8 +138,15 @@ if not CALL_FACTORY:
         "if the model had no batch norm",
         file=sys.stderr,
     )
-RUN_ROOT = f"results/runs/{DATASET}/{MODEL}"
-MEASURE_ROOT = f"results/measurements/{DATASET}/{MODEL}"
+# Every output of this config lies under RESULTS, results/ and the config's name: the stem of its
+# file, of several files joined by "+" (config/config.yaml -> results/config, --configfile
+# config/smoke.yaml -> results/smoke; lossatlas.io.config_name), so that running one config never
+# overwrites another's results. Only the dataset cache, resources/data/, which depends on the
+# dataset alone, is shared between configs.
+CONFIG_NAME = config_name(workflow.overwrite_configfiles)
+RESULTS = f"results/{CONFIG_NAME}"
+RUN_ROOT = f"{RESULTS}/runs/{DATASET}/{MODEL}"
+MEASURE_ROOT = f"{RESULTS}/measurements/{DATASET}/{MODEL}"
 CLAIMS_ROOT = f"{MEASURE_ROOT}/claims"
 
 

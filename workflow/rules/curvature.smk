@@ -55,9 +55,9 @@ rule measure_curvature:
     output:
         f"{MEASURE_ROOT}/curvature/{{run}}/final.h5",
     log:
-        f"results/logs/measure/{DATASET}/{MODEL}/curvature/{{run}}/final.log",
+        f"{RESULTS}/logs/measure/{DATASET}/{MODEL}/curvature/{{run}}/final.log",
     benchmark:
-        f"results/benchmarks/measure/{DATASET}/{MODEL}/curvature/{{run}}/final.tsv"
+        f"{RESULTS}/benchmarks/measure/{DATASET}/{MODEL}/curvature/{{run}}/final.tsv"
     priority: LONG_CHAIN_PRIORITY
     conda:
         "../../envs/lossatlas.yaml"
@@ -87,9 +87,9 @@ for _run, _checkpoints in ALONG_CHECKPOINTS.items():
         output:
             [f"{MEASURE_ROOT}/curvature/{_run}/{label}.h5" for label in _checkpoints],
         log:
-            f"results/logs/measure/{DATASET}/{MODEL}/curvature/{_run}/along.log",
+            f"{RESULTS}/logs/measure/{DATASET}/{MODEL}/curvature/{_run}/along.log",
         benchmark:
-            f"results/benchmarks/measure/{DATASET}/{MODEL}/curvature/{_run}/along.tsv"
+            f"{RESULTS}/benchmarks/measure/{DATASET}/{MODEL}/curvature/{_run}/along.tsv"
         priority: LONG_CHAIN_PRIORITY
         conda:
             "../../envs/lossatlas.yaml"
@@ -118,16 +118,16 @@ rule plot_hessian_spectrum:
         table=f"{MEASURE_ROOT}/hessian_spectrum.csv",
         claims=f"{CLAIMS_ROOT}/hessian_spectrum.csv",
         claims_html=f"{CLAIMS_ROOT}/hessian_spectrum.html",
-        pdf="results/figures/hessian_spectrum.pdf",
+        pdf=f"{RESULTS}/figures/hessian_spectrum.pdf",
         png=report(
-            "results/figures/hessian_spectrum.png",
+            f"{RESULTS}/figures/hessian_spectrum.png",
             caption="../report/hessian_spectrum.rst",
             category="Curvature",
         ),
     log:
-        "results/logs/figures/hessian_spectrum.log",
+        f"{RESULTS}/logs/figures/hessian_spectrum.log",
     benchmark:
-        "results/benchmarks/figures/hessian_spectrum.tsv"
+        f"{RESULTS}/benchmarks/figures/hessian_spectrum.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     params:
@@ -149,16 +149,16 @@ rule plot_curvature_along_training:
         table=f"{MEASURE_ROOT}/curvature_along_training.csv",
         claims=f"{CLAIMS_ROOT}/curvature_along_training.csv",
         claims_html=f"{CLAIMS_ROOT}/curvature_along_training.html",
-        pdf="results/figures/curvature_along_training.pdf",
+        pdf=f"{RESULTS}/figures/curvature_along_training.pdf",
         png=report(
-            "results/figures/curvature_along_training.png",
+            f"{RESULTS}/figures/curvature_along_training.png",
             caption="../report/curvature_along_training.rst",
             category="Curvature",
         ),
     log:
-        "results/logs/figures/curvature_along_training.log",
+        f"{RESULTS}/logs/figures/curvature_along_training.log",
     benchmark:
-        "results/benchmarks/figures/curvature_along_training.tsv"
+        f"{RESULTS}/benchmarks/figures/curvature_along_training.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     params:

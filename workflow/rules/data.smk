@@ -15,9 +15,9 @@ rule prepare_dataset:
     output:
         "resources/data/{dataset}.h5",
     log:
-        "results/logs/prepare_dataset/{dataset}.log",
+        f"{RESULTS}/logs/prepare_dataset/{{dataset}}.log",
     benchmark:
-        "results/benchmarks/prepare_dataset/{dataset}.tsv"
+        f"{RESULTS}/benchmarks/prepare_dataset/{{dataset}}.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     params:

@@ -35,9 +35,9 @@ rule measure_goldilocks:
     output:
         f"{MEASURE_ROOT}/goldilocks.h5",
     log:
-        f"results/logs/measure/{DATASET}/{MODEL}/goldilocks.log",
+        f"{RESULTS}/logs/measure/{DATASET}/{MODEL}/goldilocks.log",
     benchmark:
-        f"results/benchmarks/measure/{DATASET}/{MODEL}/goldilocks.tsv"
+        f"{RESULTS}/benchmarks/measure/{DATASET}/{MODEL}/goldilocks.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     threads: 1
@@ -62,16 +62,16 @@ rule plot_goldilocks:
         table=f"{MEASURE_ROOT}/goldilocks.csv",
         claims=f"{CLAIMS_ROOT}/goldilocks.csv",
         claims_html=f"{CLAIMS_ROOT}/goldilocks.html",
-        pdf="results/figures/goldilocks.pdf",
+        pdf=f"{RESULTS}/figures/goldilocks.pdf",
         png=report(
-            "results/figures/goldilocks.png",
+            f"{RESULTS}/figures/goldilocks.png",
             caption="../report/goldilocks.rst",
             category="Wedge model",
         ),
     log:
-        "results/logs/figures/goldilocks.log",
+        f"{RESULTS}/logs/figures/goldilocks.log",
     benchmark:
-        "results/benchmarks/figures/goldilocks.tsv"
+        f"{RESULTS}/benchmarks/figures/goldilocks.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     params:

@@ -74,9 +74,9 @@ rule surface_directions:
     output:
         f"{MEASURE_ROOT}/surface_2d/directions.h5",
     log:
-        f"results/logs/measure/{DATASET}/{MODEL}/surface_directions.log",
+        f"{RESULTS}/logs/measure/{DATASET}/{MODEL}/surface_directions.log",
     benchmark:
-        f"results/benchmarks/measure/{DATASET}/{MODEL}/surface_directions.tsv"
+        f"{RESULTS}/benchmarks/measure/{DATASET}/{MODEL}/surface_directions.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     params:
@@ -102,9 +102,9 @@ rule measure_surface_2d_part:
     output:
         temp(f"{MEASURE_ROOT}/surface_2d/{{kind}}/{{run}}.part{{part}}.h5"),
     log:
-        f"results/logs/measure/{DATASET}/{MODEL}/surface_2d/{{kind}}/{{run}}.part{{part}}.log",
+        f"{RESULTS}/logs/measure/{DATASET}/{MODEL}/surface_2d/{{kind}}/{{run}}.part{{part}}.log",
     benchmark:
-        f"results/benchmarks/measure/{DATASET}/{MODEL}/surface_2d/{{kind}}/{{run}}.part{{part}}.tsv"
+        f"{RESULTS}/benchmarks/measure/{DATASET}/{MODEL}/surface_2d/{{kind}}/{{run}}.part{{part}}.tsv"
     wildcard_constraints:
         kind="random|hessian",
     conda:
@@ -131,9 +131,9 @@ rule merge_surface_2d:
     output:
         f"{MEASURE_ROOT}/surface_2d/{{kind}}/{{run}}.h5",
     log:
-        f"results/logs/measure/{DATASET}/{MODEL}/surface_2d/{{kind}}/{{run}}.merge.log",
+        f"{RESULTS}/logs/measure/{DATASET}/{MODEL}/surface_2d/{{kind}}/{{run}}.merge.log",
     benchmark:
-        f"results/benchmarks/measure/{DATASET}/{MODEL}/surface_2d/{{kind}}/{{run}}.merge.tsv"
+        f"{RESULTS}/benchmarks/measure/{DATASET}/{MODEL}/surface_2d/{{kind}}/{{run}}.merge.tsv"
     wildcard_constraints:
         kind="random|hessian",
     conda:
@@ -148,7 +148,7 @@ rule surface_vtk:
     output:
         f"{MEASURE_ROOT}/{{surface}}.{{metric}}.vts",
     log:
-        f"results/logs/measure/{DATASET}/{MODEL}/{{surface}}.{{metric}}.vts.log",
+        f"{RESULTS}/logs/measure/{DATASET}/{MODEL}/{{surface}}.{{metric}}.vts.log",
     wildcard_constraints:
         surface=r"(surface_2d/(random|hessian)|trajectory_pca)/[A-Za-z0-9_.]+-s\d+",
         metric="train_loss|train_acc|test_loss|test_acc",
@@ -167,9 +167,9 @@ rule measure_roughness:
     output:
         f"{MEASURE_ROOT}/roughness/{{run}}.csv",
     log:
-        f"results/logs/measure/{DATASET}/{MODEL}/roughness/{{run}}.log",
+        f"{RESULTS}/logs/measure/{DATASET}/{MODEL}/roughness/{{run}}.log",
     benchmark:
-        f"results/benchmarks/measure/{DATASET}/{MODEL}/roughness/{{run}}.tsv"
+        f"{RESULTS}/benchmarks/measure/{DATASET}/{MODEL}/roughness/{{run}}.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     threads: 1
@@ -197,16 +197,16 @@ rule plot_surface_2d:
     output:
         claims=f"{CLAIMS_ROOT}/surface_2d.csv",
         claims_html=f"{CLAIMS_ROOT}/surface_2d.html",
-        pdf="results/figures/surface_2d.pdf",
+        pdf=f"{RESULTS}/figures/surface_2d.pdf",
         png=report(
-            "results/figures/surface_2d.png",
+            f"{RESULTS}/figures/surface_2d.png",
             caption="../report/surface_2d.rst",
             category="Loss surfaces",
         ),
     log:
-        "results/logs/figures/surface_2d.log",
+        f"{RESULTS}/logs/figures/surface_2d.log",
     benchmark:
-        "results/benchmarks/figures/surface_2d.tsv"
+        f"{RESULTS}/benchmarks/figures/surface_2d.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     params:
@@ -230,9 +230,9 @@ rule measure_trajectory_pca:
         surface=f"{MEASURE_ROOT}/trajectory_pca/{{run}}.h5",
         directions=f"{MEASURE_ROOT}/trajectory_pca/{{run}}.directions.h5",
     log:
-        f"results/logs/measure/{DATASET}/{MODEL}/trajectory_pca/{{run}}.log",
+        f"{RESULTS}/logs/measure/{DATASET}/{MODEL}/trajectory_pca/{{run}}.log",
     benchmark:
-        f"results/benchmarks/measure/{DATASET}/{MODEL}/trajectory_pca/{{run}}.tsv"
+        f"{RESULTS}/benchmarks/measure/{DATASET}/{MODEL}/trajectory_pca/{{run}}.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     threads: 1
@@ -255,16 +255,16 @@ rule plot_trajectory_pca:
     output:
         claims=f"{CLAIMS_ROOT}/trajectory_pca.csv",
         claims_html=f"{CLAIMS_ROOT}/trajectory_pca.html",
-        pdf="results/figures/trajectory_pca.pdf",
+        pdf=f"{RESULTS}/figures/trajectory_pca.pdf",
         png=report(
-            "results/figures/trajectory_pca.png",
+            f"{RESULTS}/figures/trajectory_pca.png",
             caption="../report/trajectory_pca.rst",
             category="Loss surfaces",
         ),
     log:
-        "results/logs/figures/trajectory_pca.log",
+        f"{RESULTS}/logs/figures/trajectory_pca.log",
     benchmark:
-        "results/benchmarks/figures/trajectory_pca.tsv"
+        f"{RESULTS}/benchmarks/figures/trajectory_pca.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     params:
@@ -285,9 +285,9 @@ rule measure_mli_lines:
         curves=[f"{MEASURE_ROOT}/mli/{run}.curve.csv" for run in MLI_RUNS],
         metrics=[f"{MEASURE_ROOT}/mli/{run}.metrics.csv" for run in MLI_RUNS],
     log:
-        f"results/logs/measure/{DATASET}/{MODEL}/mli.log",
+        f"{RESULTS}/logs/measure/{DATASET}/{MODEL}/mli.log",
     benchmark:
-        f"results/benchmarks/measure/{DATASET}/{MODEL}/mli.tsv"
+        f"{RESULTS}/benchmarks/measure/{DATASET}/{MODEL}/mli.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     threads: 1
@@ -313,16 +313,16 @@ rule plot_mli:
         table=f"{MEASURE_ROOT}/mli.csv",
         claims=f"{CLAIMS_ROOT}/mli.csv",
         claims_html=f"{CLAIMS_ROOT}/mli.html",
-        pdf="results/figures/mli.pdf",
+        pdf=f"{RESULTS}/figures/mli.pdf",
         png=report(
-            "results/figures/mli.png",
+            f"{RESULTS}/figures/mli.png",
             caption="../report/mli.rst",
             category="Linear interpolation",
         ),
     log:
-        "results/logs/figures/mli.log",
+        f"{RESULTS}/logs/figures/mli.log",
     benchmark:
-        "results/benchmarks/figures/mli.tsv"
+        f"{RESULTS}/benchmarks/figures/mli.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     params:
@@ -340,9 +340,9 @@ rule measure_sgd_walk:
     output:
         f"{MEASURE_ROOT}/sgd_walk/{{run}}.csv",
     log:
-        f"results/logs/measure/{DATASET}/{MODEL}/sgd_walk/{{run}}.log",
+        f"{RESULTS}/logs/measure/{DATASET}/{MODEL}/sgd_walk/{{run}}.log",
     benchmark:
-        f"results/benchmarks/measure/{DATASET}/{MODEL}/sgd_walk/{{run}}.tsv"
+        f"{RESULTS}/benchmarks/measure/{DATASET}/{MODEL}/sgd_walk/{{run}}.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     threads: 1
@@ -365,16 +365,16 @@ rule plot_sgd_walk:
     output:
         claims=f"{CLAIMS_ROOT}/sgd_walk.csv",
         claims_html=f"{CLAIMS_ROOT}/sgd_walk.html",
-        pdf="results/figures/sgd_walk.pdf",
+        pdf=f"{RESULTS}/figures/sgd_walk.pdf",
         png=report(
-            "results/figures/sgd_walk.png",
+            f"{RESULTS}/figures/sgd_walk.png",
             caption="../report/sgd_walk.rst",
             category="Linear interpolation",
         ),
     log:
-        "results/logs/figures/sgd_walk.log",
+        f"{RESULTS}/logs/figures/sgd_walk.log",
     benchmark:
-        "results/benchmarks/figures/sgd_walk.tsv"
+        f"{RESULTS}/benchmarks/figures/sgd_walk.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     params:

@@ -26,9 +26,9 @@ rule measure_lb_sb_interpolation:
     output:
         f"{MEASURE_ROOT}/lb_sb_interpolation.csv",
     log:
-        f"results/logs/measure/{DATASET}/{MODEL}/lb_sb_interpolation.log",
+        f"{RESULTS}/logs/measure/{DATASET}/{MODEL}/lb_sb_interpolation.log",
     benchmark:
-        f"results/benchmarks/measure/{DATASET}/{MODEL}/lb_sb_interpolation.tsv"
+        f"{RESULTS}/benchmarks/measure/{DATASET}/{MODEL}/lb_sb_interpolation.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     threads: 1
@@ -59,16 +59,16 @@ rule plot_lb_sb_interpolation:
     output:
         claims=f"{CLAIMS_ROOT}/lb_sb_interpolation.csv",
         claims_html=f"{CLAIMS_ROOT}/lb_sb_interpolation.html",
-        pdf="results/figures/lb_sb_interpolation.pdf",
+        pdf=f"{RESULTS}/figures/lb_sb_interpolation.pdf",
         png=report(
-            "results/figures/lb_sb_interpolation.png",
+            f"{RESULTS}/figures/lb_sb_interpolation.png",
             caption="../report/lb_sb_interpolation.rst",
             category="Large vs small batch",
         ),
     log:
-        "results/logs/figures/lb_sb_interpolation.log",
+        f"{RESULTS}/logs/figures/lb_sb_interpolation.log",
     benchmark:
-        "results/benchmarks/figures/lb_sb_interpolation.tsv"
+        f"{RESULTS}/benchmarks/figures/lb_sb_interpolation.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     params:
@@ -80,5 +80,5 @@ rule plot_lb_sb_interpolation:
 
 rule lb_sb_interpolation:
     input:
-        "results/figures/lb_sb_interpolation.pdf",
-        "results/figures/lb_sb_interpolation.png",
+        f"{RESULTS}/figures/lb_sb_interpolation.pdf",
+        f"{RESULTS}/figures/lb_sb_interpolation.png",

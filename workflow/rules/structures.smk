@@ -5,7 +5,7 @@
 MODE_CONNECTIVITY = config["figures"]["mode_connectivity"]
 LOW_LOSS = config["figures"]["low_loss_subspace"]
 ENSEMBLES = config["figures"]["ensembles"]
-STRUCTURE_ROOT = f"results/structures/{DATASET}/{MODEL}"
+STRUCTURE_ROOT = f"{RESULTS}/structures/{DATASET}/{MODEL}"
 for _key, _settings, _least in (
     ("mode_connectivity", MODE_CONNECTIVITY, 2 * MODE_CONNECTIVITY["pairs"]),
     ("low_loss_subspace", LOW_LOSS, LOW_LOSS["modes"]),
@@ -74,9 +74,9 @@ rule train_structure:
         metrics=f"{STRUCTURE_ROOT}/{{structure}}/metrics.csv",
         status=f"{STRUCTURE_ROOT}/{{structure}}/status.json",
     log:
-        f"results/logs/structures/{DATASET}/{MODEL}/{{structure}}.log",
+        f"{RESULTS}/logs/structures/{DATASET}/{MODEL}/{{structure}}.log",
     benchmark:
-        f"results/benchmarks/structures/{DATASET}/{MODEL}/{{structure}}.tsv"
+        f"{RESULTS}/benchmarks/structures/{DATASET}/{MODEL}/{{structure}}.tsv"
     priority: LONG_CHAIN_PRIORITY
     conda:
         "../../envs/lossatlas.yaml"
@@ -111,9 +111,9 @@ rule measure_mode_connectivity:
     output:
         f"{MEASURE_ROOT}/mode_connectivity.h5",
     log:
-        f"results/logs/measure/{DATASET}/{MODEL}/mode_connectivity.log",
+        f"{RESULTS}/logs/measure/{DATASET}/{MODEL}/mode_connectivity.log",
     benchmark:
-        f"results/benchmarks/measure/{DATASET}/{MODEL}/mode_connectivity.tsv"
+        f"{RESULTS}/benchmarks/measure/{DATASET}/{MODEL}/mode_connectivity.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     threads: 1
@@ -140,9 +140,9 @@ rule measure_low_loss_subspace:
     output:
         f"{MEASURE_ROOT}/low_loss_subspace.h5",
     log:
-        f"results/logs/measure/{DATASET}/{MODEL}/low_loss_subspace.log",
+        f"{RESULTS}/logs/measure/{DATASET}/{MODEL}/low_loss_subspace.log",
     benchmark:
-        f"results/benchmarks/measure/{DATASET}/{MODEL}/low_loss_subspace.tsv"
+        f"{RESULTS}/benchmarks/measure/{DATASET}/{MODEL}/low_loss_subspace.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     threads: 1
@@ -171,9 +171,9 @@ rule measure_ensembles:
     output:
         f"{MEASURE_ROOT}/ensembles.h5",
     log:
-        f"results/logs/measure/{DATASET}/{MODEL}/ensembles.log",
+        f"{RESULTS}/logs/measure/{DATASET}/{MODEL}/ensembles.log",
     benchmark:
-        f"results/benchmarks/measure/{DATASET}/{MODEL}/ensembles.tsv"
+        f"{RESULTS}/benchmarks/measure/{DATASET}/{MODEL}/ensembles.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     threads: 1
@@ -200,16 +200,16 @@ rule plot_mode_connectivity:
         table=f"{MEASURE_ROOT}/mode_connectivity.csv",
         claims=f"{CLAIMS_ROOT}/mode_connectivity.csv",
         claims_html=f"{CLAIMS_ROOT}/mode_connectivity.html",
-        pdf="results/figures/mode_connectivity.pdf",
+        pdf=f"{RESULTS}/figures/mode_connectivity.pdf",
         png=report(
-            "results/figures/mode_connectivity.png",
+            f"{RESULTS}/figures/mode_connectivity.png",
             caption="../report/mode_connectivity.rst",
             category="Low-loss structures",
         ),
     log:
-        "results/logs/figures/mode_connectivity.log",
+        f"{RESULTS}/logs/figures/mode_connectivity.log",
     benchmark:
-        "results/benchmarks/figures/mode_connectivity.tsv"
+        f"{RESULTS}/benchmarks/figures/mode_connectivity.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     params:
@@ -229,16 +229,16 @@ rule plot_low_loss_subspace:
         table=f"{MEASURE_ROOT}/low_loss_subspace.csv",
         claims=f"{CLAIMS_ROOT}/low_loss_subspace.csv",
         claims_html=f"{CLAIMS_ROOT}/low_loss_subspace.html",
-        pdf="results/figures/low_loss_subspace.pdf",
+        pdf=f"{RESULTS}/figures/low_loss_subspace.pdf",
         png=report(
-            "results/figures/low_loss_subspace.png",
+            f"{RESULTS}/figures/low_loss_subspace.png",
             caption="../report/low_loss_subspace.rst",
             category="Low-loss structures",
         ),
     log:
-        "results/logs/figures/low_loss_subspace.log",
+        f"{RESULTS}/logs/figures/low_loss_subspace.log",
     benchmark:
-        "results/benchmarks/figures/low_loss_subspace.tsv"
+        f"{RESULTS}/benchmarks/figures/low_loss_subspace.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     params:
@@ -258,16 +258,16 @@ rule plot_ensembles:
         table=f"{MEASURE_ROOT}/ensembles.csv",
         claims=f"{CLAIMS_ROOT}/ensembles.csv",
         claims_html=f"{CLAIMS_ROOT}/ensembles.html",
-        pdf="results/figures/ensembles.pdf",
+        pdf=f"{RESULTS}/figures/ensembles.pdf",
         png=report(
-            "results/figures/ensembles.png",
+            f"{RESULTS}/figures/ensembles.png",
             caption="../report/ensembles.rst",
             category="Low-loss structures",
         ),
     log:
-        "results/logs/figures/ensembles.log",
+        f"{RESULTS}/logs/figures/ensembles.log",
     benchmark:
-        "results/benchmarks/figures/ensembles.tsv"
+        f"{RESULTS}/benchmarks/figures/ensembles.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     params:

@@ -52,16 +52,16 @@ rule plot_subspace_training:
         table=f"{MEASURE_ROOT}/subspace_training.csv",
         claims=f"{CLAIMS_ROOT}/subspace_training.csv",
         claims_html=f"{CLAIMS_ROOT}/subspace_training.html",
-        pdf="results/figures/subspace_training.pdf",
+        pdf=f"{RESULTS}/figures/subspace_training.pdf",
         png=report(
-            "results/figures/subspace_training.png",
+            f"{RESULTS}/figures/subspace_training.png",
             caption="../report/subspace_training.rst",
             category="Wedge model",
         ),
     log:
-        "results/logs/figures/subspace_training.log",
+        f"{RESULTS}/logs/figures/subspace_training.log",
     benchmark:
-        "results/benchmarks/figures/subspace_training.tsv"
+        f"{RESULTS}/benchmarks/figures/subspace_training.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     params:

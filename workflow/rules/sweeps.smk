@@ -37,9 +37,9 @@ rule measure_sweep_curvature:
     output:
         f"{MEASURE_ROOT}/sweeps/{{sweep}}/{{row}}.curvature.csv",
     log:
-        f"results/logs/sweeps/{DATASET}/{MODEL}/{{sweep}}/{{row}}.curvature.log",
+        f"{RESULTS}/logs/sweeps/{DATASET}/{MODEL}/{{sweep}}/{{row}}.curvature.log",
     benchmark:
-        f"results/benchmarks/sweeps/{DATASET}/{MODEL}/{{sweep}}/{{row}}.curvature.tsv"
+        f"{RESULTS}/benchmarks/sweeps/{DATASET}/{MODEL}/{{sweep}}/{{row}}.curvature.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     threads: 1
@@ -67,9 +67,9 @@ rule measure_sweep_cells:
         cells=f"{MEASURE_ROOT}/sweeps/{{sweep}}/{{part}}.cells.csv",
         curves=f"{MEASURE_ROOT}/sweeps/{{sweep}}/{{part}}.curves.pt",
     log:
-        f"results/logs/sweeps/{DATASET}/{MODEL}/{{sweep}}/{{part}}.cells.log",
+        f"{RESULTS}/logs/sweeps/{DATASET}/{MODEL}/{{sweep}}/{{part}}.cells.log",
     benchmark:
-        f"results/benchmarks/sweeps/{DATASET}/{MODEL}/{{sweep}}/{{part}}.cells.tsv"
+        f"{RESULTS}/benchmarks/sweeps/{DATASET}/{MODEL}/{{sweep}}/{{part}}.cells.tsv"
     wildcard_constraints:
         part=r"[A-Za-z0-9_.]+",
     conda:
@@ -100,16 +100,16 @@ rule plot_hyperparams_curvature:
         table=f"{MEASURE_ROOT}/hyperparams_curvature.csv",
         claims=f"{CLAIMS_ROOT}/hyperparams_curvature.csv",
         claims_html=f"{CLAIMS_ROOT}/hyperparams_curvature.html",
-        pdf="results/figures/hyperparams_curvature.pdf",
+        pdf=f"{RESULTS}/figures/hyperparams_curvature.pdf",
         png=report(
-            "results/figures/hyperparams_curvature.png",
+            f"{RESULTS}/figures/hyperparams_curvature.png",
             caption="../report/hyperparams_curvature.rst",
             category="Sweeps and taxonomy",
         ),
     log:
-        "results/logs/figures/hyperparams_curvature.log",
+        f"{RESULTS}/logs/figures/hyperparams_curvature.log",
     benchmark:
-        "results/benchmarks/figures/hyperparams_curvature.tsv"
+        f"{RESULTS}/benchmarks/figures/hyperparams_curvature.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     params:
@@ -148,16 +148,16 @@ rule plot_taxonomy_metrics:
         table=f"{MEASURE_ROOT}/taxonomy_metrics.csv",
         claims=f"{CLAIMS_ROOT}/taxonomy_metrics.csv",
         claims_html=f"{CLAIMS_ROOT}/taxonomy_metrics.html",
-        pdf="results/figures/taxonomy_metrics.pdf",
+        pdf=f"{RESULTS}/figures/taxonomy_metrics.pdf",
         png=report(
-            "results/figures/taxonomy_metrics.png",
+            f"{RESULTS}/figures/taxonomy_metrics.png",
             caption="../report/taxonomy_metrics.rst",
             category="Sweeps and taxonomy",
         ),
     log:
-        "results/logs/figures/taxonomy_metrics.log",
+        f"{RESULTS}/logs/figures/taxonomy_metrics.log",
     benchmark:
-        "results/benchmarks/figures/taxonomy_metrics.tsv"
+        f"{RESULTS}/benchmarks/figures/taxonomy_metrics.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     params:
@@ -183,16 +183,16 @@ rule plot_taxonomy_phases:
         table=f"{MEASURE_ROOT}/taxonomy_phases.csv",
         claims=f"{CLAIMS_ROOT}/taxonomy_phases.csv",
         claims_html=f"{CLAIMS_ROOT}/taxonomy_phases.html",
-        pdf="results/figures/taxonomy_phases.pdf",
+        pdf=f"{RESULTS}/figures/taxonomy_phases.pdf",
         png=report(
-            "results/figures/taxonomy_phases.png",
+            f"{RESULTS}/figures/taxonomy_phases.png",
             caption="../report/taxonomy_phases.rst",
             category="Sweeps and taxonomy",
         ),
     log:
-        "results/logs/figures/taxonomy_phases.log",
+        f"{RESULTS}/logs/figures/taxonomy_phases.log",
     benchmark:
-        "results/benchmarks/figures/taxonomy_phases.tsv"
+        f"{RESULTS}/benchmarks/figures/taxonomy_phases.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     params:

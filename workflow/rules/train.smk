@@ -27,9 +27,9 @@ rule train:
         metrics=f"{RUN_ROOT}/{{run}}/metrics.csv",
         status=f"{RUN_ROOT}/{{run}}/status.json",
     log:
-        f"results/logs/train/{DATASET}/{MODEL}/{{run}}.log",
+        f"{RESULTS}/logs/train/{DATASET}/{MODEL}/{{run}}.log",
     benchmark:
-        f"results/benchmarks/train/{DATASET}/{MODEL}/{{run}}.tsv"
+        f"{RESULTS}/benchmarks/train/{DATASET}/{MODEL}/{{run}}.tsv"
     wildcard_constraints:
         run=SINGLE_RUN_PATTERN,
     priority: LONG_CHAIN_PRIORITY
@@ -59,9 +59,9 @@ for _batch, _members in TRAIN_BATCHES.items():
         output:
             [f"{run_dir(run)}/{name}" for run in _members for name in RUN_FILES],
         log:
-            f"results/logs/train/{DATASET}/{MODEL}/batch_{_batch}.log",
+            f"{RESULTS}/logs/train/{DATASET}/{MODEL}/batch_{_batch}.log",
         benchmark:
-            f"results/benchmarks/train/{DATASET}/{MODEL}/batch_{_batch}.tsv"
+            f"{RESULTS}/benchmarks/train/{DATASET}/{MODEL}/batch_{_batch}.tsv"
         priority: LONG_CHAIN_PRIORITY
         conda:
             "../../envs/lossatlas.yaml"
@@ -74,7 +74,7 @@ for _batch, _members in TRAIN_BATCHES.items():
             run_dirs={run: run_dir(run) for run in _members},
             model=MODEL,
             device=config["device"],
-            resume=f"results/batches/{DATASET}/{MODEL}/{_batch}.resume.pt",
+            resume=f"{RESULTS}/batches/{DATASET}/{MODEL}/{_batch}.resume.pt",
         script:
             "../scripts/train.py"
 
@@ -99,9 +99,9 @@ if EXTERNAL_RUNS:
             metrics=f"{RUN_ROOT}/{{run}}/metrics.csv",
             status=f"{RUN_ROOT}/{{run}}/status.json",
         log:
-            f"results/logs/import/{DATASET}/{MODEL}/{{run}}.log",
+            f"{RESULTS}/logs/import/{DATASET}/{MODEL}/{{run}}.log",
         benchmark:
-            f"results/benchmarks/import/{DATASET}/{MODEL}/{{run}}.tsv"
+            f"{RESULTS}/benchmarks/import/{DATASET}/{MODEL}/{{run}}.tsv"
         wildcard_constraints:
             run=EXTERNAL_RUN,
         conda:
@@ -123,9 +123,9 @@ if EXTERNAL_RUNS:
         output:
             f"{RUN_ROOT}/{{run}}/init.pt",
         log:
-            f"results/logs/import/{DATASET}/{MODEL}/{{run}}.init.log",
+            f"{RESULTS}/logs/import/{DATASET}/{MODEL}/{{run}}.init.log",
         benchmark:
-            f"results/benchmarks/import/{DATASET}/{MODEL}/{{run}}.init.tsv"
+            f"{RESULTS}/benchmarks/import/{DATASET}/{MODEL}/{{run}}.init.tsv"
         wildcard_constraints:
             run=_EXTERNAL_INIT or "(?!)",
         conda:

@@ -44,9 +44,9 @@ rule measure_long_short_directions:
     output:
         f"{MEASURE_ROOT}/long_short_directions.h5",
     log:
-        f"results/logs/measure/{DATASET}/{MODEL}/long_short_directions.log",
+        f"{RESULTS}/logs/measure/{DATASET}/{MODEL}/long_short_directions.log",
     benchmark:
-        f"results/benchmarks/measure/{DATASET}/{MODEL}/long_short_directions.tsv"
+        f"{RESULTS}/benchmarks/measure/{DATASET}/{MODEL}/long_short_directions.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     threads: 1
@@ -74,9 +74,9 @@ rule measure_wedge_cuts:
     output:
         f"{MEASURE_ROOT}/wedge_cuts/{{plane}}_plane.h5",
     log:
-        f"results/logs/measure/{DATASET}/{MODEL}/wedge_cuts/{{plane}}.log",
+        f"{RESULTS}/logs/measure/{DATASET}/{MODEL}/wedge_cuts/{{plane}}.log",
     benchmark:
-        f"results/benchmarks/measure/{DATASET}/{MODEL}/wedge_cuts/{{plane}}.tsv"
+        f"{RESULTS}/benchmarks/measure/{DATASET}/{MODEL}/wedge_cuts/{{plane}}.tsv"
     wildcard_constraints:
         plane="solutions|init",
     conda:
@@ -104,16 +104,16 @@ rule plot_long_short_directions:
         table=f"{MEASURE_ROOT}/long_short_directions.csv",
         claims=f"{CLAIMS_ROOT}/long_short_directions.csv",
         claims_html=f"{CLAIMS_ROOT}/long_short_directions.html",
-        pdf="results/figures/long_short_directions.pdf",
+        pdf=f"{RESULTS}/figures/long_short_directions.pdf",
         png=report(
-            "results/figures/long_short_directions.png",
+            f"{RESULTS}/figures/long_short_directions.png",
             caption="../report/long_short_directions.rst",
             category="Wedge model",
         ),
     log:
-        "results/logs/figures/long_short_directions.log",
+        f"{RESULTS}/logs/figures/long_short_directions.log",
     benchmark:
-        "results/benchmarks/figures/long_short_directions.tsv"
+        f"{RESULTS}/benchmarks/figures/long_short_directions.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     params:
@@ -132,16 +132,16 @@ rule plot_wedge_cuts:
         table=f"{MEASURE_ROOT}/wedge_cuts.csv",
         claims=f"{CLAIMS_ROOT}/wedge_cuts.csv",
         claims_html=f"{CLAIMS_ROOT}/wedge_cuts.html",
-        pdf="results/figures/wedge_cuts.pdf",
+        pdf=f"{RESULTS}/figures/wedge_cuts.pdf",
         png=report(
-            "results/figures/wedge_cuts.png",
+            f"{RESULTS}/figures/wedge_cuts.png",
             caption="../report/wedge_cuts.rst",
             category="Wedge model",
         ),
     log:
-        "results/logs/figures/wedge_cuts.log",
+        f"{RESULTS}/logs/figures/wedge_cuts.log",
     benchmark:
-        "results/benchmarks/figures/wedge_cuts.tsv"
+        f"{RESULTS}/benchmarks/figures/wedge_cuts.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     params:

@@ -1,5 +1,5 @@
-"""Gather every figure's claim rows into results/claims.csv, claims.md, claims.html and the
-report's claims_table.html."""
+"""Gather every figure's claim rows into the config's claims.csv, claims.md, claims.html and the
+report's claims_table.html (results/NAME/, NAME the config's name)."""
 
 import logging
 
