@@ -4,7 +4,8 @@
 
 # The default config applies only when none is given: a --configfile replaces it instead of being
 # merged into it key by key (which would mix the default runs into another config's sweep).
-if not workflow.overwrite_configfiles:
+# The second scale's DAG (below) is this Snakefile with a config of its own (scale_folder set).
+if not workflow.overwrite_configfiles and not config.get("scale_folder"):
 
     configfile: "config/config.yaml"
 
@@ -65,3 +66,22 @@ rule all:
         ),
         rules.claims.output,
         rules.plot_claims_by_scale.output,
+
+
+# A second scale (config second_scale): the figures it names, rerun with its model settings by
+# this Snakefile as a module, under {RESULTS}/scales/NAME/; the claims table gathers their rows.
+if SECOND_SCALE:
+    _unknown = set(SECOND_SCALE["figures"]) - set(FIGURES)
+    if _unknown:
+        raise ValueError(
+            f"config second_scale.figures: unknown figures {', '.join(sorted(_unknown))}; "
+            f"figures are {', '.join(FIGURES)}"
+        )
+
+    module second_scale:
+        snakefile:
+            "Snakefile"
+        config:
+            second_scale_config()
+
+    use rule * from second_scale exclude all, prepare_dataset as second_scale_*

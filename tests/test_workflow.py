@@ -143,6 +143,11 @@ def write_config(workdir, name, overrides, as_smoke=False):
     ({"figures.surface_2d.parts": 36}, "figures.surface_2d.parts=36 exceeds the xnum x ynum = 35"),
     ({"sweep_measurements.cells_per_job": 0}, "cells_per_job"),
     ({"figures.subspace_training.training": {"norm": "group"}}, "group"),
+    ({"second_scale": {"name": "w", "model": {"width": 40}, "figures": ["nope"]}},
+     "config second_scale.figures: unknown figures nope"),
+    ({"second_scale": {"name": "w", "model": {"name": "cnn1d"}, "figures": ["mli"]}},
+     "config second_scale.model: name cannot change between scales"),
+    ({"second_scale": {"name": "w/x", "model": {"width": 40}, "figures": ["mli"]}}, "w/x"),
 ])
 def test_bad_config_stops_before_any_job(workdir, override, culprit):
     configfile = write_config(workdir, "bad", override)
@@ -229,6 +234,21 @@ def test_two_configs_share_no_result(workdir):
     assert f"{SMOKE}/claims.csv" in smoke and f"{SMOKE}/figures/mli.png" in smoke
     assert "results/config/claims.csv" in default and "results/config/figures/mli.png" in default
     assert default & smoke <= {"resources/data/mnist1d.h5"}
+
+
+def test_a_second_scale_reruns_only_its_figures_in_a_folder_of_its_own(workdir):
+    configfile = write_config(workdir, "scaled", {"second_scale": {
+        "name": "mlp_w40", "model": {"width": 40}, "figures": ["hessian_spectrum", "sgd_walk"]}})
+    result = snakemake(workdir, "-n", "--configfile", configfile)
+    second = {rule: count for rule, count in planned_jobs(result.stdout).items()
+              if rule.startswith("second_scale_")}
+    assert second == {"second_scale_train": 2, "second_scale_measure_curvature": 2,
+                      "second_scale_measure_sgd_walk": 1, "second_scale_plot_hessian_spectrum": 1,
+                      "second_scale_plot_sgd_walk": 1}
+    scaled = {path for path in planned_paths(result.stdout)
+              if path.startswith("results/scaled/scales/")}
+    assert "results/scaled/scales/mlp_w40/measurements/mnist1d/mlp/claims/sgd_walk.csv" in scaled
+    assert "results/scaled/scales/mlp_w40/runs/mnist1d/mlp/sb-s0/final.pt" in scaled
 
 
 def test_lint_and_format():

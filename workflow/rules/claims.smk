@@ -84,7 +84,12 @@ rule dataset_sanity:
 
 rule claims:
     input:
-        expand(f"{CLAIMS_ROOT}/{{source}}.csv", source=CLAIM_SOURCES),
+        own=expand(f"{CLAIMS_ROOT}/{{source}}.csv", source=CLAIM_SOURCES),
+        second_scale=[
+            f"{RESULTS}/scales/{SECOND_SCALE['name']}/measurements/{DATASET}/{MODEL}"
+            f"/claims/{figure}.csv"
+            for figure in (SECOND_SCALE["figures"] if SECOND_SCALE else [])
+        ],
     output:
         csv=f"{RESULTS}/claims.csv",
         markdown=f"{RESULTS}/claims.md",
@@ -99,6 +104,7 @@ rule claims:
     params:
         config_name=CONFIG_NAME,
         scale=SCALE,
+        second_scale=SECOND_SCALE_LABEL,
     script:
         "../scripts/gather_claims.py"
 

@@ -144,7 +144,9 @@ if not CALL_FACTORY:
 # overwrites another's results. Only the dataset cache, resources/data/, which depends on the
 # dataset alone, is shared between configs.
 CONFIG_NAME = config_name(workflow.overwrite_configfiles)
-RESULTS = f"results/{CONFIG_NAME}"
+RESULTS = f"results/{CONFIG_NAME}" + (
+    f"/{config['scale_folder']}" if config["scale_folder"] else ""
+)
 RUN_ROOT = f"{RESULTS}/runs/{DATASET}/{MODEL}"
 MEASURE_ROOT = f"{RESULTS}/measurements/{DATASET}/{MODEL}"
 CLAIMS_ROOT = f"{MEASURE_ROOT}/claims"
@@ -356,18 +358,44 @@ def run_dir(run):
 REGIME = config["regime"]
 
 
-def scale_label():
-    """The scale the config's claims are measured at, for the claims table: the model, its knobs
+def scale_label(settings=MODEL_SETTINGS):
+    """The scale claims are measured at, for the claims table: the model, its knobs ``settings``
     and its parameter count D (``mlp width=100 depth=2 norm=none, D = 15210``)."""
-    knobs = " ".join(
-        f"{key}={MODEL_SETTINGS[key]}" for key in MODEL_KNOBS if key in MODEL_SETTINGS
-    )
-    count = parameter_count(MODEL_SETTINGS)
+    knobs = " ".join(f"{key}={settings[key]}" for key in MODEL_KNOBS if key in settings)
+    count = parameter_count(settings)
     size = f"D = {count}" if math.isfinite(count) else "D unknown in a dry run"
     return f"{MODEL} {knobs}".strip() + f", {size}"
 
 
 SCALE = scale_label()
+SECOND_SCALE = config["second_scale"]
+
+
+def second_scale_config():
+    """The config of the second scale's own DAG (Snakefile, module ``second_scale``): this config
+    with the second scale's model keys, writing under ``{RESULTS}/scales/NAME``."""
+    if "factory" in config["model"]:
+        raise ValueError(
+            "config second_scale: a model built by model.factory has no knobs to scale; "
+            "give its second scale as a config of its own"
+        )
+    _check_model_knobs("second_scale.model", SECOND_SCALE["model"])
+    unknown = set(SECOND_SCALE["model"]) - set(MODEL_KNOBS)
+    if unknown:
+        raise ValueError(
+            f"config second_scale.model: {', '.join(sorted(unknown))} cannot change between "
+            f"scales; the model keys that can are {', '.join(MODEL_KNOBS)}"
+        )
+    second = json.loads(json.dumps(config))
+    second["model"].update(SECOND_SCALE["model"])
+    second["second_scale"] = None
+    second["scale_folder"] = f"scales/{SECOND_SCALE['name']}"
+    return second
+
+
+SECOND_SCALE_LABEL = (
+    scale_label({**MODEL_SETTINGS, **SECOND_SCALE["model"]}) if SECOND_SCALE else None
+)
 
 
 def solution_status(runs):

@@ -14,7 +14,10 @@ from lossatlas.claims import (
 
 smk = snakemake  # noqa: F821
 with io.job_log(smk.log[0]):
-    table = gather_claims({smk.params.scale: smk.input}, smk.params.config_name)
+    sources = {smk.params.scale: smk.input.own}
+    if smk.params.second_scale:
+        sources[smk.params.second_scale] = smk.input.second_scale
+    table = gather_claims(sources, smk.params.config_name)
     io.write_csv(table, smk.output.csv)
     write_text(claims_markdown(table), smk.output.markdown)
     write_text(claims_html(table), smk.output.html)

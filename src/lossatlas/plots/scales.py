@@ -8,6 +8,7 @@ import math
 import re
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import NullLocator
 import numpy as np
 import pandas as pd
 
@@ -86,7 +87,11 @@ def plot_claims_by_scale(table: pd.DataFrame) -> plt.Figure:
         for value in threshold_lines(group["threshold"].iloc[0]):
             ax.axhline(value, ls="--", color="black", lw=0.8)
         if np.isfinite(group["value"]).any():
+            counts = sorted(set(group["parameters"].dropna()))
             ax.set_xscale("log")
+            ax.set_xticks(counts, [f"{count:,.0f}".replace(",", " ") for count in counts])
+            ax.xaxis.set_minor_locator(NullLocator())
+            ax.set_xlim(min(counts) / 1.6, max(counts) * 1.6)
         else:
             ax.text(0.5, 0.5, wrap_title(f"no value: {group['reason'].iloc[0]}", 3.6),
                     ha="center", va="center", transform=ax.transAxes, fontsize=7)
