@@ -86,8 +86,8 @@ rule claims:
     input:
         own=expand(f"{CLAIMS_ROOT}/{{source}}.csv", source=CLAIM_SOURCES),
         second_scale=[
-            f"{RESULTS}/scales/{SECOND_SCALE['name']}/measurements/{DATASET}/{MODEL}"
-            f"/claims/{figure}.csv"
+            f"{RESULTS}/scales/{SECOND_SCALE['name']}/measurements/{DATASET}/{MODEL}/"
+            f"claims/{figure}.csv"
             for figure in (SECOND_SCALE["figures"] if SECOND_SCALE else [])
         ],
     output:

@@ -3,6 +3,7 @@ import json
 import math
 import re
 import sys
+from pathlib import Path
 
 from snakemake.utils import validate
 
@@ -144,9 +145,7 @@ if not CALL_FACTORY:
 # overwrites another's results. Only the dataset cache, resources/data/, which depends on the
 # dataset alone, is shared between configs.
 CONFIG_NAME = config_name(workflow.overwrite_configfiles)
-RESULTS = f"results/{CONFIG_NAME}" + (
-    f"/{config['scale_folder']}" if config["scale_folder"] else ""
-)
+RESULTS = str(Path("results", CONFIG_NAME, config["scale_folder"] or ""))
 RUN_ROOT = f"{RESULTS}/runs/{DATASET}/{MODEL}"
 MEASURE_ROOT = f"{RESULTS}/measurements/{DATASET}/{MODEL}"
 CLAIMS_ROOT = f"{MEASURE_ROOT}/claims"
@@ -371,9 +370,9 @@ SCALE = scale_label()
 SECOND_SCALE = config["second_scale"]
 
 
-def second_scale_config():
-    """The config of the second scale's own DAG (Snakefile, module ``second_scale``): this config
-    with the second scale's model keys, writing under ``{RESULTS}/scales/NAME``."""
+def check_second_scale():
+    """Stop with an error naming config ``second_scale.model`` when it changes a key that cannot
+    change between scales or one the model lacks."""
     if "factory" in config["model"]:
         raise ValueError(
             "config second_scale: a model built by model.factory has no knobs to scale; "
@@ -386,6 +385,11 @@ def second_scale_config():
             f"config second_scale.model: {', '.join(sorted(unknown))} cannot change between "
             f"scales; the model keys that can are {', '.join(MODEL_KNOBS)}"
         )
+
+
+def second_scale_config():
+    """The config of the second scale's own DAG (Snakefile, module ``second_scale``): this config
+    with the second scale's model keys, writing under ``{RESULTS}/scales/NAME``."""
     second = json.loads(json.dumps(config))
     second["model"].update(SECOND_SCALE["model"])
     second["second_scale"] = None
@@ -393,6 +397,8 @@ def second_scale_config():
     return second
 
 
+if SECOND_SCALE:
+    check_second_scale()
 SECOND_SCALE_LABEL = (
     scale_label({**MODEL_SETTINGS, **SECOND_SCALE["model"]}) if SECOND_SCALE else None
 )

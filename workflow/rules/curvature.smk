@@ -112,7 +112,9 @@ for _run, _checkpoints in ALONG_CHECKPOINTS.items():
 
 rule plot_hessian_spectrum:
     input:
-        measurements=expand(f"{MEASURE_ROOT}/curvature/{{run}}/final.h5", run=SPECTRUM_RUNS),
+        measurements=expand(
+            f"{MEASURE_ROOT}/curvature/{{run}}/final.h5", run=SPECTRUM_RUNS
+        ),
         regime_solutions=solution_status(SPECTRUM_RUNS),
     output:
         table=f"{MEASURE_ROOT}/hessian_spectrum.csv",

@@ -66,7 +66,8 @@ rule plot_subspace_training:
         "../../envs/lossatlas.yaml"
     params:
         regime=regime_settings(
-            False, "subspace runs trained for a fixed budget; d_int read from test accuracy"
+            False,
+            "subspace runs trained for a fixed budget; d_int read from test accuracy",
         ),
         runs=SUBSPACE_RUNS,
         settings={run: RUNS[run] for run in SUBSPACE_RUNS},

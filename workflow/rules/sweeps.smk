@@ -94,7 +94,10 @@ rule plot_hyperparams_curvature:
             f for name in HYPERPARAMS["sweeps"] for f in sweep_curvature_files(name)
         ],
         regime_solutions=solution_status(
-            run for name in HYPERPARAMS["sweeps"] for cell in SWEEPS[name] for run in cell["runs"]
+            run
+            for name in HYPERPARAMS["sweeps"]
+            for cell in SWEEPS[name]
+            for run in cell["runs"]
         ),
     output:
         table=f"{MEASURE_ROOT}/hyperparams_curvature.csv",
@@ -165,7 +168,9 @@ rule plot_taxonomy_metrics:
         runs=_TAXONOMY_RUNS,
         loads=_TAXONOMY_LOADS,
         max_train_error=REGIME["max_train_error"],
-        regime=regime_settings(False, "Yang et al. 2021 span both sides of interpolation"),
+        regime=regime_settings(
+            False, "Yang et al. 2021 span both sides of interpolation"
+        ),
     script:
         "../scripts/plot_taxonomy_metrics.py"
 
@@ -200,7 +205,9 @@ rule plot_taxonomy_phases:
         runs=_TAXONOMY_RUNS,
         loads=_TAXONOMY_LOADS,
         max_train_error=REGIME["max_train_error"],
-        regime=regime_settings(False, "Yang et al. 2021 span both sides of interpolation"),
+        regime=regime_settings(
+            False, "Yang et al. 2021 span both sides of interpolation"
+        ),
     script:
         "../scripts/plot_taxonomy_phases.py"
 
