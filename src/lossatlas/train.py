@@ -19,7 +19,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +30,7 @@ from torch.func import vmap
 from tqdm import tqdm
 
 from . import io
-from .evaluate import evaluate_train_test
+from .evaluate import evaluate_points, evaluate_train_test
 from .functional import FunctionalModel
 from .parameterizations import FullSpace, Parameterization
 from .params import get_flat_params, param_layout
@@ -72,6 +72,78 @@ class TrainSettings:
                              f"{self.divergence_loss_factor}")
 
 
+@dataclass(frozen=True)
+class Convergence:
+    """Training until a stated convergence criterion holds or a cap is reached (structures: curves
+    and complexes). Training proceeds in rounds of ``TrainSettings.epochs`` epochs, each round one
+    full learning-rate schedule restarted from the previous round's end with the optimizer state
+    kept (warm restarts, Loshchilov & Hutter's SGDR), up to ``max_epochs`` (a multiple of the
+    round). Before training and after every round the trainer evaluates the largest train loss at
+    the parameterization's fixed ``evaluation_points`` on the whole training set (eval mode, batch
+    norm statistics recomputed at every point; deterministic, no random draw). A member has
+    converged when that loss is at most ``floor`` nats or fell by less than ``tolerance`` (a
+    fraction) of its value at the previous round's end (before training, for the first round):
+    ``converged`` on the sequence of losses. A converged member stops (it is frozen while the
+    others of its batch go on); one still improving at the cap stops there unconverged; either
+    way its ``TrainResult.convergence`` says which."""
+
+    max_epochs: int
+    tolerance: float = 0.05
+    floor: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if self.max_epochs < 1:
+            raise ValueError(f"need max_epochs >= 1, got {self.max_epochs}")
+        if not 0 <= self.tolerance < 1:
+            raise ValueError(f"need a convergence tolerance in [0, 1), got {self.tolerance}")
+        if not (self.floor >= 0 and math.isfinite(self.floor)):
+            raise ValueError(f"need a finite convergence floor >= 0 nats, got {self.floor}")
+
+    def criterion(self, settings: TrainSettings, parameterization: Parameterization) -> str:
+        """The rule in words, for ``parameterization`` trained with ``settings``."""
+        return (f"{parameterization.loss_name}: the largest train loss (whole training set, "
+                f"batch-norm statistics recomputed) {parameterization.evaluation_set}, judged "
+                f"after every round of {settings.epochs} epochs (one full {settings.schedule} "
+                "schedule, restarted warm from the previous round's end); converged when it fell "
+                f"by less than {self.tolerance:.0%} of its value at the previous round's end "
+                f"(before training, for the first round) or is at most {self.floor:g} nats; "
+                f"at most {self.max_epochs} epochs")
+
+
+def converged(losses: Sequence[float], tolerance: float, floor: float) -> bool:
+    """Whether a structure's loss sequence (before training, then at the end of every round) has
+    converged (``Convergence``): its last value is at most ``floor`` or fell by less than
+    ``tolerance`` of the value before it (a rise counts as no fall). A non-finite last value
+    never has."""
+    if len(losses) < 2:
+        raise ValueError(f"need the losses of at least one round and the one before it, got {losses}")
+    previous, last = float(losses[-2]), float(losses[-1])
+    if not math.isfinite(last):
+        return False
+    return last <= floor or previous - last < tolerance * previous
+
+
+def convergence_detail(losses: Sequence[float], round_epochs: int, max_epochs: int,
+                       tolerance: float, floor: float, name: str = "max loss") -> str:
+    """Why the loss sequence ``losses`` (before training, then after every round of
+    ``round_epochs`` epochs) converged or, at the cap ``max_epochs``, did not, in words."""
+    previous, last = float(losses[-2]), float(losses[-1])
+    epochs = round_epochs * (len(losses) - 1)
+    change = (previous - last) / previous if previous > 0 else 0.0
+    values = f"({previous:.4g} → {last:.4g} nats)"
+    if converged(losses, tolerance, floor):
+        if last <= floor:
+            return (f"{name} {last:.4g} nats is at most the floor of {floor:g} nats after "
+                    f"{epochs} epochs")
+        verb = "fell" if change >= 0 else "rose"
+        return (f"{name} {verb} {abs(change):.1%} in the last {round_epochs}-epoch round, less "
+                f"than {tolerance:.0%}, after {epochs} epochs {values}")
+    if not math.isfinite(last):
+        return f"{name} is not finite after {epochs} epochs"
+    return (f"{name} still falling {change:.1%} per {round_epochs}-epoch round at the cap of "
+            f"{max_epochs} epochs {values}")
+
+
 @dataclass
 class TrainResult:
     """Outcome of a run: ``status`` is ``"ok"`` or ``"diverged"`` (``divergence`` says why);
@@ -79,7 +151,10 @@ class TrainResult:
     ``trajectory`` maps a label (``epoch-3``, ``step-120``) to a saved state dict (θ the
     parameterization maps to, plus buffers); ``trainable`` maps ``init``, ``final`` and the same
     labels to the parameterization's trainable tensors there; ``parameterization`` is its
-    ``describe()``."""
+    ``describe()``; ``convergence`` (training with a ``Convergence``, else ``None``) whether the
+    criterion held: ``converged``, ``epochs`` trained, ``max_epochs``, ``criterion`` and ``detail``
+    in words, ``loss`` the last evaluated loss (nats), ``mean_loss`` the mean over the evaluation
+    points there, ``rounds`` every evaluation (``epoch``, ``max_loss``, ``mean_loss``)."""
 
     status: str
     final_state: dict[str, torch.Tensor]
@@ -90,6 +165,7 @@ class TrainResult:
     trainable: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
     parameterization: dict = field(default_factory=dict)
     divergence: str | None = None
+    convergence: dict | None = None
 
 
 def resolve_device(device: str) -> torch.device:
@@ -158,11 +234,15 @@ def _divergence(row: dict, initial_loss: float, factor: float) -> str | None:
 
 def status_record(result: TrainResult) -> dict:
     """The ``status.json`` of a finished run or structure: status, divergence reason, steps, last
-    epoch, its train loss and test accuracy, and the parameterization."""
+    epoch, its train loss and test accuracy, and the parameterization; for training with a
+    ``Convergence`` (structures) also ``convergence`` (``TrainResult.convergence``)."""
     last = result.history[-1]
-    return {"status": result.status, "divergence": result.divergence, "steps": result.steps,
-            "epochs": last["epoch"], "train_loss": last["train_loss"],
-            "test_acc": last["test_acc"], "parameterization": result.parameterization}
+    record = {"status": result.status, "divergence": result.divergence, "steps": result.steps,
+              "epochs": last["epoch"], "train_loss": last["train_loss"],
+              "test_acc": last["test_acc"], "parameterization": result.parameterization}
+    if result.convergence is not None:
+        record["convergence"] = result.convergence
+    return record
 
 
 def init_model(build: Callable[[], nn.Module], seed: int) -> nn.Module:
@@ -177,7 +257,8 @@ class Member:
     the initial batch-norm running statistics), its ``data`` (a ``DatasetTensors``: the run's own
     training subset and label-noise draw), settings, seed, parameterization (``None``:
     ``FullSpace`` at the model's θ) and ``identity`` (what else defines the run: model, data
-    subset, init; part of its resume ``fingerprint``)."""
+    subset, init; part of its resume ``fingerprint``); ``convergence``: train in rounds until
+    it converges or reaches a cap (``Convergence``; ``None``: ``settings.epochs`` epochs)."""
 
     model: nn.Module
     data: object
@@ -185,6 +266,7 @@ class Member:
     seed: int
     parameterization: Parameterization | None = None
     identity: dict | None = None
+    convergence: Convergence | None = None
 
 
 # Settings every member of a batch shares: they fix the steps taken together.
@@ -199,7 +281,8 @@ def _buffer_shapes(model: nn.Module) -> dict[str, torch.Size]:
 def batch_incompatibility(members: list[Member]) -> str | None:
     """Why ``members`` cannot be trained as one vmapped batch (``None``: they can): they must share
     the architecture (names and shapes of the parameters and buffers), the training-set size, the
-    ``BATCH_SHARED_SETTINGS`` and the names and shapes of the trainable tensors."""
+    ``BATCH_SHARED_SETTINGS``, the ``Convergence`` and the names and shapes of the trainable
+    tensors."""
     if not members:
         return "a batch needs at least one member"
     first = members[0]
@@ -214,6 +297,9 @@ def batch_incompatibility(members: list[Member]) -> str | None:
             if getattr(member.settings, key) != getattr(first.settings, key):
                 return (f"member {index} has {key}={getattr(member.settings, key)!r}, member 0 "
                         f"{getattr(first.settings, key)!r}")
+        if member.convergence != first.convergence:
+            return (f"member {index} has convergence {member.convergence}, member 0 "
+                    f"{first.convergence}")
     return None
 
 
@@ -317,13 +403,17 @@ class _BatchState:
     epoch: int = 0
     step: int = 0
     elapsed: float = 0.0
+    rounds: list[list[dict]] = field(default_factory=list)
+    finished: list[bool] = field(default_factory=list)
 
     RECORDS = ("init", "histories", "trajectories", "trainables", "statuses", "divergences",
-               "member_steps", "epoch", "step", "elapsed")
+               "member_steps", "epoch", "step", "elapsed", "rounds", "finished")
 
     def active(self) -> list[int]:
-        """Indices of the members still training (not diverged)."""
-        return [i for i, status in enumerate(self.statuses) if status == "ok"]
+        """Indices of the members still training (not diverged, not finished by their
+        ``Convergence``)."""
+        return [i for i, status in enumerate(self.statuses)
+                if status == "ok" and not self.finished[i]]
 
     def saved(self, fingerprints: list[str]) -> dict:
         """The resume file's content (CPU tensors), tagged with the members' fingerprints."""
@@ -343,7 +433,7 @@ class _BatchState:
             generator.set_state(generator_state)
         self.theta0 = saved["theta0"].to(device)
         for key in self.RECORDS:
-            setattr(self, key, saved[key])
+            setattr(self, key, saved.get(key, getattr(self, key)))
 
 
 class _Batch:
@@ -379,10 +469,26 @@ class _Batch:
         self.y_stack = self.y_trains[0] if self.shared_data else torch.stack(self.y_trains)
         self.n_train = self.x_trains[0].shape[0]
         self.batches_per_epoch = math.ceil(self.n_train / settings.batch_size)
-        self.total_steps = settings.epochs * self.batches_per_epoch
+        self.convergence = convergence = members[0].convergence
+        self.max_epochs = settings.epochs
+        if convergence is not None:
+            if settings.steps is not None:
+                raise ValueError("training until convergence takes rounds of whole epochs: "
+                                 f"unset steps (got {settings.steps})")
+            if convergence.max_epochs % settings.epochs:
+                raise ValueError(f"convergence max_epochs={convergence.max_epochs} must be a "
+                                 f"multiple of the round of epochs={settings.epochs}")
+            self.max_epochs = convergence.max_epochs
+        self.round_steps = settings.epochs * self.batches_per_epoch
         if settings.steps is not None:
-            self.total_steps = min(self.total_steps, settings.steps)
-        self.lr_factor = _lr_factor(settings, self.total_steps)
+            self.round_steps = min(self.round_steps, settings.steps)
+        self.total_steps = self.round_steps * (self.max_epochs // settings.epochs)
+        round_factor = _lr_factor(settings, self.round_steps)
+        # a step's factor is read at its place in its round (every round restarts the schedule);
+        # the factor recorded after an epoch that ends a round is the round's last one
+        self.lr_factor = lambda step: round_factor(step % self.round_steps)
+        self.recorded_lr_factor = lambda step: round_factor(
+            self.round_steps if step and step % self.round_steps == 0 else step % self.round_steps)
         self.initial = [p.initial_tensors() for p in self.parameterizations]
         if any(init.keys() != self.initial[0].keys() or any(
                 init[name].shape != self.initial[0][name].shape for name in init)
@@ -396,6 +502,12 @@ class _Batch:
                     f"buffer.{name}": b for name, b in self.initial_buffers[i].items()}})},
                 self.parameterizations[i].describe())
             for i, member in enumerate(members)]
+        if convergence is not None:
+            for i, member in enumerate(members):
+                self.fingerprints[i] = fingerprint(
+                    member.settings, member.seed,
+                    {"fingerprint": self.fingerprints[i],
+                     "convergence": dataclasses.asdict(convergence)})
 
     def fresh_state(self) -> _BatchState:
         """The state before the first step: every member at its initial tensors and buffers."""
@@ -415,7 +527,8 @@ class _Batch:
             trajectories=[{} for _ in range(self.count)],
             trainables=[{"init": _cpu_tensors(_rows(tensors, i))} for i in range(self.count)],
             statuses=["ok"] * self.count, divergences=[None] * self.count,
-            member_steps=[0] * self.count)
+            member_steps=[0] * self.count, rounds=[[] for _ in range(self.count)],
+            finished=[False] * self.count)
 
     def resume(self, state: _BatchState, path: Path, progress_file) -> bool:
         """Load ``state`` from the resume file ``path`` when it exists and was written by these
@@ -553,7 +666,7 @@ class _Batch:
                     "param_norm": float(thetas[i].norm()),
                     "dist_from_init": float((thetas[i] - state.theta0[i]).norm()),
                     "grad_norm": float("nan") if grad_norms is None else float(grad_norms[i]),
-                    "lr": self.members[i].settings.lr * self.lr_factor(state.step),
+                    "lr": self.members[i].settings.lr * self.recorded_lr_factor(state.step),
                     "wall_time_s": state.elapsed})
 
     def checkpoint(self, state: _BatchState, label: str, indices: list[int]) -> None:
@@ -573,6 +686,61 @@ class _Batch:
             if state.divergences[i] is not None:
                 state.statuses[i] = "diverged"
 
+    def evaluate_rounds(self, state: _BatchState, indices: list[int]) -> None:
+        """Append to the members ``indices``' rounds the largest and the mean train loss at their
+        parameterization's ``evaluation_points`` (whole training set, eval mode, batch-norm
+        statistics recomputed at every point; no random draw)."""
+        with torch.no_grad():
+            for group in self.data_groups.values():
+                members = [i for i in group if i in indices]
+                if not members:
+                    continue
+                points = [self.parameterizations[i].evaluation_points(_rows(state.tensors, i))
+                          for i in members]
+                first = members[0]
+                bn = ({"bn_policy": "recompute", "bn_data": self.x_trains[first]}
+                      if self.eval_model.has_batch_norm else {})
+                losses = evaluate_points(self.eval_model, torch.cat(points).detach(),
+                                         self.x_trains[first], self.y_trains[first], **bn).loss
+                offset = 0
+                for i, member_points in zip(members, points):
+                    loss = losses[offset:offset + len(member_points)]
+                    offset += len(member_points)
+                    state.rounds[i].append({"epoch": state.epoch, "max_loss": float(loss.max()),
+                                            "mean_loss": float(loss.mean())})
+
+    def judge_convergence(self, state: _BatchState, indices: list[int]) -> None:
+        """At the end of a round: evaluate the members ``indices`` (``evaluate_rounds``) and
+        finish those that converged or reached the cap."""
+        self.evaluate_rounds(state, indices)
+        for i in indices:
+            losses = [r["max_loss"] for r in state.rounds[i]]
+            if (converged(losses, self.convergence.tolerance, self.convergence.floor)
+                    or state.epoch >= self.max_epochs):
+                state.finished[i] = True
+
+    def convergence_record(self, state: _BatchState, i: int) -> dict | None:
+        """Member ``i``'s ``TrainResult.convergence`` (``None`` without a ``Convergence``)."""
+        if self.convergence is None:
+            return None
+        conv, settings, p = self.convergence, self.members[i].settings, self.parameterizations[i]
+        losses = [r["max_loss"] for r in state.rounds[i]]
+        epochs = state.histories[i][-1]["epoch"]
+        if state.statuses[i] != "ok":
+            ok, detail = False, (f"diverged after {epochs} epochs ({state.divergences[i]}); "
+                                 "not judged")
+        elif len(losses) < 2:
+            ok, detail = False, f"not judged: no round finished in {epochs} epochs"
+        else:
+            ok = converged(losses, conv.tolerance, conv.floor)
+            detail = convergence_detail(losses, settings.epochs, conv.max_epochs, conv.tolerance,
+                                        conv.floor, p.loss_name)
+        last = state.rounds[i][-1] if state.rounds[i] else {"max_loss": None, "mean_loss": None}
+        return {"converged": ok, "epochs": epochs, "max_epochs": conv.max_epochs,
+                "criterion": conv.criterion(settings, p), "detail": detail,
+                "loss": last["max_loss"], "mean_loss": last["mean_loss"],
+                "rounds": list(state.rounds[i])}
+
     def results(self, state: _BatchState) -> list[TrainResult]:
         """Every member's ``TrainResult`` at the end of training."""
         with torch.no_grad():
@@ -586,7 +754,7 @@ class _Batch:
                 trajectory=state.trajectories[i], steps=state.member_steps[i],
                 trainable=state.trainables[i],
                 parameterization=self.parameterizations[i].describe(),
-                divergence=state.divergences[i]))
+                divergence=state.divergences[i], convergence=self.convergence_record(state, i)))
         return results
 
 
@@ -615,6 +783,11 @@ def train_members(members: list[Member], *, resume_path: str | Path | None = Non
     exceeds its ``divergence_loss_factor`` times its epoch-0 train loss, stops at the end of that
     epoch as ``"diverged"``. ``wall_time_s`` is the batch's training time.
 
+    With a ``Convergence`` (the members share it), training goes in rounds of
+    ``settings.epochs`` epochs, each a full schedule restarted from the previous round's end, and
+    a member stops once its loss at its fixed evaluation points converged, or at the cap
+    ``max_epochs``; ``TrainResult.convergence`` records which.
+
     The members must be compatible (``batch_incompatibility``). With ``resume_path``, the batch
     state is saved there after every epoch and resumed from it when it exists and every member's
     ``fingerprint`` (settings, seed, ``identity``, parameterization, training data, initial
@@ -628,11 +801,13 @@ def train_members(members: list[Member], *, resume_path: str | Path | None = Non
     resume = Path(resume_path) if resume_path is not None else None
     if resume is None or not batch.resume(state, resume, progress_file):
         batch.record(state, state.active(), None)
+        if batch.convergence is not None:
+            batch.evaluate_rounds(state, state.active())
         if 0 in settings.checkpoint_epochs:
             batch.checkpoint(state, "epoch-0", state.active())
-    bar = tqdm(total=settings.epochs, initial=state.epoch, desc=f"epochs (batch of {batch.count})",
+    bar = tqdm(total=batch.max_epochs, initial=state.epoch, desc=f"epochs (batch of {batch.count})",
                file=progress_file, mininterval=1.0, disable=progress_file is None)
-    while state.epoch < settings.epochs and state.step < batch.total_steps and state.active():
+    while state.epoch < batch.max_epochs and state.step < batch.total_steps and state.active():
         training = state.active()
         started = time.perf_counter()
         grad_norms = batch.train_epoch(state, training)
@@ -640,6 +815,8 @@ def train_members(members: list[Member], *, resume_path: str | Path | None = Non
         state.elapsed += time.perf_counter() - started
         batch.record(state, training, grad_norms)
         batch.judge_divergence(state, training)
+        if batch.convergence is not None and state.epoch % settings.epochs == 0:
+            batch.judge_convergence(state, [i for i in training if state.statuses[i] == "ok"])
         if state.epoch in settings.checkpoint_epochs:
             batch.checkpoint(state, f"epoch-{state.epoch}", training)
         bar.update(1)
@@ -653,10 +830,11 @@ def train_members(members: list[Member], *, resume_path: str | Path | None = Non
 
 def train_run(model: nn.Module, data, settings: TrainSettings, seed: int, *,
               parameterization: Parameterization | None = None, identity: dict | None = None,
-              resume_path: str | Path | None = None, device: torch.device | str = "cpu",
-              progress_file=None) -> TrainResult:
+              convergence: Convergence | None = None, resume_path: str | Path | None = None,
+              device: torch.device | str = "cpu", progress_file=None) -> TrainResult:
     """Train one run alone: ``train_members`` on a batch of one (arguments as in ``Member``)."""
-    return train_members([Member(model, data, settings, seed, parameterization, identity)],
+    return train_members([Member(model, data, settings, seed, parameterization, identity,
+                                 convergence)],
                          resume_path=resume_path, device=device, progress_file=progress_file)[0]
 
 
