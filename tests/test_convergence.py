@@ -229,3 +229,14 @@ def test_resume_in_a_later_round_equals_the_uninterrupted_run(tmp_path, monkeypa
         assert torch.equal(a.trainable["final"]["bend"], b.trainable["final"]["bend"])
         assert a.convergence == b.convergence
         assert [r["train_loss"] for r in a.history] == [r["train_loss"] for r in b.history]
+
+
+def test_batch_norm_structure_is_judged_with_recomputed_statistics():
+    ends = torch.stack([get_flat_params(make_model(s, "batch")) for s in (0, 1)])
+    result = train_run(make_model(0, "batch"), synthetic_data(), ROUND, 0,
+                       convergence=Convergence(max_epochs=2, tolerance=0.0, floor=0.0),
+                       parameterization=BezierCurve(ends))
+    rounds = result.convergence["rounds"]
+    assert [r["epoch"] for r in rounds][:2] == [0, 1]
+    assert all(math.isfinite(r["max_loss"]) and r["max_loss"] >= r["mean_loss"] for r in rounds)
+    assert "batch-norm statistics recomputed" in result.convergence["criterion"]

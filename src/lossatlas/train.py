@@ -583,7 +583,7 @@ class _Batch:
         """Every member's minibatch loss ``(M,)`` and running statistics after it: ``member_loss``
         vmapped over the members (a batch of one calls it directly: vmap's own cost would
         triple the step time of a small model)."""
-        if self.count > 1:
+        if thetas.shape[0] > 1:
             return vmap(self.member_loss)(thetas, buffers, x, y)
         loss, updated = self.member_loss(thetas[0], _rows(buffers, 0), x[0], y[0])
         return loss[None], {name: buffer[None] for name, buffer in updated.items()}
@@ -592,7 +592,8 @@ class _Batch:
              active: torch.Tensor | None) -> torch.Tensor:
         """One optimizer step of the ``active`` members ``(M,)`` (``None``: all) on their
         minibatches ``index`` ``(M, B)`` (the others keep tensors and statistics); every member's
-        gradient norm ``(M,)``."""
+        gradient norm ``(M,)``. Members finished by their ``Convergence`` are left out of the
+        computation (diverged ones stay in it, masked)."""
         for tensor in state.tensors.values():
             tensor.grad = None
         samples = [p.sample(g) for p, g in zip(self.parameterizations, state.generators)]
@@ -600,9 +601,19 @@ class _Batch:
         rows = torch.arange(self.count, device=self.device)[:, None]
         xb = self.x_stack[index] if self.shared_data else self.x_stack[rows, index]
         yb = self.y_stack[index] if self.shared_data else self.y_stack[rows, index]
-        losses, buffers = self.losses(thetas, state.buffers, xb, yb)
+        computed = [i for i in range(self.count) if not state.finished[i]]
+        if len(computed) == self.count:
+            losses, buffers = self.losses(thetas, state.buffers, xb, yb)
+        else:
+            kept = torch.tensor(computed, device=self.device)
+            losses, updated = self.losses(thetas[kept], {name: b[kept] for name, b
+                                                         in state.buffers.items()},
+                                          xb[kept], yb[kept])
+            buffers = {name: b.index_copy(0, kept, updated[name].detach().to(b.dtype))
+                       for name, b in state.buffers.items()}
         loss = losses.sum()
-        for i, p in enumerate(self.parameterizations):
+        for i in computed:
+            p = self.parameterizations[i]
             penalty = p.penalty(_rows(state.tensors, i), samples[i], thetas[i])
             if penalty is not None:
                 loss = loss + penalty
