@@ -101,8 +101,9 @@ class Convergence:
 
     def criterion(self, settings: TrainSettings, parameterization: Parameterization) -> str:
         """The rule in words, for ``parameterization`` trained with ``settings``."""
-        return (f"{parameterization.loss_name}: the largest train loss (whole training set, "
-                f"batch-norm statistics recomputed) {parameterization.evaluation_set}, judged "
+        return (f"{parameterization.loss_name}: the largest train loss (whole training set; "
+                "batch-norm statistics, if any, recomputed at every point) "
+                f"{parameterization.evaluation_set}, judged "
                 f"after every round of {settings.epochs} epochs (one full {settings.schedule} "
                 "schedule, restarted warm from the previous round's end); converged when it fell "
                 f"by less than {self.tolerance:.0%} of its value at the previous round's end "
