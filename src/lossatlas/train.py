@@ -111,6 +111,25 @@ class Convergence:
                 f"at most {self.max_epochs} epochs")
 
 
+STRUCTURE_CONVERGENCE_KEYS = ("max_epochs", "tolerance", "loss_floor")
+
+
+def structure_training(training: dict, **overrides) -> tuple[TrainSettings, Convergence]:
+    """The ``TrainSettings`` (one round) and ``Convergence`` of a config's ``structure_training``
+    object (its ``l2`` belongs to the structure, not the optimizer: weight decay 0); ``overrides``
+    go to the settings (e.g. ``checkpoint_epochs``). ``max_epochs`` null is one round."""
+    knobs = {k: v for k, v in training.items()
+             if k != "l2" and k not in STRUCTURE_CONVERGENCE_KEYS}
+    settings = TrainSettings(**{"weight_decay": 0.0, **knobs, **overrides})
+    max_epochs = training.get("max_epochs") or settings.epochs
+    if max_epochs % settings.epochs:
+        raise ValueError(f"structure training max_epochs={max_epochs} must be a multiple of its "
+                         f"round of epochs={settings.epochs}")
+    convergence = Convergence(max_epochs=max_epochs, tolerance=training.get("tolerance", 0.05),
+                              floor=training.get("loss_floor", 1e-3))
+    return settings, convergence
+
+
 def converged(losses: Sequence[float], tolerance: float, floor: float) -> bool:
     """Whether a structure's loss sequence (before training, then at the end of every round) has
     converged (``Convergence``): its last value is at most ``floor`` or fell by less than
