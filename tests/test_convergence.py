@@ -14,7 +14,8 @@ from lossatlas import io
 from lossatlas.parameterizations import BezierCurve, build_structure
 from lossatlas.params import get_flat_params
 from lossatlas.train import (Convergence, Member, TrainSettings, batch_incompatibility, converged,
-                             convergence_detail, status_record, train_members, train_run)
+                             convergence_detail, round_ends, status_record, train_members,
+                             train_run)
 from test_train import make_model, states_equal, synthetic_data
 
 ROUND = TrainSettings(epochs=1, batch_size=32, lr=0.05, schedule="garipov")
@@ -27,7 +28,8 @@ RECORD_KEYS = {"converged", "epochs", "max_epochs", "criterion", "detail", "loss
     ([2.0, 1.0, 0.8], False),        # fell 20%: still falling
     ([1.0, 0.951], True),            # fell 4.9%
     ([1.0, 0.95], False),            # fell exactly 5%: not less than the tolerance
-    ([1.0, 0.5, 0.55], True),        # rose: no fall
+    ([1.0, 0.5, 0.55], False),       # rose: noisier than the fall, not converged
+    ([1.0, 0.5, 0.5], True),         # no change
     ([1.0, 0.0009], True),           # fell 99.9% but is below the 1e-3 floor
     ([1.0, 0.5, float("nan")], False),
     ([0.0, 0.0], True),
@@ -47,16 +49,26 @@ def test_criterion_needs_a_round_and_its_settings_are_checked():
         Convergence(max_epochs=0)
 
 
+def test_rounds_double():
+    assert round_ends(20, 300) == [20, 60, 140, 300]
+    assert round_ends(1, 1) == [1]
+    with pytest.raises(ValueError, match="not the end of a round.*20, 60, 140, 300"):
+        round_ends(20, 200)
+
+
 def test_detail_says_why():
-    assert convergence_detail([2.0, 1.0, 0.99], 20, 200, 0.05, 1e-3, "max curve loss") == (
-        "max curve loss fell 1.0% in the last 20-epoch round, less than 5%, after 40 epochs "
-        "(1 → 0.99 nats)")
-    assert convergence_detail([2.0, 1.0, 0.8], 20, 40, 0.05, 1e-3, "max complex loss") == (
-        "max complex loss still falling 20.0% per 20-epoch round at the cap of 40 epochs "
-        "(1 → 0.8 nats)")
+    assert convergence_detail([2.0, 1.0, 0.99], [0, 20, 60], 300, 0.05, 1e-3,
+                              "max curve loss") == (
+        "max curve loss fell 1.0%, less than 5%, in the last round (epochs 20 → 60: "
+        "1 → 0.99 nats)")
+    assert convergence_detail([2.0, 1.0, 0.8], [0, 20, 60], 60, 0.05, 1e-3,
+                              "max complex loss") == (
+        "max complex loss still falling 20.0% in the last round (epochs 20 → 60: 1 → 0.8 nats), "
+        "at the cap of 60 epochs")
     assert "at most the floor of 0.001 nats after 20 epochs" in convergence_detail(
-        [1.0, 5e-4], 20, 200, 0.05, 1e-3)
-    assert "rose 10.0%" in convergence_detail([1.0, 0.5, 0.55], 20, 200, 0.05, 1e-3)
+        [1.0, 5e-4], [0, 20], 300, 0.05, 1e-3)
+    assert "rose 10.0% in the last round" in convergence_detail(
+        [1.0, 0.5, 0.55], [0, 20, 60], 60, 0.05, 1e-3)
 
 
 def solution_and_permuted():
@@ -76,11 +88,11 @@ def solution_and_permuted():
     return flat
 
 
-def assert_stopped_by_the_rule(record, convergence, round_epochs):
-    """The rounds go on exactly while the max loss falls by at least the tolerance."""
+def assert_stopped_by_the_rule(record, convergence, first_round):
+    """The rounds (each twice the one before) go on exactly while the criterion does not hold."""
     losses = [r["max_loss"] for r in record["rounds"]]
-    assert [r["epoch"] for r in record["rounds"]] == list(range(0, record["epochs"] + 1,
-                                                                round_epochs))
+    assert [r["epoch"] for r in record["rounds"]] == [0, *round_ends(first_round,
+                                                                     record["epochs"])]
     for k in range(2, len(losses)):
         assert not converged(losses[:k], convergence.tolerance, convergence.floor)
     at_cap = record["epochs"] == convergence.max_epochs
@@ -92,34 +104,34 @@ def assert_stopped_by_the_rule(record, convergence, round_epochs):
 def test_flat_structure_stops_after_one_round_and_a_falling_one_goes_on():
     theta, permuted = solution_and_permuted()
     data = synthetic_data()
-    rule = Convergence(max_epochs=30, tolerance=0.05, floor=0.0)
+    rule = Convergence(max_epochs=31, tolerance=0.05, floor=0.0)
     # both ends the same solution: the curve is that point, its max loss (the ends') cannot fall
     flat = train_run(make_model(0), data, ROUND, 0, convergence=rule,
                      parameterization=BezierCurve(torch.stack([theta, theta])))
     assert flat.convergence["converged"] and flat.convergence["epochs"] == 1
     assert len(flat.history) == 2
-    assert "in the last 1-epoch round, less than 5%, after 1 epochs" in flat.convergence["detail"]
+    assert "fell 0.0%, less than 5%, in the last round (epochs 0 → 1" in flat.convergence["detail"]
     # a solution and its permutation: the line's barrier falls round after round
     falling = train_run(make_model(0), data, ROUND, 0, convergence=rule,
                         parameterization=BezierCurve(torch.stack([theta, permuted])))
     record = falling.convergence
-    assert record["epochs"] >= 3 and len(falling.history) == record["epochs"] + 1
+    assert record["epochs"] >= 7 and len(falling.history) == record["epochs"] + 1
     assert record["rounds"][1]["max_loss"] < 0.8 * record["rounds"][0]["max_loss"]
     assert_stopped_by_the_rule(record, rule, 1)
-    # the same with a cap of three rounds: stopped there, unconverged, and says so
+    # the same with a cap of two rounds (1 + 2 epochs): stopped there, unconverged, and says so
     capped = train_run(make_model(0), data, ROUND, 0,
                        convergence=dataclasses.replace(rule, max_epochs=3),
                        parameterization=BezierCurve(torch.stack([theta, permuted])))
     assert not capped.convergence["converged"] and capped.convergence["epochs"] == 3
     assert "still falling" in capped.convergence["detail"]
     assert "at the cap of 3 epochs" in capped.convergence["detail"]
-    assert capped.convergence["rounds"] == record["rounds"][:4]
+    assert capped.convergence["rounds"] == record["rounds"][:3]
 
 
 def test_complex_through_one_solution_stops_and_through_permutations_goes_on():
     theta, permuted = solution_and_permuted()
     data = synthetic_data()
-    rule = Convergence(max_epochs=20, tolerance=0.05, floor=0.0)
+    rule = Convergence(max_epochs=15, tolerance=0.05, floor=0.0)
     spec = {"kind": "complex", "connectors": 1, "samples": 2}
     flat = train_run(make_model(0), data, ROUND, 0, convergence=rule,
                      parameterization=build_structure(spec, torch.stack([theta] * 3), list("abc")))
@@ -136,12 +148,12 @@ def test_complex_through_one_solution_stops_and_through_permutations_goes_on():
 def test_status_json_carries_the_record(tmp_path):
     theta, permuted = solution_and_permuted()
     result = train_run(make_model(0), synthetic_data(), ROUND, 0,
-                       convergence=Convergence(max_epochs=2),
+                       convergence=Convergence(max_epochs=3),
                        parameterization=BezierCurve(torch.stack([theta, permuted])))
     io.write_json(status_record(result), tmp_path / "status.json")
     record = json.loads((tmp_path / "status.json").read_text())["convergence"]
-    assert set(record) == RECORD_KEYS and record["max_epochs"] == 2
-    assert isinstance(record["converged"], bool) and record["epochs"] in (1, 2)
+    assert set(record) == RECORD_KEYS and record["max_epochs"] == 3
+    assert isinstance(record["converged"], bool) and record["epochs"] in (1, 3)
     assert record["criterion"].startswith("max curve loss: the largest train loss")
     assert "17 evenly spaced t" in record["criterion"] and "5%" in record["criterion"]
     assert math.isfinite(record["loss"]) and record["loss"] >= record["mean_loss"]
@@ -153,7 +165,7 @@ def test_status_json_carries_the_record(tmp_path):
 def test_batch_members_stop_at_their_own_round():
     theta, permuted = solution_and_permuted()
     data = synthetic_data()
-    rule = Convergence(max_epochs=12, tolerance=0.05, floor=0.0)
+    rule = Convergence(max_epochs=15, tolerance=0.05, floor=0.0)
     curves = [BezierCurve(torch.stack([theta, theta])), BezierCurve(torch.stack([theta, permuted]))]
     batched = train_members([Member(make_model(0), data, ROUND, seed, curve, convergence=rule)
                              for seed, curve in enumerate(curves)])
@@ -171,39 +183,41 @@ def test_batch_members_stop_at_their_own_round():
     assert "convergence" in batch_incompatibility(
         [Member(make_model(0), data, ROUND, 0, curves[0], convergence=rule),
          Member(make_model(0), data, ROUND, 1, curves[1],
-                convergence=dataclasses.replace(rule, max_epochs=6))])
+                convergence=dataclasses.replace(rule, max_epochs=7))])
 
 
-def test_every_round_restarts_the_schedule():
+def test_every_round_restarts_the_schedule_twice_as_long():
     theta, permuted = solution_and_permuted()
     settings = dataclasses.replace(ROUND, epochs=4, batch_size=64)
     result = train_run(make_model(0), synthetic_data(), settings, 0,
                        convergence=Convergence(max_epochs=12, tolerance=0.0, floor=0.0),
                        parameterization=BezierCurve(torch.stack([theta, permuted])))
     lrs = [row["lr"] for row in result.history]
-    epochs = result.convergence["epochs"]
-    assert epochs >= 8, "needs two rounds"
-    assert lrs[1:5] == lrs[5:9] == pytest.approx([0.05, 0.05, 0.05 * 0.38125, 0.0005])
-    with pytest.raises(ValueError, match="multiple of the round"):
+    assert result.convergence["epochs"] == 12, "tolerance 0: trains to the cap"
+    garipov = [0.05, 0.05, 0.05 * 0.38125, 0.0005]   # at 1/4, 1/2, 3/4 and the end of a round
+    assert lrs[1:5] == pytest.approx(garipov)
+    assert lrs[6:13:2] == pytest.approx(garipov)
+    assert lrs[5] == lrs[7] == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="not the end of a round"):
         train_run(make_model(0), synthetic_data(), settings, 0,
-                  convergence=Convergence(max_epochs=10))
+                  convergence=Convergence(max_epochs=8))
     with pytest.raises(ValueError, match="unset steps"):
         train_run(make_model(0), synthetic_data(), dataclasses.replace(settings, steps=5), 0,
-                  convergence=Convergence(max_epochs=8))
+                  convergence=Convergence(max_epochs=12))
 
 
 class Killed(Exception):
     """Stands for a kill right after a resume file was written."""
 
 
-@pytest.mark.parametrize("kill_after", [2, 3])
+@pytest.mark.parametrize("kill_after", [2, 4])
 def test_resume_in_a_later_round_equals_the_uninterrupted_run(tmp_path, monkeypatch, kill_after):
-    """Killed in the middle of the second round, or right at a round's end (after its
-    evaluation), the resumed run ends exactly as the uninterrupted one."""
+    """Killed right at the first round's end (after its evaluation), or in the middle of the
+    second round, the resumed run ends exactly as the uninterrupted one."""
     theta, permuted = solution_and_permuted()
     data = synthetic_data()
     settings = dataclasses.replace(ROUND, epochs=2, batch_size=64, checkpoint_epochs=(0,))
-    rule = Convergence(max_epochs=8, tolerance=0.0, floor=0.0)
+    rule = Convergence(max_epochs=14, tolerance=0.0, floor=0.0)
 
     def members():
         return [Member(make_model(0), data, settings, seed, BezierCurve(torch.stack(ends)),
@@ -234,7 +248,7 @@ def test_resume_in_a_later_round_equals_the_uninterrupted_run(tmp_path, monkeypa
 def test_batch_norm_structure_is_judged_with_recomputed_statistics():
     ends = torch.stack([get_flat_params(make_model(s, "batch")) for s in (0, 1)])
     result = train_run(make_model(0, "batch"), synthetic_data(), ROUND, 0,
-                       convergence=Convergence(max_epochs=2, tolerance=0.0, floor=0.0),
+                       convergence=Convergence(max_epochs=3, tolerance=0.0, floor=0.0),
                        parameterization=BezierCurve(ends))
     rounds = result.convergence["rounds"]
     assert [r["epoch"] for r in rounds][:2] == [0, 1]

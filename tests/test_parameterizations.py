@@ -152,8 +152,8 @@ RESUME_SCRIPT = textwrap.dedent("""
         kind = {kind!r}.removesuffix("-rounds")
         parameterization = build_structure({{"kind": kind, "l2": 1e-3}}, ends, ["a", "b"])
         if {kind!r}.endswith("-rounds"):
-            # rounds of 3 epochs up to 12; tolerance 0 stops only on a rise of the max loss
-            epochs, convergence = 3, Convergence(max_epochs={epochs}, tolerance=0.0, floor=0.0)
+            # rounds of 2, 4 and 8 epochs; tolerance 0: never converged before the cap
+            epochs, convergence = 2, Convergence(max_epochs=14, tolerance=0.0, floor=0.0)
     settings = TrainSettings(optimizer="adam", lr=0.01, epochs=epochs, batch_size=8,
                              checkpoint_epochs=(0, 1, epochs))
     result = train_run(model, synthetic_data(n_train=1024), settings, seed=0,

@@ -147,8 +147,10 @@ def _train(params, sizes, cost_of):
 def _structure_epochs(training: dict) -> tuple[int, int]:
     """Epochs at the cap and rounds of a ``structure_training`` object (trained in rounds until
     converged or at the cap: the plan counts the cap)."""
+    from .train import round_ends
+
     epochs = training.get("max_epochs") or training["epochs"]
-    return epochs, epochs // training["epochs"]
+    return epochs, len(round_ends(training["epochs"], epochs))
 
 
 def _convergence_points(spec: dict) -> int:

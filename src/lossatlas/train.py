@@ -14,6 +14,7 @@ from it and, on CPU, ends with the same final state as an uninterrupted run.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import hashlib
 import json
@@ -75,17 +76,23 @@ class TrainSettings:
 @dataclass(frozen=True)
 class Convergence:
     """Training until a stated convergence criterion holds or a cap is reached (structures: curves
-    and complexes). Training proceeds in rounds of ``TrainSettings.epochs`` epochs, each round one
-    full learning-rate schedule restarted from the previous round's end with the optimizer state
-    kept (warm restarts, Loshchilov & Hutter's SGDR), up to ``max_epochs`` (a multiple of the
-    round). Before training and after every round the trainer evaluates the largest train loss at
-    the parameterization's fixed ``evaluation_points`` on the whole training set (eval mode, batch
-    norm statistics recomputed at every point; deterministic, no random draw). A member has
-    converged when that loss is at most ``floor`` nats or fell by less than ``tolerance`` (a
-    fraction) of its value at the previous round's end (before training, for the first round):
-    ``converged`` on the sequence of losses. A converged member stops (it is frozen while the
-    others of its batch go on); one still improving at the cap stops there unconverged; either
-    way its ``TrainResult.convergence`` says which."""
+    and complexes). Training proceeds in rounds, each one full learning-rate schedule restarted
+    from the previous round's end with the optimizer state kept, each twice as long as the one
+    before (warm restarts with T_mult = 2, Loshchilov & Hutter's SGDR): ``TrainSettings.epochs``
+    epochs, then twice, four times as many, …, so rounds end at epochs E, 3E, 7E, 15E, … up to
+    ``max_epochs``, one of those ends (``round_ends``). Before training and after every round the
+    trainer evaluates the largest train loss at the parameterization's fixed
+    ``evaluation_points`` on the whole training set (eval mode, batch-norm statistics recomputed at
+    every point; deterministic, no random draw). A member has converged when that loss is at most
+    ``floor`` nats, or when it fell, but by less than ``tolerance`` (a fraction) of its value at the
+    previous round's end (before training, for the first round): ``converged`` on the sequence of
+    losses. As every round doubles the training so far, the rule asks whether doubling the budget
+    still lowers the loss by ``tolerance`` or more: a loss that decays as a power of the epochs
+    falls by the same fraction in every round, so it is never taken for converged however slowly
+    it falls per epoch. A rise is not convergence: the round ends are then noisier than the fall,
+    and training goes on. A converged member stops (it is frozen and leaves its batch's
+    computation while the others go on); one that has not converged at the cap stops there
+    unconverged; either way its ``TrainResult.convergence`` says which."""
 
     max_epochs: int
     tolerance: float = 0.05
@@ -101,30 +108,47 @@ class Convergence:
 
     def criterion(self, settings: TrainSettings, parameterization: Parameterization) -> str:
         """The rule in words, for ``parameterization`` trained with ``settings``."""
+        ends = round_ends(settings.epochs, self.max_epochs)
         return (f"{parameterization.loss_name}: the largest train loss (whole training set; "
                 "batch-norm statistics, if any, recomputed at every point) "
-                f"{parameterization.evaluation_set}, judged "
-                f"after every round of {settings.epochs} epochs (one full {settings.schedule} "
-                "schedule, restarted warm from the previous round's end); converged when it fell "
-                f"by less than {self.tolerance:.0%} of its value at the previous round's end "
-                f"(before training, for the first round) or is at most {self.floor:g} nats; "
-                f"at most {self.max_epochs} epochs")
+                f"{parameterization.evaluation_set}, judged before training and after every "
+                f"round, rounds of {settings.epochs}, {2 * settings.epochs}, "
+                f"{4 * settings.epochs}, … epochs (each one full {settings.schedule} schedule, "
+                "restarted warm from the previous round's end, twice as long as the one before) "
+                f"ending at epochs {', '.join(map(str, ends))}; converged when it fell, by less "
+                f"than {self.tolerance:.0%}, from its value at the previous round's end, or is at "
+                f"most {self.floor:g} nats; at most {self.max_epochs} epochs")
+
+
+def round_ends(epochs: int, max_epochs: int) -> list[int]:
+    """The epochs at which rounds end (``Convergence``): E, 3E, 7E, … (E = ``epochs``, each round
+    twice the one before) up to ``max_epochs``, which must be one of them."""
+    ends = [epochs]
+    while ends[-1] < max_epochs:
+        ends.append(2 * ends[-1] + epochs)
+    if ends[-1] != max_epochs:
+        valid = ", ".join(map(str, ends[:-1] + [ends[-1], 2 * ends[-1] + epochs]))
+        raise ValueError(f"max_epochs={max_epochs} is not the end of a round: rounds of {epochs} "
+                         f"epochs, each twice the one before, end at epochs {valid}, …")
+    return ends
 
 
 STRUCTURE_CONVERGENCE_KEYS = ("max_epochs", "tolerance", "loss_floor")
 
 
 def structure_training(training: dict, **overrides) -> tuple[TrainSettings, Convergence]:
-    """The ``TrainSettings`` (one round) and ``Convergence`` of a config's ``structure_training``
-    object (its ``l2`` belongs to the structure, not the optimizer: weight decay 0); ``overrides``
-    go to the settings (e.g. ``checkpoint_epochs``). ``max_epochs`` null is one round."""
+    """The ``TrainSettings`` (its ``epochs``: the first round) and ``Convergence`` of a config's
+    ``structure_training`` object (its ``l2`` belongs to the structure, not the optimizer: weight
+    decay 0); ``overrides`` go to the settings (e.g. ``checkpoint_epochs``). ``max_epochs`` null
+    is one round."""
     knobs = {k: v for k, v in training.items()
              if k != "l2" and k not in STRUCTURE_CONVERGENCE_KEYS}
     settings = TrainSettings(**{"weight_decay": 0.0, **knobs, **overrides})
     max_epochs = training.get("max_epochs") or settings.epochs
-    if max_epochs % settings.epochs:
-        raise ValueError(f"structure training max_epochs={max_epochs} must be a multiple of its "
-                         f"round of epochs={settings.epochs}")
+    try:
+        round_ends(settings.epochs, max_epochs)
+    except ValueError as error:
+        raise ValueError(f"structure training: {error}") from None
     convergence = Convergence(max_epochs=max_epochs, tolerance=training.get("tolerance", 0.05),
                               floor=training.get("loss_floor", 1e-3))
     return settings, convergence
@@ -132,36 +156,33 @@ def structure_training(training: dict, **overrides) -> tuple[TrainSettings, Conv
 
 def converged(losses: Sequence[float], tolerance: float, floor: float) -> bool:
     """Whether a structure's loss sequence (before training, then at the end of every round) has
-    converged (``Convergence``): its last value is at most ``floor`` or fell by less than
-    ``tolerance`` of the value before it (a rise counts as no fall). A non-finite last value
-    never has."""
+    converged (``Convergence``): its last value is at most ``floor``, or it is no higher than the
+    value before it and fell by less than ``tolerance`` of it. A rise, or a non-finite last value,
+    is not convergence."""
     if len(losses) < 2:
         raise ValueError(f"need the losses of at least one round and the one before it, got {losses}")
     previous, last = float(losses[-2]), float(losses[-1])
     if not math.isfinite(last):
         return False
-    return last <= floor or previous - last < tolerance * previous
+    return last <= floor or 0 <= previous - last < tolerance * previous
 
 
-def convergence_detail(losses: Sequence[float], round_epochs: int, max_epochs: int,
+def convergence_detail(losses: Sequence[float], epochs: Sequence[int], max_epochs: int,
                        tolerance: float, floor: float, name: str = "max loss") -> str:
-    """Why the loss sequence ``losses`` (before training, then after every round of
-    ``round_epochs`` epochs) converged or, at the cap ``max_epochs``, did not, in words."""
+    """Why the loss sequence ``losses`` at ``epochs`` (0, then the end of every round) converged
+    or, at the cap ``max_epochs``, did not, in words."""
     previous, last = float(losses[-2]), float(losses[-1])
-    epochs = round_epochs * (len(losses) - 1)
     change = (previous - last) / previous if previous > 0 else 0.0
-    values = f"({previous:.4g} → {last:.4g} nats)"
+    span = f"the last round (epochs {epochs[-2]} → {epochs[-1]}: {previous:.4g} → {last:.4g} nats)"
     if converged(losses, tolerance, floor):
         if last <= floor:
             return (f"{name} {last:.4g} nats is at most the floor of {floor:g} nats after "
-                    f"{epochs} epochs")
-        verb = "fell" if change >= 0 else "rose"
-        return (f"{name} {verb} {abs(change):.1%} in the last {round_epochs}-epoch round, less "
-                f"than {tolerance:.0%}, after {epochs} epochs {values}")
+                    f"{epochs[-1]} epochs")
+        return f"{name} fell {change:.1%}, less than {tolerance:.0%}, in {span}"
     if not math.isfinite(last):
-        return f"{name} is not finite after {epochs} epochs"
-    return (f"{name} still falling {change:.1%} per {round_epochs}-epoch round at the cap of "
-            f"{max_epochs} epochs {values}")
+        return f"{name} is not finite after {epochs[-1]} epochs"
+    trend = f"still falling {change:.1%}" if change >= 0 else f"rose {-change:.1%}"
+    return f"{name} {trend} in {span}, at the cap of {max_epochs} epochs"
 
 
 @dataclass
@@ -490,25 +511,24 @@ class _Batch:
         self.n_train = self.x_trains[0].shape[0]
         self.batches_per_epoch = math.ceil(self.n_train / settings.batch_size)
         self.convergence = convergence = members[0].convergence
-        self.max_epochs = settings.epochs
+        self.round_ends = [settings.epochs]
         if convergence is not None:
             if settings.steps is not None:
                 raise ValueError("training until convergence takes rounds of whole epochs: "
                                  f"unset steps (got {settings.steps})")
-            if convergence.max_epochs % settings.epochs:
-                raise ValueError(f"convergence max_epochs={convergence.max_epochs} must be a "
-                                 f"multiple of the round of epochs={settings.epochs}")
-            self.max_epochs = convergence.max_epochs
-        self.round_steps = settings.epochs * self.batches_per_epoch
+            self.round_ends = round_ends(settings.epochs, convergence.max_epochs)
+        self.max_epochs = self.round_ends[-1]
+        # every round one full schedule over its own steps (a run without a Convergence: one
+        # round, its steps capped by ``steps``)
+        first_round = settings.epochs * self.batches_per_epoch
         if settings.steps is not None:
-            self.round_steps = min(self.round_steps, settings.steps)
-        self.total_steps = self.round_steps * (self.max_epochs // settings.epochs)
-        round_factor = _lr_factor(settings, self.round_steps)
-        # a step's factor is read at its place in its round (every round restarts the schedule);
-        # the factor recorded after an epoch that ends a round is the round's last one
-        self.lr_factor = lambda step: round_factor(step % self.round_steps)
-        self.recorded_lr_factor = lambda step: round_factor(
-            self.round_steps if step and step % self.round_steps == 0 else step % self.round_steps)
+            first_round = min(first_round, settings.steps)
+        self.round_starts = [0] + [end * self.batches_per_epoch for end in self.round_ends[:-1]]
+        self.round_steps = [first_round] + [
+            (end - start) * self.batches_per_epoch
+            for start, end in zip(self.round_ends, self.round_ends[1:])]
+        self.total_steps = self.round_starts[-1] + self.round_steps[-1]
+        self.round_factors = [_lr_factor(settings, steps) for steps in self.round_steps]
         self.initial = [p.initial_tensors() for p in self.parameterizations]
         if any(init.keys() != self.initial[0].keys() or any(
                 init[name].shape != self.initial[0][name].shape for name in init)
@@ -528,6 +548,18 @@ class _Batch:
                     member.settings, member.seed,
                     {"fingerprint": self.fingerprints[i],
                      "convergence": dataclasses.asdict(convergence)})
+
+    def lr_factor(self, step: int) -> float:
+        """The learning-rate factor of the step after ``step`` steps: the schedule of its round
+        at its place in the round (every round restarts the schedule)."""
+        k = bisect.bisect_right(self.round_starts, step) - 1
+        return self.round_factors[k](step - self.round_starts[k])
+
+    def recorded_lr_factor(self, step: int) -> float:
+        """The factor recorded after ``step`` steps: the last step's own round, at its end when
+        ``step`` ends a round."""
+        k = max(bisect.bisect_left(self.round_starts, step) - 1, 0)
+        return self.round_factors[k](step - self.round_starts[k])
 
     def fresh_state(self) -> _BatchState:
         """The state before the first step: every member at its initial tensors and buffers."""
@@ -764,8 +796,8 @@ class _Batch:
             ok, detail = False, f"not judged: no round finished in {epochs} epochs"
         else:
             ok = converged(losses, conv.tolerance, conv.floor)
-            detail = convergence_detail(losses, settings.epochs, conv.max_epochs, conv.tolerance,
-                                        conv.floor, p.loss_name)
+            detail = convergence_detail(losses, [r["epoch"] for r in state.rounds[i]],
+                                        conv.max_epochs, conv.tolerance, conv.floor, p.loss_name)
         last = state.rounds[i][-1] if state.rounds[i] else {"max_loss": None, "mean_loss": None}
         return {"converged": ok, "epochs": epochs, "max_epochs": conv.max_epochs,
                 "criterion": conv.criterion(settings, p), "detail": detail,
@@ -815,9 +847,9 @@ def train_members(members: list[Member], *, resume_path: str | Path | None = Non
     epoch as ``"diverged"``. ``wall_time_s`` is the batch's training time.
 
     With a ``Convergence`` (the members share it), training goes in rounds of
-    ``settings.epochs`` epochs, each a full schedule restarted from the previous round's end, and
-    a member stops once its loss at its fixed evaluation points converged, or at the cap
-    ``max_epochs``; ``TrainResult.convergence`` records which.
+    ``settings.epochs`` epochs, then twice, four times as many, …, each a full schedule restarted
+    from the previous round's end, and a member stops once its loss at its fixed evaluation points
+    converged, or at the cap ``max_epochs``; ``TrainResult.convergence`` records which.
 
     The members must be compatible (``batch_incompatibility``). With ``resume_path``, the batch
     state is saved there after every epoch and resumed from it when it exists and every member's
@@ -846,7 +878,7 @@ def train_members(members: list[Member], *, resume_path: str | Path | None = Non
         state.elapsed += time.perf_counter() - started
         batch.record(state, training, grad_norms)
         batch.judge_divergence(state, training)
-        if batch.convergence is not None and state.epoch % settings.epochs == 0:
+        if batch.convergence is not None and state.epoch in batch.round_ends:
             batch.judge_convergence(state, [i for i in training if state.statuses[i] == "ok"])
         if state.epoch in settings.checkpoint_epochs:
             batch.checkpoint(state, f"epoch-{state.epoch}", training)
