@@ -58,8 +58,13 @@ class Parameterization(Protocol):
 
     def evaluation_points(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
         """The fixed points ``(P, D)`` at which the trainer judges convergence (``Convergence``):
-        their largest train loss, named ``loss_name``, is compared round by round; the set is
+        their largest train loss less the largest at the fixed solutions among them
+        (``evaluation_solutions``), named ``loss_name``, is compared round by round; the set is
         described by ``evaluation_set``."""
+
+    def evaluation_solutions(self) -> torch.Tensor:
+        """Which of the ``evaluation_points`` ``(P,)`` are fixed solutions (a curve's ends, a
+        complex's modes); none for a parameterization without them."""
 
     def describe(self) -> dict:
         """JSON-able settings that identify the parameterization."""
@@ -93,6 +98,9 @@ class FullSpace:
 
     def evaluation_points(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.theta(tensors)[None]
+
+    def evaluation_solutions(self) -> torch.Tensor:
+        return torch.zeros(1, dtype=torch.bool)
 
     def describe(self) -> dict:
         return {"kind": self.kind, "dim": self.theta0.numel()}
@@ -269,6 +277,9 @@ class RandomSubspace:
     def evaluation_points(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.theta(tensors)[None]
 
+    def evaluation_solutions(self) -> torch.Tensor:
+        return torch.zeros(1, dtype=torch.bool)
+
     def describe(self) -> dict:
         return {"kind": self.kind, **self.projection.describe()}
 
@@ -408,14 +419,21 @@ class _Curve:
                 ) -> torch.Tensor | None:
         return 0.5 * self.l2 * thetas.pow(2).sum() if self.l2 else None
 
-    loss_name = "max curve loss"
+    loss_name = "curve barrier"
     evaluation_set = (f"at {CURVE_EVALUATION_POINTS} evenly spaced t in [0, 1] (ends included; "
-                      "a grid that holds Yang et al.'s t = 0, 1/4, 1/2, 3/4, 1)")
+                      "a grid that holds Yang et al.'s t = 0, 1/4, 1/2, 3/4, 1), less the larger "
+                      "end loss")
 
     def evaluation_points(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
         """θ(t) at ``CURVE_EVALUATION_POINTS`` evenly spaced t ∈ [0, 1] ``(P, D)``."""
         return self.points(tensors, torch.linspace(0.0, 1.0, CURVE_EVALUATION_POINTS,
                                                    dtype=torch.float64))
+
+    def evaluation_solutions(self) -> torch.Tensor:
+        """The ends, t = 0 and t = 1."""
+        ends = torch.zeros(CURVE_EVALUATION_POINTS, dtype=torch.bool)
+        ends[[0, -1]] = True
+        return ends
 
     def describe(self) -> dict:
         return {"kind": self.kind, "endpoints": list(self.labels), "l2": self.l2,
@@ -512,10 +530,11 @@ class SimplicialComplex:
             terms.append(-self.volume_weight * torch.log(volume + 1e-4))
         return sum(terms) if terms else None
 
-    loss_name = "max complex loss"
+    loss_name = "complex barrier"
     evaluation_set = (f"at the points of the resolution-{COMPLEX_EVALUATION_RESOLUTION} "
                       "barycentric lattice on every simplex (its vertices, solutions and "
-                      "connectors, points on every edge, and interior points)")
+                      "connectors, points on every edge, and interior points), less the largest "
+                      "loss of its solutions")
 
     def lattice_weights(self, resolution: int) -> torch.Tensor:
         """Weights ``(P, N + k)`` over all vertices (modes, then connectors) of the lattice points
@@ -534,6 +553,11 @@ class SimplicialComplex:
         ``(P, D)``."""
         weights = self.lattice_weights(COMPLEX_EVALUATION_RESOLUTION)
         return weights.to(self.modes) @ self.vertices(tensors)
+
+    def evaluation_solutions(self) -> torch.Tensor:
+        """The lattice points at the modes."""
+        weights = self.lattice_weights(COMPLEX_EVALUATION_RESOLUTION)
+        return (weights[:, :self.n_modes] == 1).any(1)
 
     def describe(self) -> dict:
         return {"kind": self.kind, "modes": list(self.labels), "connectors": self.n_connectors,

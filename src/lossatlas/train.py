@@ -81,12 +81,14 @@ class Convergence:
     before (warm restarts with T_mult = 2, Loshchilov & Hutter's SGDR): ``TrainSettings.epochs``
     epochs, then twice, four times as many, …, so rounds end at epochs E, 3E, 7E, 15E, … up to
     ``max_epochs``, one of those ends (``round_ends``). Before training and after every round the
-    trainer evaluates the largest train loss at the parameterization's fixed
-    ``evaluation_points`` on the whole training set (eval mode, batch-norm statistics recomputed at
-    every point; deterministic, no random draw). A member has converged when that loss is at most
-    ``floor`` nats, or when it fell, but by less than ``tolerance`` (a fraction) of its value at the
-    previous round's end (before training, for the first round): ``converged`` on the sequence of
-    losses. As every round doubles the training so far, the rule asks whether doubling the budget
+    trainer evaluates the train loss at the parameterization's fixed ``evaluation_points`` on the
+    whole training set (eval mode, batch-norm statistics recomputed at every point; deterministic,
+    no random draw); the structure's loss is their largest less the largest at the fixed solutions
+    among them (a curve's ends, a complex's modes): its barrier, what the structure adds to its
+    solutions, which falls towards 0 between interpolating solutions while their own loss does
+    not. A member has converged when that barrier is at most ``floor`` nats, or when it fell, but
+    by less than ``tolerance`` (a fraction) of its value at the previous round's end (before
+    training, for the first round): ``converged`` on the sequence of barriers. As every round doubles the training so far, the rule asks whether doubling the budget
     still lowers the loss by ``tolerance`` or more: a loss that decays as a power of the epochs
     falls by the same fraction in every round, so it is never taken for converged however slowly
     it falls per epoch. A rise is not convergence: the round ends are then noisier than the fall,
@@ -111,7 +113,7 @@ class Convergence:
         ends = round_ends(settings.epochs, self.max_epochs)
         return (f"{parameterization.loss_name}: the largest train loss (whole training set; "
                 "batch-norm statistics, if any, recomputed at every point) "
-                f"{parameterization.evaluation_set}, judged before training and after every "
+                f"{parameterization.evaluation_set}, evaluated before training and after every "
                 f"round, rounds of {settings.epochs}, {2 * settings.epochs}, "
                 f"{4 * settings.epochs}, … epochs (each one full {settings.schedule} schedule, "
                 "restarted warm from the previous round's end, twice as long as the one before) "
@@ -194,8 +196,10 @@ class TrainResult:
     labels to the parameterization's trainable tensors there; ``parameterization`` is its
     ``describe()``; ``convergence`` (training with a ``Convergence``, else ``None``) whether the
     criterion held: ``converged``, ``epochs`` trained, ``max_epochs``, ``criterion`` and ``detail``
-    in words, ``loss`` the last evaluated loss (nats), ``mean_loss`` the mean over the evaluation
-    points there, ``rounds`` every evaluation (``epoch``, ``max_loss``, ``mean_loss``)."""
+    in words, ``loss`` the last evaluated structure loss (nats: the largest loss at the evaluation
+    points less the largest at the solutions among them), ``max_loss``, ``solution_loss`` and
+    ``mean_loss`` there, ``rounds`` every evaluation (``epoch``, ``loss``, ``max_loss``,
+    ``solution_loss``, ``mean_loss``)."""
 
     status: str
     final_state: dict[str, torch.Tensor]
@@ -750,9 +754,11 @@ class _Batch:
                 state.statuses[i] = "diverged"
 
     def evaluate_rounds(self, state: _BatchState, indices: list[int]) -> None:
-        """Append to the members ``indices``' rounds the largest and the mean train loss at their
-        parameterization's ``evaluation_points`` (whole training set, eval mode, batch-norm
-        statistics recomputed at every point; no random draw)."""
+        """Append to the members ``indices``' rounds the train loss at their parameterization's
+        ``evaluation_points`` (whole training set, eval mode, batch-norm statistics recomputed at
+        every point; no random draw): ``loss``, the largest less the largest at the fixed solutions
+        among them (the whole largest without solutions), ``max_loss``, ``solution_loss`` and
+        ``mean_loss``."""
         with torch.no_grad():
             for group in self.data_groups.values():
                 members = [i for i in group if i in indices]
@@ -769,15 +775,19 @@ class _Batch:
                 for i, member_points in zip(members, points):
                     loss = losses[offset:offset + len(member_points)]
                     offset += len(member_points)
-                    state.rounds[i].append({"epoch": state.epoch, "max_loss": float(loss.max()),
-                                            "mean_loss": float(loss.mean())})
+                    solutions = self.parameterizations[i].evaluation_solutions().numpy()
+                    solution_loss = float(loss[solutions].max()) if solutions.any() else 0.0
+                    state.rounds[i].append({
+                        "epoch": state.epoch, "loss": float(loss.max()) - solution_loss,
+                        "max_loss": float(loss.max()), "solution_loss": solution_loss,
+                        "mean_loss": float(loss.mean())})
 
     def judge_convergence(self, state: _BatchState, indices: list[int]) -> None:
         """At the end of a round: evaluate the members ``indices`` (``evaluate_rounds``) and
         finish those that converged or reached the cap."""
         self.evaluate_rounds(state, indices)
         for i in indices:
-            losses = [r["max_loss"] for r in state.rounds[i]]
+            losses = [r["loss"] for r in state.rounds[i]]
             if (converged(losses, self.convergence.tolerance, self.convergence.floor)
                     or state.epoch >= self.max_epochs):
                 state.finished[i] = True
@@ -787,7 +797,7 @@ class _Batch:
         if self.convergence is None:
             return None
         conv, settings, p = self.convergence, self.members[i].settings, self.parameterizations[i]
-        losses = [r["max_loss"] for r in state.rounds[i]]
+        losses = [r["loss"] for r in state.rounds[i]]
         epochs = state.histories[i][-1]["epoch"]
         if state.statuses[i] != "ok":
             ok, detail = False, (f"diverged after {epochs} epochs ({state.divergences[i]}); "
@@ -798,10 +808,12 @@ class _Batch:
             ok = converged(losses, conv.tolerance, conv.floor)
             detail = convergence_detail(losses, [r["epoch"] for r in state.rounds[i]],
                                         conv.max_epochs, conv.tolerance, conv.floor, p.loss_name)
-        last = state.rounds[i][-1] if state.rounds[i] else {"max_loss": None, "mean_loss": None}
+        last = state.rounds[i][-1] if state.rounds[i] else dict.fromkeys(
+            ("loss", "max_loss", "solution_loss", "mean_loss"))
         return {"converged": ok, "epochs": epochs, "max_epochs": conv.max_epochs,
                 "criterion": conv.criterion(settings, p), "detail": detail,
-                "loss": last["max_loss"], "mean_loss": last["mean_loss"],
+                "loss": last["loss"], "max_loss": last["max_loss"],
+                "solution_loss": last["solution_loss"], "mean_loss": last["mean_loss"],
                 "rounds": list(state.rounds[i])}
 
     def results(self, state: _BatchState) -> list[TrainResult]:
