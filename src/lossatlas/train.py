@@ -88,10 +88,11 @@ class Convergence:
     solutions, which falls towards 0 between interpolating solutions while their own loss does
     not. A member has converged when that barrier is at most ``floor`` nats, or when it fell, but
     by less than ``tolerance`` (a fraction) of its value at the previous round's end (before
-    training, for the first round): ``converged`` on the sequence of barriers. As every round doubles the training so far, the rule asks whether doubling the budget
-    still lowers the loss by ``tolerance`` or more: a loss that decays as a power of the epochs
-    falls by the same fraction in every round, so it is never taken for converged however slowly
-    it falls per epoch. A rise is not convergence: the round ends are then noisier than the fall,
+    training, for the first round): ``converged`` on the sequence of barriers. As every round
+    doubles the training so far, the rule asks whether doubling the budget still lowers the
+    barrier by ``tolerance`` or more: a barrier that decays as a power of the epochs falls by the
+    same fraction in every round, so it is never taken for converged however slowly it falls per
+    epoch. A rise is not convergence: the round ends are then noisier than the fall,
     and training goes on. A converged member stops (it is frozen and leaves its batch's
     computation while the others go on); one that has not converged at the cap stops there
     unconverged; either way its ``TrainResult.convergence`` says which."""
@@ -118,8 +119,9 @@ class Convergence:
                 f"{4 * settings.epochs}, … epochs (each one full {settings.schedule} schedule, "
                 "restarted warm from the previous round's end, twice as long as the one before) "
                 f"ending at epochs {', '.join(map(str, ends))}; converged when it fell, by less "
-                f"than {self.tolerance:.0%}, from its value at the previous round's end, or is at "
-                f"most {self.floor:g} nats; at most {self.max_epochs} epochs")
+                f"than {self.tolerance:.0%}, from its value at the previous round's end (before "
+                f"training, for the first round; a rise is not convergence), or is at most "
+                f"{self.floor:g} nats; at most {self.max_epochs} epochs")
 
 
 def round_ends(epochs: int, max_epochs: int) -> list[int]:
