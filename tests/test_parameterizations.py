@@ -150,10 +150,13 @@ RESUME_SCRIPT = textwrap.dedent("""
     else:
         ends = torch.stack([get_flat_params(model), get_flat_params(make_model(1))])
         kind = {kind!r}.removesuffix("-rounds")
-        parameterization = build_structure({{"kind": kind, "l2": 1e-3}}, ends, ["a", "b"])
         if {kind!r}.endswith("-rounds"):
-            # rounds of 2, 4 and 8 epochs; tolerance 0: never converged before the cap
+            # a solution and its permutation (a barrier to remove), rounds of 2, 4 and 8 epochs;
+            # tolerance 0: never converged before the cap while the barrier is above 0
+            from test_convergence import solution_and_permuted
+            ends = torch.stack(solution_and_permuted())
             epochs, convergence = 2, Convergence(max_epochs=14, tolerance=0.0, floor=0.0)
+        parameterization = build_structure({{"kind": kind, "l2": 1e-3}}, ends, ["a", "b"])
     settings = TrainSettings(optimizer="adam", lr=0.01, epochs=epochs, batch_size=8,
                              checkpoint_epochs=(0, 1, epochs))
     result = train_run(model, synthetic_data(n_train=1024), settings, seed=0,
