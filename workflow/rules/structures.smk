@@ -21,7 +21,10 @@ for _key, _settings, _least in (
             f"{len(run_ids(_settings['run']))} seed(s); {_key} needs {_least} independent "
             f"solutions (set runs.{_settings['run']}.seeds)"
         )
-for _key, _settings in (("mode_connectivity", MODE_CONNECTIVITY), ("low_loss_subspace", LOW_LOSS)):
+for _key, _settings in (
+    ("mode_connectivity", MODE_CONNECTIVITY),
+    ("low_loss_subspace", LOW_LOSS),
+):
     try:
         structure_training(_settings["training"])
     except ValueError as error:
