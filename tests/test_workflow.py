@@ -311,6 +311,20 @@ def test_smoke_run_end_to_end(workdir):
     structures = workdir / "results/structures/mnist1d/mlp"
     assert sorted(p.name for p in structures.iterdir()) == [
         "bezier_wedge-s0_wedge-s1", "complex_wedge_n3_k2", "polychain_wedge-s0_wedge-s1"]
+    for structure in structures.iterdir():
+        record = json.loads((structure / "status.json").read_text())["convergence"]
+        assert isinstance(record["converged"], bool) and record["max_epochs"] == 3
+        assert record["epochs"] in (1, 3) and record["criterion"] and record["detail"]
+        assert [r["epoch"] for r in record["rounds"]] == [0, 1, 3][:len(record["rounds"])]
+        assert not (structure / "resume.pt").exists()
+    complex_record = json.loads((structures / "complex_wedge_n3_k2/status.json").read_text())
+    # tolerance and floor 0: trained to its cap, unconverged (the claim gate's inconclusive path)
+    assert complex_record["convergence"]["epochs"] == 3
+    assert not complex_record["convergence"]["converged"]
+    cells = pd.concat([pd.read_csv(path) for path in
+                       (measurements / "sweeps/grid").glob("*.cells.csv")])
+    assert {"curve_converged", "curve_epochs", "curve_convergence"} <= set(cells.columns)
+    assert cells["curve_epochs"].isin([1, 3]).all()
     for figure in ("subspace_training", "goldilocks", "long_short_directions", "wedge_cuts",
                    "mode_connectivity", "low_loss_subspace", "ensembles"):
         table = pd.read_csv(measurements / f"{figure}.csv")
