@@ -1,5 +1,6 @@
 """Parameterizations and the one trainer: matrix-free projection == dense A, subspace at d = D with
-A = I == full-space training, resume after SIGKILL for a subspace and a curve run, bad specs."""
+A = I == full-space training, resume after SIGKILL for a subspace and a curve run (also one trained
+in rounds until convergence), bad specs."""
 
 import subprocess
 import sys
@@ -139,25 +140,35 @@ RESUME_SCRIPT = textwrap.dedent("""
     from lossatlas import io
     from lossatlas.parameterizations import build_parameterization, build_structure
     from lossatlas.params import flat_params_from_state, get_flat_params, param_layout
-    from lossatlas.train import TrainSettings, train_run
+    from lossatlas.train import Convergence, TrainSettings, train_run
     model = make_model(0)
+    epochs, convergence = {epochs}, None
     if {kind!r} == "subspace":
         parameterization = build_parameterization({{"kind": "subspace", "dim": 25, "seed": 4,
                                                     "projection": "blocked"}},
                                                   get_flat_params(model))
     else:
         ends = torch.stack([get_flat_params(model), get_flat_params(make_model(1))])
-        parameterization = build_structure({{"kind": {kind!r}, "l2": 1e-3}}, ends, ["a", "b"])
-    settings = TrainSettings(optimizer="adam", lr=0.01, epochs={epochs}, batch_size=8,
-                             checkpoint_epochs=(0, 1, {epochs}))
+        kind = {kind!r}.removesuffix("-rounds")
+        if {kind!r}.endswith("-rounds"):
+            # a solution and its permutation (a barrier to remove), rounds of 2, 4 and 8 epochs;
+            # tolerance 0: never converged before the cap while the barrier is above 0
+            from test_convergence import solution_and_permuted
+            ends = torch.stack(solution_and_permuted())
+            epochs, convergence = 2, Convergence(max_epochs=14, tolerance=0.0, floor=0.0)
+        parameterization = build_structure({{"kind": kind, "l2": 1e-3}}, ends, ["a", "b"])
+    settings = TrainSettings(optimizer="adam", lr=0.01, epochs=epochs, batch_size=8,
+                             checkpoint_epochs=(0, 1, epochs))
     result = train_run(model, synthetic_data(n_train=1024), settings, seed=0,
-                       parameterization=parameterization, resume_path={resume!r})
+                       parameterization=parameterization, convergence=convergence,
+                       resume_path={resume!r})
     io.save_torch({{"final": result.final_state, "trainable": result.trainable,
-                   "history": result.history}}, {out!r})
+                   "history": result.history, "convergence": result.convergence}}, {out!r})
 """)
 
 
-@pytest.mark.parametrize("kind, tensor", [("subspace", "z"), ("bezier", "bend")])
+@pytest.mark.parametrize("kind, tensor", [("subspace", "z"), ("bezier", "bend"),
+                                          ("bezier-rounds", "bend")])
 def test_resume_after_kill_is_identical(tmp_path, kind, tensor):
     tests = str(__import__("pathlib").Path(__file__).parent)
     epochs = 12
@@ -178,6 +189,9 @@ def test_resume_after_kill_is_identical(tmp_path, kind, tensor):
                        resumed["trainable"]["final"][tensor])
     assert all(torch.equal(straight["final"][k], resumed["final"][k]) for k in straight["final"])
     assert [r["train_loss"] for r in straight["history"]] == [r["train_loss"] for r in resumed["history"]]
+    assert straight["convergence"] == resumed["convergence"]
+    if kind.endswith("-rounds"):
+        assert len(straight["convergence"]["rounds"]) > 2, "the run must go several rounds"
 
 
 def test_resume_file_of_another_run_is_not_used(tmp_path):

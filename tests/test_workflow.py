@@ -125,6 +125,10 @@ def write_config(workdir, name, overrides, as_smoke=False):
     ({"figures.low_loss_subspace.connectors": 0}, "connectors"),
     ({"figures.low_loss_subspace.samples": 0}, "samples"),
     ({"figures.low_loss_subspace.training": {"weight_decay": 0.1}}, "weight_decay"),
+    ({"figures.low_loss_subspace.training": {"max_epochs": 2}},
+     "figures.low_loss_subspace.training: structure training: max_epochs=2 is not the end of a round"),
+    ({"sweep_measurements.curve_training": {"epochs": 1, "max_epochs": 2}},
+     "sweep_measurements.curve_training: structure training: max_epochs=2"),
     ({"figures.ensembles.members": 4}, "ensembles needs 4 independent solutions"),
     ({"runs.wedge.checkpoint_epochs": [0, 1]}, "figures.ensembles.members"),
     ({"figures.lb_sb_interpolation.rise_alpha": 1.5}, "rise_alpha"),
@@ -361,6 +365,20 @@ def test_smoke_run_end_to_end(workdir):
     structures = workdir / f"{SMOKE}/structures/mnist1d/mlp"
     assert sorted(p.name for p in structures.iterdir()) == [
         "bezier_wedge-s0_wedge-s1", "complex_wedge_n3_k2", "polychain_wedge-s0_wedge-s1"]
+    for structure in structures.iterdir():
+        record = json.loads((structure / "status.json").read_text())["convergence"]
+        assert isinstance(record["converged"], bool) and record["max_epochs"] == 3
+        assert record["epochs"] in (1, 3) and record["criterion"] and record["detail"]
+        assert [r["epoch"] for r in record["rounds"]] == [0, 1, 3][:len(record["rounds"])]
+        assert not (structure / "resume.pt").exists()
+    complex_record = json.loads((structures / "complex_wedge_n3_k2/status.json").read_text())
+    # tolerance and floor 0: trained to its cap, unconverged (the claim gate's inconclusive path)
+    assert complex_record["convergence"]["epochs"] == 3
+    assert not complex_record["convergence"]["converged"]
+    cells = pd.concat([pd.read_csv(path) for path in
+                       (measurements / "sweeps/grid").glob("*.cells.csv")])
+    assert {"curve_converged", "curve_epochs", "curve_convergence"} <= set(cells.columns)
+    assert cells["curve_epochs"].isin([1, 3]).all()
     for figure in ("subspace_training", "goldilocks", "long_short_directions", "wedge_cuts",
                    "mode_connectivity", "low_loss_subspace", "ensembles"):
         table = pd.read_csv(measurements / f"{figure}.csv")

@@ -20,9 +20,11 @@ A parameterization's ``describe()`` is part of the run's resume fingerprint and 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 from typing import Protocol
 
+import numpy as np
 import torch
 
 PARAMETERIZATIONS = ("full", "subspace")
@@ -54,6 +56,16 @@ class Parameterization(Protocol):
         """A term added to the minibatch loss at the points ``thetas`` ``(D,)`` or ``(J, D)``
         that ``theta(tensors, sample)`` gave (``None``: nothing added)."""
 
+    def evaluation_points(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The fixed points ``(P, D)`` at which the trainer judges convergence (``Convergence``):
+        their largest train loss less the largest at the fixed solutions among them
+        (``evaluation_solutions``), named ``loss_name``, is compared round by round; the set is
+        described by ``evaluation_set``."""
+
+    def evaluation_solutions(self) -> torch.Tensor:
+        """Which of the ``evaluation_points`` ``(P,)`` are fixed solutions (a curve's ends, a
+        complex's modes); none for a parameterization without them."""
+
     def describe(self) -> dict:
         """JSON-able settings that identify the parameterization."""
 
@@ -80,6 +92,15 @@ class FullSpace:
 
     def penalty(self, tensors, sample, thetas) -> None:
         return None
+
+    loss_name = "train loss"
+    evaluation_set = "at θ"
+
+    def evaluation_points(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.theta(tensors)[None]
+
+    def evaluation_solutions(self) -> torch.Tensor:
+        return torch.zeros(1, dtype=torch.bool)
 
     def describe(self) -> dict:
         return {"kind": self.kind, "dim": self.theta0.numel()}
@@ -250,6 +271,15 @@ class RandomSubspace:
     def penalty(self, tensors, sample, thetas) -> None:
         return None
 
+    loss_name = "train loss"
+    evaluation_set = "at θ₀ + A z"
+
+    def evaluation_points(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.theta(tensors)[None]
+
+    def evaluation_solutions(self) -> torch.Tensor:
+        return torch.zeros(1, dtype=torch.bool)
+
     def describe(self) -> dict:
         return {"kind": self.kind, **self.projection.describe()}
 
@@ -287,6 +317,23 @@ def build_parameterization(spec: dict | None, theta0: torch.Tensor, *,
 
 
 STRUCTURES = ("bezier", "polychain", "complex")
+# The fixed points at which a structure's convergence is judged (``evaluation_points``): 17 evenly
+# spaced t on a curve (steps of 1/16, holding every quarter), the resolution-4 lattice on every
+# simplex of a complex (35 points for 3 modes and 2 connectors).
+CURVE_EVALUATION_POINTS = 17
+COMPLEX_EVALUATION_RESOLUTION = 4
+
+
+def simplex_lattice(vertices: int, resolution: int) -> np.ndarray:
+    """Barycentric weights ``(P, vertices)`` of the regular lattice on a simplex: every vector of
+    multiples of 1/``resolution`` that sums to 1 (P = C(resolution + vertices − 1, vertices − 1));
+    it includes the vertices, ``resolution`` − 1 interior points on every edge, and covers every
+    face."""
+    if vertices < 1 or resolution < 1:
+        raise ValueError(f"need vertices >= 1 and resolution >= 1, got {vertices}, {resolution}")
+    rows = [counts for counts in itertools.product(range(resolution + 1), repeat=vertices)
+            if sum(counts) == resolution]
+    return np.asarray(rows, dtype=np.float64) / resolution
 
 
 def build_structure(spec: dict, points: torch.Tensor, labels: list[str], *,
@@ -371,6 +418,22 @@ class _Curve:
     def penalty(self, tensors: dict[str, torch.Tensor], sample, thetas: torch.Tensor
                 ) -> torch.Tensor | None:
         return 0.5 * self.l2 * thetas.pow(2).sum() if self.l2 else None
+
+    loss_name = "curve barrier"
+    evaluation_set = (f"at {CURVE_EVALUATION_POINTS} evenly spaced t in [0, 1] (ends included; "
+                      "a grid that holds Yang et al.'s t = 0, 1/4, 1/2, 3/4, 1), less the larger "
+                      "end loss")
+
+    def evaluation_points(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        """θ(t) at ``CURVE_EVALUATION_POINTS`` evenly spaced t ∈ [0, 1] ``(P, D)``."""
+        return self.points(tensors, torch.linspace(0.0, 1.0, CURVE_EVALUATION_POINTS,
+                                                   dtype=torch.float64))
+
+    def evaluation_solutions(self) -> torch.Tensor:
+        """The ends, t = 0 and t = 1."""
+        ends = torch.zeros(CURVE_EVALUATION_POINTS, dtype=torch.bool)
+        ends[[0, -1]] = True
+        return ends
 
     def describe(self) -> dict:
         return {"kind": self.kind, "endpoints": list(self.labels), "l2": self.l2,
@@ -466,6 +529,35 @@ class SimplicialComplex:
             volume = simplex_volume(self.vertices(tensors)[on_simplex])
             terms.append(-self.volume_weight * torch.log(volume + 1e-4))
         return sum(terms) if terms else None
+
+    loss_name = "complex barrier"
+    evaluation_set = (f"at the points of the resolution-{COMPLEX_EVALUATION_RESOLUTION} "
+                      "barycentric lattice on every simplex (its vertices, solutions and "
+                      "connectors, points on every edge, and interior points), less the largest "
+                      "loss of its solutions")
+
+    def lattice_weights(self, resolution: int) -> torch.Tensor:
+        """Weights ``(P, N + k)`` over all vertices (modes, then connectors) of the lattice points
+        of resolution ``resolution`` (``simplex_lattice``) on every simplex, each point once
+        (faces shared by simplices are not repeated)."""
+        lattice = simplex_lattice(self.n_connectors + 1, resolution)
+        rows = []
+        for index in range(self.n_modes):
+            weights = np.zeros((len(lattice), self.n_modes + self.n_connectors))
+            weights[:, self.simplex(index)] = lattice
+            rows.append(weights)
+        return torch.as_tensor(np.unique(np.round(np.concatenate(rows), 12), axis=0))
+
+    def evaluation_points(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The lattice points of resolution ``COMPLEX_EVALUATION_RESOLUTION`` on every simplex
+        ``(P, D)``."""
+        weights = self.lattice_weights(COMPLEX_EVALUATION_RESOLUTION)
+        return weights.to(self.modes) @ self.vertices(tensors)
+
+    def evaluation_solutions(self) -> torch.Tensor:
+        """The lattice points at the modes."""
+        weights = self.lattice_weights(COMPLEX_EVALUATION_RESOLUTION)
+        return (weights[:, :self.n_modes] == 1).any(1)
 
     def describe(self) -> dict:
         return {"kind": self.kind, "modes": list(self.labels), "connectors": self.n_connectors,

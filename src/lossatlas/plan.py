@@ -144,15 +144,38 @@ def _train(params, sizes, cost_of):
     return sum(_run_training(s, cost_of(s["model"]), sizes) for s in params["runs"].values())
 
 
+def _structure_epochs(training: dict) -> tuple[int, int]:
+    """Epochs at the cap and rounds of a ``structure_training`` object (trained in rounds until
+    converged or at the cap: the plan counts the cap)."""
+    from .train import round_ends
+
+    epochs = training.get("max_epochs") or training["epochs"]
+    return epochs, len(round_ends(training["epochs"], epochs))
+
+
+def _convergence_points(spec: dict) -> int:
+    """Points at which a structure's convergence is judged after every round
+    (``Parameterization.evaluation_points``)."""
+    from .parameterizations import (COMPLEX_EVALUATION_RESOLUTION, CURVE_EVALUATION_POINTS,
+                                    simplex_lattice)
+
+    if spec.get("kind") != "complex":
+        return CURVE_EVALUATION_POINTS
+    return spec.get("modes", 3) * len(simplex_lattice(spec.get("connectors", 1) + 1,
+                                                      COMPLEX_EVALUATION_RESOLUTION))
+
+
 def _train_structure(params, sizes, cost_of):
     structure = params["structure"]
     first = next(iter(params["runs"].values()))
     cost = cost_of(first["model"])
     n = _train_samples(first, sizes)
-    epochs = structure["training"]["epochs"]
+    epochs, rounds = _structure_epochs(structure["training"])
     points_per_step = structure["spec"].get("samples", 1)
+    spec = {**structure["spec"], "modes": len(structure["points"])}
     passes = (epochs * n * TRAIN_PASSES * points_per_step
-              + _evaluations(epochs + 1, n, sizes.n_test, cost.batch_norm))
+              + _evaluations(epochs + 1, n, sizes.n_test, cost.batch_norm)
+              + _evaluations((rounds + 1) * _convergence_points(spec), n, 0, cost.batch_norm))
     return passes * cost.flops
 
 
@@ -305,15 +328,17 @@ def _sweep_curvature(params, sizes, cost_of):
 
 def _sweep_cells(params, sizes, cost_of):
     measure = params["measurements"]
-    curve = measure["curve_training"]
+    epochs, rounds = _structure_epochs(measure["curve_training"])
     total = 0.0
     for cell in params["cells"]:
         settings = params["settings"][cell["runs"][0]]
         cost = cost_of(settings["model"])
         n = _train_samples(settings, sizes)
-        passes = (curve["epochs"] * n * TRAIN_PASSES
+        passes = (epochs * n * TRAIN_PASSES
                   + _evaluations(measure["curve_points"], n, 0,
                                  _recompute(cost, measure["bn_policy"]))
+                  + _evaluations((rounds + 1) * _convergence_points({"kind": "bezier"}), n, 0,
+                                 cost.batch_norm)
                   + len(cell["runs"]) * measure["cka_samples"])
         total += passes * cost.flops
     return total

@@ -11,14 +11,13 @@ nats, errors fractions in [0, 1]. Every loss or prediction goes through the batc
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from .landscape import plane_points
-from .parameterizations import SimplicialComplex
+from .parameterizations import SimplicialComplex, simplex_lattice
 from .wedge import plane_basis, plane_coordinates, plane_grid
 
 
@@ -28,29 +27,11 @@ from .wedge import plane_basis, plane_coordinates, plane_grid
 # --- sampling simplices --------------------------------------------------------------------------
 
 
-def simplex_lattice(vertices: int, resolution: int) -> np.ndarray:
-    """Barycentric weights ``(P, vertices)`` of the regular lattice on a simplex: every vector of
-    multiples of 1/``resolution`` that sums to 1 (P = C(resolution + vertices − 1, vertices − 1));
-    it includes the vertices, ``resolution`` − 1 interior points on every edge, and covers every
-    face."""
-    if vertices < 1 or resolution < 1:
-        raise ValueError(f"need vertices >= 1 and resolution >= 1, got {vertices}, {resolution}")
-    rows = [counts for counts in itertools.product(range(resolution + 1), repeat=vertices)
-            if sum(counts) == resolution]
-    return np.asarray(rows, dtype=np.float64) / resolution
-
-
 def complex_weights(structure: SimplicialComplex, resolution: int) -> np.ndarray:
     """Weights ``(P, N + k)`` over all vertices of ``structure`` (modes, then connectors) of the
     lattice points of every simplex, each point once (faces shared by simplices are not
     repeated)."""
-    lattice = simplex_lattice(structure.n_connectors + 1, resolution)
-    rows = []
-    for index in range(structure.n_modes):
-        weights = np.zeros((len(lattice), structure.n_modes + structure.n_connectors))
-        weights[:, structure.simplex(index)] = lattice
-        rows.append(weights)
-    return np.unique(np.round(np.concatenate(rows), 12), axis=0)
+    return structure.lattice_weights(resolution).numpy()
 
 
 def hull_weights(n_modes: int, n_vertices: int, resolution: int) -> np.ndarray:

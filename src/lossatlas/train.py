@@ -14,12 +14,13 @@ from it and, on CPU, ends with the same final state as an uninterrupted run.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import hashlib
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from torch.func import vmap
 from tqdm import tqdm
 
 from . import io
-from .evaluate import evaluate_train_test
+from .evaluate import evaluate_points, evaluate_train_test
 from .functional import FunctionalModel
 from .parameterizations import FullSpace, Parameterization
 from .params import get_flat_params, param_layout
@@ -72,6 +73,122 @@ class TrainSettings:
                              f"{self.divergence_loss_factor}")
 
 
+@dataclass(frozen=True)
+class Convergence:
+    """Training until a stated convergence criterion holds or a cap is reached (structures: curves
+    and complexes). Training proceeds in rounds, each one full learning-rate schedule restarted
+    from the previous round's end with the optimizer state kept, each twice as long as the one
+    before (warm restarts with T_mult = 2, Loshchilov & Hutter's SGDR): ``TrainSettings.epochs``
+    epochs, then twice, four times as many, …, so rounds end at epochs E, 3E, 7E, 15E, … up to
+    ``max_epochs``, one of those ends (``round_ends``). Before training and after every round the
+    trainer evaluates the train loss at the parameterization's fixed ``evaluation_points`` on the
+    whole training set (eval mode, batch-norm statistics recomputed at every point; deterministic,
+    no random draw); the structure's loss is their largest less the largest at the fixed solutions
+    among them (a curve's ends, a complex's modes): its barrier, what the structure adds to its
+    solutions, which falls towards 0 between interpolating solutions while their own loss does
+    not. A member has converged when that barrier is at most ``floor`` nats, or when it fell, but
+    by less than ``tolerance`` (a fraction) of its value at the previous round's end (before
+    training, for the first round): ``converged`` on the sequence of barriers. As every round
+    doubles the training so far, the rule asks whether doubling the budget still lowers the
+    barrier by ``tolerance`` or more: a barrier that decays as a power of the epochs falls by the
+    same fraction in every round, so it is never taken for converged however slowly it falls per
+    epoch. A rise is not convergence: the round ends are then noisier than the fall,
+    and training goes on. A converged member stops (it is frozen and leaves its batch's
+    computation while the others go on); one that has not converged at the cap stops there
+    unconverged; either way its ``TrainResult.convergence`` says which."""
+
+    max_epochs: int
+    tolerance: float = 0.05
+    floor: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if self.max_epochs < 1:
+            raise ValueError(f"need max_epochs >= 1, got {self.max_epochs}")
+        if not 0 <= self.tolerance < 1:
+            raise ValueError(f"need a convergence tolerance in [0, 1), got {self.tolerance}")
+        if not (self.floor >= 0 and math.isfinite(self.floor)):
+            raise ValueError(f"need a finite convergence floor >= 0 nats, got {self.floor}")
+
+    def criterion(self, settings: TrainSettings, parameterization: Parameterization) -> str:
+        """The rule in words, for ``parameterization`` trained with ``settings``."""
+        ends = round_ends(settings.epochs, self.max_epochs)
+        return (f"{parameterization.loss_name}: the largest train loss (whole training set; "
+                "batch-norm statistics, if any, recomputed at every point) "
+                f"{parameterization.evaluation_set}, evaluated before training and after every "
+                f"round, rounds of {settings.epochs}, {2 * settings.epochs}, "
+                f"{4 * settings.epochs}, … epochs (each one full {settings.schedule} schedule, "
+                "restarted warm from the previous round's end, twice as long as the one before) "
+                f"ending at epochs {', '.join(map(str, ends))}; converged when it fell, by less "
+                f"than {self.tolerance:.0%}, from its value at the previous round's end (before "
+                f"training, for the first round; a rise is not convergence), or is at most "
+                f"{self.floor:g} nats; at most {self.max_epochs} epochs")
+
+
+def round_ends(epochs: int, max_epochs: int) -> list[int]:
+    """The epochs at which rounds end (``Convergence``): E, 3E, 7E, … (E = ``epochs``, each round
+    twice the one before) up to ``max_epochs``, which must be one of them."""
+    ends = [epochs]
+    while ends[-1] < max_epochs:
+        ends.append(2 * ends[-1] + epochs)
+    if ends[-1] != max_epochs:
+        valid = ", ".join(map(str, ends[:-1] + [ends[-1], 2 * ends[-1] + epochs]))
+        raise ValueError(f"max_epochs={max_epochs} is not the end of a round: rounds of {epochs} "
+                         f"epochs, each twice the one before, end at epochs {valid}, …")
+    return ends
+
+
+STRUCTURE_CONVERGENCE_KEYS = ("max_epochs", "tolerance", "loss_floor")
+
+
+def structure_training(training: dict, **overrides) -> tuple[TrainSettings, Convergence]:
+    """The ``TrainSettings`` (its ``epochs``: the first round) and ``Convergence`` of a config's
+    ``structure_training`` object (its ``l2`` belongs to the structure, not the optimizer: weight
+    decay 0); ``overrides`` go to the settings (e.g. ``checkpoint_epochs``). ``max_epochs`` null
+    is one round."""
+    knobs = {k: v for k, v in training.items()
+             if k != "l2" and k not in STRUCTURE_CONVERGENCE_KEYS}
+    settings = TrainSettings(**{"weight_decay": 0.0, **knobs, **overrides})
+    max_epochs = training.get("max_epochs") or settings.epochs
+    try:
+        round_ends(settings.epochs, max_epochs)
+    except ValueError as error:
+        raise ValueError(f"structure training: {error}") from None
+    convergence = Convergence(max_epochs=max_epochs, tolerance=training.get("tolerance", 0.05),
+                              floor=training.get("loss_floor", 1e-3))
+    return settings, convergence
+
+
+def converged(losses: Sequence[float], tolerance: float, floor: float) -> bool:
+    """Whether a structure's loss sequence (before training, then at the end of every round) has
+    converged (``Convergence``): its last value is at most ``floor``, or it is no higher than the
+    value before it and fell by less than ``tolerance`` of it. A rise, or a non-finite last value,
+    is not convergence."""
+    if len(losses) < 2:
+        raise ValueError(f"need the losses of at least one round and the one before it, got {losses}")
+    previous, last = float(losses[-2]), float(losses[-1])
+    if not math.isfinite(last):
+        return False
+    return last <= floor or 0 <= previous - last < tolerance * previous
+
+
+def convergence_detail(losses: Sequence[float], epochs: Sequence[int], max_epochs: int,
+                       tolerance: float, floor: float, name: str = "max loss") -> str:
+    """Why the loss sequence ``losses`` at ``epochs`` (0, then the end of every round) converged
+    or, at the cap ``max_epochs``, did not, in words."""
+    previous, last = float(losses[-2]), float(losses[-1])
+    change = (previous - last) / previous if previous > 0 else 0.0
+    span = f"the last round (epochs {epochs[-2]} → {epochs[-1]}: {previous:.4g} → {last:.4g} nats)"
+    if converged(losses, tolerance, floor):
+        if last <= floor:
+            return (f"{name} {last:.4g} nats is at most the floor of {floor:g} nats after "
+                    f"{epochs[-1]} epochs")
+        return f"{name} fell {change:.1%}, less than {tolerance:.0%}, in {span}"
+    if not math.isfinite(last):
+        return f"{name} is not finite after {epochs[-1]} epochs"
+    trend = f"still falling {change:.1%}" if change >= 0 else f"rose {-change:.1%}"
+    return f"{name} {trend} in {span}, at the cap of {max_epochs} epochs"
+
+
 @dataclass
 class TrainResult:
     """Outcome of a run: ``status`` is ``"ok"`` or ``"diverged"`` (``divergence`` says why);
@@ -79,7 +196,12 @@ class TrainResult:
     ``trajectory`` maps a label (``epoch-3``, ``step-120``) to a saved state dict (θ the
     parameterization maps to, plus buffers); ``trainable`` maps ``init``, ``final`` and the same
     labels to the parameterization's trainable tensors there; ``parameterization`` is its
-    ``describe()``."""
+    ``describe()``; ``convergence`` (training with a ``Convergence``, else ``None``) whether the
+    criterion held: ``converged``, ``epochs`` trained, ``max_epochs``, ``criterion`` and ``detail``
+    in words, ``loss`` the last evaluated structure loss (nats: the largest loss at the evaluation
+    points less the largest at the solutions among them), ``max_loss``, ``solution_loss`` and
+    ``mean_loss`` there, ``rounds`` every evaluation (``epoch``, ``loss``, ``max_loss``,
+    ``solution_loss``, ``mean_loss``)."""
 
     status: str
     final_state: dict[str, torch.Tensor]
@@ -90,6 +212,7 @@ class TrainResult:
     trainable: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
     parameterization: dict = field(default_factory=dict)
     divergence: str | None = None
+    convergence: dict | None = None
 
 
 def resolve_device(device: str) -> torch.device:
@@ -159,11 +282,16 @@ def _divergence(row: dict, initial_loss: float, factor: float) -> str | None:
 def status_record(result: TrainResult) -> dict:
     """The ``status.json`` of a finished run or structure: status, divergence reason, steps, last
     epoch, its train loss (nats, full training set), train and test accuracy, and the
-    parameterization."""
+    parameterization; for training with a ``Convergence`` (structures) also ``convergence``
+    (``TrainResult.convergence``)."""
     last = result.history[-1]
-    return {"status": result.status, "divergence": result.divergence, "steps": result.steps,
-            "epochs": last["epoch"], "train_loss": last["train_loss"], "train_acc": last["train_acc"],
-            "test_acc": last["test_acc"], "parameterization": result.parameterization}
+    record = {"status": result.status, "divergence": result.divergence, "steps": result.steps,
+              "epochs": last["epoch"], "train_loss": last["train_loss"],
+              "train_acc": last["train_acc"], "test_acc": last["test_acc"],
+              "parameterization": result.parameterization}
+    if result.convergence is not None:
+        record["convergence"] = result.convergence
+    return record
 
 
 def init_model(build: Callable[[], nn.Module], seed: int) -> nn.Module:
@@ -178,7 +306,8 @@ class Member:
     the initial batch-norm running statistics), its ``data`` (a ``DatasetTensors``: the run's own
     training subset and label-noise draw), settings, seed, parameterization (``None``:
     ``FullSpace`` at the model's θ) and ``identity`` (what else defines the run: model, data
-    subset, init; part of its resume ``fingerprint``)."""
+    subset, init; part of its resume ``fingerprint``); ``convergence``: train in rounds until
+    it converges or reaches a cap (``Convergence``; ``None``: ``settings.epochs`` epochs)."""
 
     model: nn.Module
     data: object
@@ -186,6 +315,7 @@ class Member:
     seed: int
     parameterization: Parameterization | None = None
     identity: dict | None = None
+    convergence: Convergence | None = None
 
 
 # Settings every member of a batch shares: they fix the steps taken together.
@@ -200,7 +330,8 @@ def _buffer_shapes(model: nn.Module) -> dict[str, torch.Size]:
 def batch_incompatibility(members: list[Member]) -> str | None:
     """Why ``members`` cannot be trained as one vmapped batch (``None``: they can): they must share
     the architecture (names and shapes of the parameters and buffers), the training-set size, the
-    ``BATCH_SHARED_SETTINGS`` and the names and shapes of the trainable tensors."""
+    ``BATCH_SHARED_SETTINGS``, the ``Convergence`` and the names and shapes of the trainable
+    tensors."""
     if not members:
         return "a batch needs at least one member"
     first = members[0]
@@ -215,6 +346,9 @@ def batch_incompatibility(members: list[Member]) -> str | None:
             if getattr(member.settings, key) != getattr(first.settings, key):
                 return (f"member {index} has {key}={getattr(member.settings, key)!r}, member 0 "
                         f"{getattr(first.settings, key)!r}")
+        if member.convergence != first.convergence:
+            return (f"member {index} has convergence {member.convergence}, member 0 "
+                    f"{first.convergence}")
     return None
 
 
@@ -318,13 +452,17 @@ class _BatchState:
     epoch: int = 0
     step: int = 0
     elapsed: float = 0.0
+    rounds: list[list[dict]] = field(default_factory=list)
+    finished: list[bool] = field(default_factory=list)
 
     RECORDS = ("init", "histories", "trajectories", "trainables", "statuses", "divergences",
-               "member_steps", "epoch", "step", "elapsed")
+               "member_steps", "epoch", "step", "elapsed", "rounds", "finished")
 
     def active(self) -> list[int]:
-        """Indices of the members still training (not diverged)."""
-        return [i for i, status in enumerate(self.statuses) if status == "ok"]
+        """Indices of the members still training (not diverged, not finished by their
+        ``Convergence``)."""
+        return [i for i, status in enumerate(self.statuses)
+                if status == "ok" and not self.finished[i]]
 
     def saved(self, fingerprints: list[str]) -> dict:
         """The resume file's content (CPU tensors), tagged with the members' fingerprints."""
@@ -344,7 +482,7 @@ class _BatchState:
             generator.set_state(generator_state)
         self.theta0 = saved["theta0"].to(device)
         for key in self.RECORDS:
-            setattr(self, key, saved[key])
+            setattr(self, key, saved.get(key, getattr(self, key)))
 
 
 class _Batch:
@@ -380,10 +518,25 @@ class _Batch:
         self.y_stack = self.y_trains[0] if self.shared_data else torch.stack(self.y_trains)
         self.n_train = self.x_trains[0].shape[0]
         self.batches_per_epoch = math.ceil(self.n_train / settings.batch_size)
-        self.total_steps = settings.epochs * self.batches_per_epoch
+        self.convergence = convergence = members[0].convergence
+        self.round_ends = [settings.epochs]
+        if convergence is not None:
+            if settings.steps is not None:
+                raise ValueError("training until convergence takes rounds of whole epochs: "
+                                 f"unset steps (got {settings.steps})")
+            self.round_ends = round_ends(settings.epochs, convergence.max_epochs)
+        self.max_epochs = self.round_ends[-1]
+        # every round one full schedule over its own steps (a run without a Convergence: one
+        # round, its steps capped by ``steps``)
+        first_round = settings.epochs * self.batches_per_epoch
         if settings.steps is not None:
-            self.total_steps = min(self.total_steps, settings.steps)
-        self.lr_factor = _lr_factor(settings, self.total_steps)
+            first_round = min(first_round, settings.steps)
+        self.round_starts = [0] + [end * self.batches_per_epoch for end in self.round_ends[:-1]]
+        self.round_steps = [first_round] + [
+            (end - start) * self.batches_per_epoch
+            for start, end in zip(self.round_ends, self.round_ends[1:])]
+        self.total_steps = self.round_starts[-1] + self.round_steps[-1]
+        self.round_factors = [_lr_factor(settings, steps) for steps in self.round_steps]
         self.initial = [p.initial_tensors() for p in self.parameterizations]
         if any(init.keys() != self.initial[0].keys() or any(
                 init[name].shape != self.initial[0][name].shape for name in init)
@@ -397,6 +550,24 @@ class _Batch:
                     f"buffer.{name}": b for name, b in self.initial_buffers[i].items()}})},
                 self.parameterizations[i].describe())
             for i, member in enumerate(members)]
+        if convergence is not None:
+            for i, member in enumerate(members):
+                self.fingerprints[i] = fingerprint(
+                    member.settings, member.seed,
+                    {"fingerprint": self.fingerprints[i],
+                     "convergence": dataclasses.asdict(convergence)})
+
+    def lr_factor(self, step: int) -> float:
+        """The learning-rate factor of the step after ``step`` steps: the schedule of its round
+        at its place in the round (every round restarts the schedule)."""
+        k = bisect.bisect_right(self.round_starts, step) - 1
+        return self.round_factors[k](step - self.round_starts[k])
+
+    def recorded_lr_factor(self, step: int) -> float:
+        """The factor recorded after ``step`` steps: the last step's own round, at its end when
+        ``step`` ends a round."""
+        k = max(bisect.bisect_left(self.round_starts, step) - 1, 0)
+        return self.round_factors[k](step - self.round_starts[k])
 
     def fresh_state(self) -> _BatchState:
         """The state before the first step: every member at its initial tensors and buffers."""
@@ -416,7 +587,8 @@ class _Batch:
             trajectories=[{} for _ in range(self.count)],
             trainables=[{"init": _cpu_tensors(_rows(tensors, i))} for i in range(self.count)],
             statuses=["ok"] * self.count, divergences=[None] * self.count,
-            member_steps=[0] * self.count)
+            member_steps=[0] * self.count, rounds=[[] for _ in range(self.count)],
+            finished=[False] * self.count)
 
     def resume(self, state: _BatchState, path: Path, progress_file) -> bool:
         """Load ``state`` from the resume file ``path`` when it exists and was written by these
@@ -471,7 +643,7 @@ class _Batch:
         """Every member's minibatch loss ``(M,)`` and running statistics after it: ``member_loss``
         vmapped over the members (a batch of one calls it directly: vmap's own cost would
         triple the step time of a small model)."""
-        if self.count > 1:
+        if thetas.shape[0] > 1:
             return vmap(self.member_loss)(thetas, buffers, x, y)
         loss, updated = self.member_loss(thetas[0], _rows(buffers, 0), x[0], y[0])
         return loss[None], {name: buffer[None] for name, buffer in updated.items()}
@@ -480,7 +652,8 @@ class _Batch:
              active: torch.Tensor | None) -> torch.Tensor:
         """One optimizer step of the ``active`` members ``(M,)`` (``None``: all) on their
         minibatches ``index`` ``(M, B)`` (the others keep tensors and statistics); every member's
-        gradient norm ``(M,)``."""
+        gradient norm ``(M,)``. Members finished by their ``Convergence`` are left out of the
+        computation (diverged ones stay in it, masked)."""
         for tensor in state.tensors.values():
             tensor.grad = None
         samples = [p.sample(g) for p, g in zip(self.parameterizations, state.generators)]
@@ -488,9 +661,19 @@ class _Batch:
         rows = torch.arange(self.count, device=self.device)[:, None]
         xb = self.x_stack[index] if self.shared_data else self.x_stack[rows, index]
         yb = self.y_stack[index] if self.shared_data else self.y_stack[rows, index]
-        losses, buffers = self.losses(thetas, state.buffers, xb, yb)
+        computed = [i for i in range(self.count) if not state.finished[i]]
+        if len(computed) == self.count:
+            losses, buffers = self.losses(thetas, state.buffers, xb, yb)
+        else:
+            kept = torch.tensor(computed, device=self.device)
+            losses, updated = self.losses(thetas[kept], {name: b[kept] for name, b
+                                                         in state.buffers.items()},
+                                          xb[kept], yb[kept])
+            buffers = {name: b.index_copy(0, kept, updated[name].detach().to(b.dtype))
+                       for name, b in state.buffers.items()}
         loss = losses.sum()
-        for i, p in enumerate(self.parameterizations):
+        for i in computed:
+            p = self.parameterizations[i]
             penalty = p.penalty(_rows(state.tensors, i), samples[i], thetas[i])
             if penalty is not None:
                 loss = loss + penalty
@@ -554,7 +737,7 @@ class _Batch:
                     "param_norm": float(thetas[i].norm()),
                     "dist_from_init": float((thetas[i] - state.theta0[i]).norm()),
                     "grad_norm": float("nan") if grad_norms is None else float(grad_norms[i]),
-                    "lr": self.members[i].settings.lr * self.lr_factor(state.step),
+                    "lr": self.members[i].settings.lr * self.recorded_lr_factor(state.step),
                     "wall_time_s": state.elapsed})
 
     def checkpoint(self, state: _BatchState, label: str, indices: list[int]) -> None:
@@ -574,6 +757,69 @@ class _Batch:
             if state.divergences[i] is not None:
                 state.statuses[i] = "diverged"
 
+    def evaluate_rounds(self, state: _BatchState, indices: list[int]) -> None:
+        """Append to the members ``indices``' rounds the train loss at their parameterization's
+        ``evaluation_points`` (whole training set, eval mode, batch-norm statistics recomputed at
+        every point; no random draw): ``loss``, the largest less the largest at the fixed solutions
+        among them (the whole largest without solutions), ``max_loss``, ``solution_loss`` and
+        ``mean_loss``."""
+        with torch.no_grad():
+            for group in self.data_groups.values():
+                members = [i for i in group if i in indices]
+                if not members:
+                    continue
+                points = [self.parameterizations[i].evaluation_points(_rows(state.tensors, i))
+                          for i in members]
+                first = members[0]
+                bn = ({"bn_policy": "recompute", "bn_data": self.x_trains[first]}
+                      if self.eval_model.has_batch_norm else {})
+                losses = evaluate_points(self.eval_model, torch.cat(points).detach(),
+                                         self.x_trains[first], self.y_trains[first], **bn).loss
+                offset = 0
+                for i, member_points in zip(members, points):
+                    loss = losses[offset:offset + len(member_points)]
+                    offset += len(member_points)
+                    solutions = self.parameterizations[i].evaluation_solutions().numpy()
+                    solution_loss = float(loss[solutions].max()) if solutions.any() else 0.0
+                    state.rounds[i].append({
+                        "epoch": state.epoch, "loss": float(loss.max()) - solution_loss,
+                        "max_loss": float(loss.max()), "solution_loss": solution_loss,
+                        "mean_loss": float(loss.mean())})
+
+    def judge_convergence(self, state: _BatchState, indices: list[int]) -> None:
+        """At the end of a round: evaluate the members ``indices`` (``evaluate_rounds``) and
+        finish those that converged or reached the cap."""
+        self.evaluate_rounds(state, indices)
+        for i in indices:
+            losses = [r["loss"] for r in state.rounds[i]]
+            if (converged(losses, self.convergence.tolerance, self.convergence.floor)
+                    or state.epoch >= self.max_epochs):
+                state.finished[i] = True
+
+    def convergence_record(self, state: _BatchState, i: int) -> dict | None:
+        """Member ``i``'s ``TrainResult.convergence`` (``None`` without a ``Convergence``)."""
+        if self.convergence is None:
+            return None
+        conv, settings, p = self.convergence, self.members[i].settings, self.parameterizations[i]
+        losses = [r["loss"] for r in state.rounds[i]]
+        epochs = state.histories[i][-1]["epoch"]
+        if state.statuses[i] != "ok":
+            ok, detail = False, (f"diverged after {epochs} epochs ({state.divergences[i]}); "
+                                 "not judged")
+        elif len(losses) < 2:
+            ok, detail = False, f"not judged: no round finished in {epochs} epochs"
+        else:
+            ok = converged(losses, conv.tolerance, conv.floor)
+            detail = convergence_detail(losses, [r["epoch"] for r in state.rounds[i]],
+                                        conv.max_epochs, conv.tolerance, conv.floor, p.loss_name)
+        last = state.rounds[i][-1] if state.rounds[i] else dict.fromkeys(
+            ("loss", "max_loss", "solution_loss", "mean_loss"))
+        return {"converged": ok, "epochs": epochs, "max_epochs": conv.max_epochs,
+                "criterion": conv.criterion(settings, p), "detail": detail,
+                "loss": last["loss"], "max_loss": last["max_loss"],
+                "solution_loss": last["solution_loss"], "mean_loss": last["mean_loss"],
+                "rounds": list(state.rounds[i])}
+
     def results(self, state: _BatchState) -> list[TrainResult]:
         """Every member's ``TrainResult`` at the end of training."""
         with torch.no_grad():
@@ -587,7 +833,7 @@ class _Batch:
                 trajectory=state.trajectories[i], steps=state.member_steps[i],
                 trainable=state.trainables[i],
                 parameterization=self.parameterizations[i].describe(),
-                divergence=state.divergences[i]))
+                divergence=state.divergences[i], convergence=self.convergence_record(state, i)))
         return results
 
 
@@ -616,6 +862,11 @@ def train_members(members: list[Member], *, resume_path: str | Path | None = Non
     exceeds its ``divergence_loss_factor`` times its epoch-0 train loss, stops at the end of that
     epoch as ``"diverged"``. ``wall_time_s`` is the batch's training time.
 
+    With a ``Convergence`` (the members share it), training goes in rounds of
+    ``settings.epochs`` epochs, then twice, four times as many, …, each a full schedule restarted
+    from the previous round's end, and a member stops once its loss at its fixed evaluation points
+    converged, or at the cap ``max_epochs``; ``TrainResult.convergence`` records which.
+
     The members must be compatible (``batch_incompatibility``). With ``resume_path``, the batch
     state is saved there after every epoch and resumed from it when it exists and every member's
     ``fingerprint`` (settings, seed, ``identity``, parameterization, training data, initial
@@ -629,11 +880,13 @@ def train_members(members: list[Member], *, resume_path: str | Path | None = Non
     resume = Path(resume_path) if resume_path is not None else None
     if resume is None or not batch.resume(state, resume, progress_file):
         batch.record(state, state.active(), None)
+        if batch.convergence is not None:
+            batch.evaluate_rounds(state, state.active())
         if 0 in settings.checkpoint_epochs:
             batch.checkpoint(state, "epoch-0", state.active())
-    bar = tqdm(total=settings.epochs, initial=state.epoch, desc=f"epochs (batch of {batch.count})",
+    bar = tqdm(total=batch.max_epochs, initial=state.epoch, desc=f"epochs (batch of {batch.count})",
                file=progress_file, mininterval=1.0, disable=progress_file is None)
-    while state.epoch < settings.epochs and state.step < batch.total_steps and state.active():
+    while state.epoch < batch.max_epochs and state.step < batch.total_steps and state.active():
         training = state.active()
         started = time.perf_counter()
         grad_norms = batch.train_epoch(state, training)
@@ -641,6 +894,8 @@ def train_members(members: list[Member], *, resume_path: str | Path | None = Non
         state.elapsed += time.perf_counter() - started
         batch.record(state, training, grad_norms)
         batch.judge_divergence(state, training)
+        if batch.convergence is not None and state.epoch in batch.round_ends:
+            batch.judge_convergence(state, [i for i in training if state.statuses[i] == "ok"])
         if state.epoch in settings.checkpoint_epochs:
             batch.checkpoint(state, f"epoch-{state.epoch}", training)
         bar.update(1)
@@ -654,10 +909,11 @@ def train_members(members: list[Member], *, resume_path: str | Path | None = Non
 
 def train_run(model: nn.Module, data, settings: TrainSettings, seed: int, *,
               parameterization: Parameterization | None = None, identity: dict | None = None,
-              resume_path: str | Path | None = None, device: torch.device | str = "cpu",
-              progress_file=None) -> TrainResult:
+              convergence: Convergence | None = None, resume_path: str | Path | None = None,
+              device: torch.device | str = "cpu", progress_file=None) -> TrainResult:
     """Train one run alone: ``train_members`` on a batch of one (arguments as in ``Member``)."""
-    return train_members([Member(model, data, settings, seed, parameterization, identity)],
+    return train_members([Member(model, data, settings, seed, parameterization, identity,
+                                 convergence)],
                          resume_path=resume_path, device=device, progress_file=progress_file)[0]
 
 

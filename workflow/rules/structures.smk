@@ -1,7 +1,10 @@
 # Low-loss structures through independent solutions of one run group: mode-connecting curves
 # between pairs (Garipov et al. 2018), a complex through N solutions (Benton et al. 2021; Fort &
 # Jastrzebski 2019), and ensembles of independent vs related solutions (Fort, Hu &
-# Lakshminarayanan 2019). Structures are trained by `train_structure` (the same trainer as runs).
+# Lakshminarayanan 2019). Structures are trained by `train_structure` (the same trainer as runs),
+# one job each, in rounds until their convergence criterion holds or the cap (structure_training).
+from lossatlas.train import structure_training
+
 MODE_CONNECTIVITY = config["figures"]["mode_connectivity"]
 LOW_LOSS = config["figures"]["low_loss_subspace"]
 ENSEMBLES = config["figures"]["ensembles"]
@@ -18,6 +21,14 @@ for _key, _settings, _least in (
             f"{len(run_ids(_settings['run']))} seed(s); {_key} needs {_least} independent "
             f"solutions (set runs.{_settings['run']}.seeds)"
         )
+for _key, _settings in (
+    ("mode_connectivity", MODE_CONNECTIVITY),
+    ("low_loss_subspace", LOW_LOSS),
+):
+    try:
+        structure_training(_settings["training"])
+    except ValueError as error:
+        raise ValueError(f"config figures.{_key}.training: {error}") from None
 STRUCTURES = {}
 PAIRS = []
 for _p in range(MODE_CONNECTIVITY["pairs"]):

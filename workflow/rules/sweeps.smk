@@ -1,10 +1,16 @@
 # Sweeps: load x temperature grids (Yang et al. 2021) and one-knob sweeps (Fort & Jastrzebski
 # 2019), each expanded into run groups SWEEP_TAGVALUE[_TAGVALUE] (one run per seed) of the run
 # table, so every figure rule can name them; validated here, before any job.
+from lossatlas.train import structure_training
+
 SWEEPS = {name: sweep_cells(name, sweep) for name, sweep in config["sweeps"].items()}
 
 
 SWEEP_MEASURE = config["sweep_measurements"]
+try:
+    structure_training(SWEEP_MEASURE["curve_training"])
+except ValueError as error:
+    raise ValueError(f"config sweep_measurements.curve_training: {error}") from None
 HYPERPARAMS = config["figures"]["hyperparams_curvature"]
 TAXONOMY = config["figures"]["taxonomy_metrics"]
 PHASES = config["figures"]["taxonomy_phases"]

@@ -1,8 +1,9 @@
 """Global structure of the cells of one row of a load x temperature sweep (Yang et al. 2021): per
 cell, a quadratic Bézier curve trained between its first two seeds (all the row's curves as one
-vmapped batch) and mc of the train error and loss along it (BN recomputed at every t), the linear
-CKA of the seeds' softmax outputs on mixup training inputs (mean over ordered pairs) and the mean
-distance between the seeds' θ."""
+vmapped batch, each in rounds until its convergence criterion holds or the cap: columns
+curve_converged, curve_epochs, curve_convergence) and mc of the train error and loss along it (BN
+recomputed at every t), the linear CKA of the seeds' softmax outputs on mixup training inputs (mean
+over ordered pairs) and the mean distance between the seeds' θ."""
 
 import dataclasses
 import logging
@@ -18,15 +19,13 @@ from lossatlas.runs import build_run_model, load_solution, skip_reason
 from lossatlas.stats import mode_connectivity
 from lossatlas.sweeps import mixup_inputs
 from lossatlas.taxonomy import mean_pairwise_cka, mean_pairwise_distance
-from lossatlas.train import Member, TrainSettings, resolve_device, train_each_or_batch
+from lossatlas.train import Member, resolve_device, structure_training, train_each_or_batch
 
 smk = snakemake  # noqa: F821
 torch.set_num_threads(smk.threads)
 cells, settings, measure = smk.params.cells, smk.params.settings, smk.params.measurements
 curve_training = measure["curve_training"]
-curve_settings = TrainSettings(
-    **{k: curve_training[k] for k in ("optimizer", "lr", "momentum", "batch_size", "epochs",
-                                      "schedule")}, checkpoint_epochs=())
+curve_settings, convergence = structure_training(curve_training, checkpoint_epochs=())
 files = {run: (final, status) for run, final, status in
          zip(smk.params.runs, smk.input.final, smk.input.status)}
 ts = np.linspace(0.0, 1.0, measure["curve_points"])
@@ -54,7 +53,8 @@ with io.job_log(smk.log[0]) as log:
                                    solutions[0].data)
         curve = BezierCurve(thetas[:2], l2=curve_training["l2"])
         curves.append((row, curve, solutions[0],
-                       Member(template, solutions[0].data, curve_settings, len(curves), curve)))
+                       Member(template, solutions[0].data, curve_settings, len(curves), curve,
+                              convergence=convergence)))
         rows.append(row)
     logging.info("CKA and distances of %d cells in %.1f s", len(cells), time.perf_counter() - started)
     started = time.perf_counter()
@@ -63,6 +63,11 @@ with io.job_log(smk.log[0]) as log:
                                   progress_file=log)
     logging.info("%d curves trained in %.1f s", len(curves), time.perf_counter() - started)
     for (row, curve, solution, _), result in zip(curves, results):
+        record = result.convergence
+        row.update(curve_converged=record["converged"], curve_epochs=record["epochs"],
+                   curve_convergence=record["detail"])
+        logging.info("%s: curve converged %s (%s)", row["group"], record["converged"],
+                     record["detail"])
         if result.status != "ok":
             row["status"] = f"curve {result.status}: {result.divergence}"
             continue

@@ -1,6 +1,7 @@
 """Train one low-loss structure (a curve between two solutions, or a complex through N) with the
-same trainer as runs: its trainable tensors (bend or connectors) at init and final, per-epoch
-metrics at its reference point, and status; skipped visibly when a solution did not finish."""
+same trainer as runs, in rounds until its convergence criterion holds or the cap is reached: its
+trainable tensors (bend or connectors) at init and final, per-epoch metrics at its reference point,
+and status (with the ``convergence`` record); skipped visibly when a solution did not finish."""
 
 import logging
 from pathlib import Path
@@ -12,7 +13,7 @@ from lossatlas.data import load_dataset
 from lossatlas.parameterizations import build_structure
 from lossatlas.params import get_flat_params
 from lossatlas.runs import load_run_model, skip_reason
-from lossatlas.train import TrainSettings, resolve_device, status_record, train_run
+from lossatlas.train import resolve_device, status_record, structure_training, train_run
 
 smk = snakemake  # noqa: F821
 torch.set_num_threads(smk.threads)
@@ -39,15 +40,16 @@ with io.job_log(smk.log[0]) as log:
                   for run, path in zip(names, smk.input.final)]
         points = torch.stack([get_flat_params(model) for model in models])
         parameterization = build_structure(structure["spec"], points, names, device=device)
-        training = {k: v for k, v in structure["training"].items() if k != "l2"}
-        settings = TrainSettings(**training, weight_decay=0.0, checkpoint_epochs=(0,))
+        settings, convergence = structure_training(structure["training"], checkpoint_epochs=(0,))
         result = train_run(models[0], data, settings, first["seed"],
                            parameterization=parameterization,
                            identity={"runs": runs, "spec": structure["spec"]},
-                           resume_path=smk.params.resume, device=device, progress_file=log)
+                           convergence=convergence, resume_path=smk.params.resume,
+                           device=device, progress_file=log)
         io.save_torch({"parameterization": result.parameterization,
                        "tensors": result.trainable}, smk.output.trainable)
         io.write_rows(result.history, smk.output.metrics)
         io.write_json(status_record(result), smk.output.status)
-        logging.info("finished with status %s after %d steps", result.status, result.steps)
+        logging.info("finished with status %s after %d steps; converged: %s (%s)", result.status,
+                     result.steps, result.convergence["converged"], result.convergence["detail"])
     Path(smk.params.resume).unlink(missing_ok=True)
