@@ -92,6 +92,12 @@ def test_a_claim_on_an_unconverged_structure_is_inconclusive():
     assert gated["regime"].endswith("structures: 1 of 2 converged (120–400 epochs)")
     done = Regime(regime.solutions, 0.01, {"curve": _status(0.01, 1.0, convergence=converged)})
     assert apply_regime(row, done)["verdict"] == "does not hold"
+    # a claim that a low-loss structure exists: an unconverged one is still a witness of holds
+    witness = Regime(regime.solutions, 0.01, regime.structures, structures_witness=True)
+    assert apply_regime(row, witness)["verdict"] == "inconclusive"
+    holds = claim_row("W", "fig", "c", "s", 0.05, "< 0.1", True, runs=["a-s0"])
+    assert apply_regime(holds, witness)["verdict"] == "holds"
+    assert apply_regime(holds, regime)["verdict"] == "inconclusive"
     unknown = Regime(regime.solutions, 0.01, {"curve": _status(0.01, 1.0)})
     assert "convergence not recorded for curve" in apply_regime(row, unknown)["reason"]
 

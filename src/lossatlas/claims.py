@@ -139,26 +139,31 @@ class Regime:
     ``structures``: structure name → its ``status.json``, whose ``convergence`` record
     (``converged``, ``epochs``, ``detail``) is required to say converged; ``note``: a regime
     statement of the figure's own (e.g. "at initialization"); ``unmet``: preconditions of the
-    figure's own that failed, in words."""
+    figure's own that failed, in words; ``structures_witness``: the claims assert that a low-loss
+    structure exists, so a structure found before it converged is already a witness (training on
+    only lowers its loss): an unconverged one leaves ``holds`` standing and makes only ``does not
+    hold`` inconclusive."""
 
     solutions: Mapping[str, Mapping] = field(default_factory=dict)
     max_train_error: float | None = None
     structures: Mapping[str, Mapping] = field(default_factory=dict)
     note: str = ""
     unmet: tuple[str, ...] = ()
+    structures_witness: bool = False
 
 
 def read_regime(solutions: Iterable[str | os.PathLike] | str, settings: Mapping,
                 structures: Iterable[str | os.PathLike] | str = ()) -> Regime:
     """A figure's ``Regime`` from the ``status.json`` files of its solutions and structures (each
     named by its folder: the run id or structure name) and its ``settings``: ``max_train_error``
-    (``None``: the fit is reported, not required) and ``note``."""
+    (``None``: the fit is reported, not required), ``note`` and ``structures_witness``."""
     def named(paths):
         paths = [paths] if isinstance(paths, (str, os.PathLike)) else paths
         return {Path(path).parent.name: read_status(path) for path in paths}
 
     return Regime(named(solutions), settings.get("max_train_error"), named(structures),
-                  settings.get("note", ""))
+                  settings.get("note", ""),
+                  structures_witness=settings.get("structures_witness", False))
 
 
 def taxonomy_regime(regime: Regime, loads: Mapping[str, float], max_train_error: float,
@@ -242,6 +247,8 @@ def apply_regime(row: dict, regime: Regime) -> dict:
     solution_text, unfit = _solutions_regime(solutions, regime.max_train_error)
     structure_text, unconverged = _structures_regime(regime.structures)
     texts = [text for text in (regime.note, solution_text, structure_text) if text]
+    if regime.structures_witness and row["verdict"] == "holds":
+        unconverged = []
     unmet = [*regime.unmet, *unfit, *unconverged]
     row = {**row, "regime": "; ".join(texts)}
     if unmet and row["verdict"] != "inconclusive":

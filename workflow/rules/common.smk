@@ -410,13 +410,16 @@ def solution_status(runs):
     return [f"{run_dir(run)}/status.json" for run in dict.fromkeys(runs)]
 
 
-def regime_settings(fit_required=True, note=""):
+def regime_settings(fit_required=True, note="", structures_witness=False):
     """A figure's regime settings (``lossatlas.claims.read_regime``): the fit precondition of
     config ``regime``, or ``None`` where the figure's claims are about training itself (the fit is
-    then reported, not required), and a note on the regime of its own."""
+    then reported, not required), a note on the regime of its own, and whether its claims assert
+    that a low-loss structure exists (an unconverged one is then still a witness of ``holds``).
+    """
     return {
         "max_train_error": REGIME["max_train_error"] if fit_required else None,
         "note": note,
+        "structures_witness": structures_witness,
     }
 
 

@@ -224,7 +224,7 @@ rule plot_mode_connectivity:
     conda:
         "../../envs/lossatlas.yaml"
     params:
-        regime=regime_settings(),
+        regime=regime_settings(structures_witness=True),
         barrier_ratio=MODE_CONNECTIVITY["barrier_ratio"],
         runs=[run for pair in PAIRS for run in pair],
     script:
@@ -253,7 +253,7 @@ rule plot_low_loss_subspace:
     conda:
         "../../envs/lossatlas.yaml"
     params:
-        regime=regime_settings(),
+        regime=regime_settings(structures_witness=True),
         barrier_tolerance=LOW_LOSS["barrier_tolerance"],
         runs=COMPLEX_MODES,
     script:

@@ -189,6 +189,7 @@ rule taxonomy_metrics:
 rule plot_taxonomy_phases:
     input:
         metrics=rules.plot_taxonomy_metrics.output.table,
+        cells=rules.plot_taxonomy_metrics.input.cells,
         regime_solutions=solution_status(_TAXONOMY_RUNS),
     output:
         table=f"{MEASURE_ROOT}/taxonomy_phases.csv",

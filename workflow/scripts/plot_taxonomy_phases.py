@@ -3,6 +3,8 @@ claim rows and the figure."""
 
 import logging
 
+import pandas as pd
+
 from lossatlas import io
 from lossatlas.claims import read_regime, taxonomy_regime, write_claims
 from lossatlas.plots import save_figure
@@ -12,10 +14,11 @@ from lossatlas.taxonomy import PhaseThresholds
 smk = snakemake  # noqa: F821
 with io.job_log(smk.log[0]):
     thresholds = PhaseThresholds(**smk.params.thresholds)
+    cells = pd.concat([io.read_csv(path) for path in smk.input.cells], ignore_index=True)
     table = taxonomy_phase_table(io.read_csv(smk.input.metrics), thresholds)
     io.write_csv(table, smk.output.table)
     write_claims(table, smk.output.claims, smk.params.runs,
                  regime=taxonomy_regime(read_regime(smk.input.regime_solutions, smk.params.regime),
-                                        smk.params.loads, smk.params.max_train_error))
+                                        smk.params.loads, smk.params.max_train_error, cells))
     logging.info("\n%s", table.to_string())
     save_figure(plot_taxonomy_phases(table, thresholds), smk.output.pdf, smk.output.png)
