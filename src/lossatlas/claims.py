@@ -129,9 +129,9 @@ def claim_row(work: str, figure: str, claim: str, statistic: str, value: float |
 
 @dataclass(frozen=True)
 class Regime:
-    """What a figure's inputs reached, held against the preconditions of its claims (SCIENCE.md
-    section 0: the papers study solutions trained to near-zero training error and structures
-    trained to convergence).
+    """What a figure's inputs reached, held against the preconditions of its claims (the
+    papers study solutions trained to near-zero training error and structures trained to
+    convergence).
 
     ``solutions``: run id → its ``status.json`` (``train_loss`` in nats, ``train_acc`` a fraction);
     ``max_train_error``: the fit precondition (a fraction), or ``None`` where the figure's claims
