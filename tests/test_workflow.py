@@ -408,7 +408,8 @@ def test_smoke_run_end_to_end(workdir):
 def test_reruns_only_what_a_config_change_touches(workdir):
     """After the smoke run, variants of the smoke config under its name (so in its results folder):
     spelling out a default or reordering lines reruns nothing; a roughness setting reruns the
-    roughness measurements, the figure and the claims table, not the surfaces."""
+    roughness measurements, the figure and the claims table (and claims_by_scale, drawn from it),
+    not the surfaces."""
     assert (workdir / f"{SMOKE}/figures/surface_2d.png").exists(), "runs after the smoke run"
     smoke = (workdir / "config/smoke.yaml").read_text()
     variants = {
@@ -417,7 +418,8 @@ def test_reruns_only_what_a_config_change_touches(workdir):
         "lines_swapped": (smoke.replace("    xnum: 7\n    ynum: 5\n", "    ynum: 5\n    xnum: 7\n"),
                           set()),
         "roughness_changed": (smoke.replace("roughness_points: 5", "roughness_points: 7"),
-                              {"all", "claims", "measure_roughness", "plot_surface_2d"}),
+                              {"all", "claims", "plot_claims_by_scale", "measure_roughness",
+                               "plot_surface_2d"}),
     }
     for name, (text, expected) in variants.items():
         assert text != smoke, name
@@ -431,12 +433,13 @@ def test_reruns_only_what_a_config_change_touches(workdir):
 def test_an_added_run_group_plans_only_its_own_work(workdir):
     """After the smoke run: a run group added to runs (with the finished wedge group's training
     settings) trains alone; no finished run, structure or measurement of another run reruns, only
-    the figure that shows every run (mli: its one job measures every line) and the claims table."""
+    the figure that shows every run (mli: its one job measures every line), the claims table and
+    claims_by_scale."""
     assert (workdir / f"{SMOKE}/figures/mli.png").exists(), "runs after the smoke run"
     configfile = write_config(workdir, "extra_group", {"runs.extra": {"lr": 0.1}}, as_smoke=True)
     result = snakemake(workdir, "-n", "--configfile", configfile)
-    assert planned_rules(result.stdout) == {"all", "claims", "train", "measure_mli_lines",
-                                            "plot_mli"}, result.stdout
+    assert planned_rules(result.stdout) == {"all", "claims", "plot_claims_by_scale", "train",
+                                            "measure_mli_lines", "plot_mli"}, result.stdout
     outputs = [line for line in result.stdout.splitlines() if line.strip().startswith("output:")]
     trained = set(re.findall(rf"{SMOKE}/runs/mnist1d/mlp/([^/]+)/final\.pt", "\n".join(outputs)))
     assert trained == {"extra-s0"}
