@@ -94,13 +94,15 @@ def plot_claims_by_scale(table: pd.DataFrame) -> plt.Figure:
             ax.set_xlim(min(counts) / 1.6, max(counts) * 1.6)
         else:
             ax.text(0.5, 0.5, wrap_title(f"no value: {group['reason'].iloc[0]}", 3.6),
-                    ha="center", va="center", transform=ax.transAxes, fontsize=7)
+                    ha="center", va="center", transform=ax.transAxes, fontsize=7,
+                    bbox={"facecolor": "white", "edgecolor": "none"})
+            ax.set_xticks([])
         ax.set_xlabel("parameters D")
         ax.set_ylabel(wrap_title(group["statistic"].iloc[0], 3.8).split("\n")[0], fontsize=6)
-        note = "" if group["measured_at"].iloc[0] > 1 else "\n(measured at one scale only)"
-        ax.set_title(wrap_title(f"{figure_name}: {claim}", 4.0) + note, fontsize=7)
-        ax.text(0.02, 0.02, f"threshold {group['threshold'].iloc[0]}", transform=ax.transAxes,
-                fontsize=6, va="bottom")
+        note = "" if group["measured_at"].iloc[0] > 1 else "; measured at one scale only"
+        ax.set_title(wrap_title(f"{figure_name}: {claim}", 4.0) + "\n"
+                     + wrap_title(f"threshold {group['threshold'].iloc[0]}{note}", 4.0),
+                     fontsize=7)
     add_title(figure, "Claims that do not hold at the config's scale, at every scale measured "
                       "(green holds, red does not hold, grey inconclusive; dashed: threshold)")
     return figure
