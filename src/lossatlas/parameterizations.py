@@ -73,7 +73,26 @@ class Parameterization(Protocol):
         """The same parameterization with its fixed tensors on ``device``."""
 
 
-class FullSpace:
+class _OnePoint:
+    """What the parameterizations of one deterministic point θ share: no random draw, no
+    penalty, and θ itself as the one evaluation point (no fixed solution among them)."""
+
+    loss_name = "train loss"
+
+    def sample(self, generator: torch.Generator) -> None:
+        return None
+
+    def penalty(self, tensors, sample, thetas) -> None:
+        return None
+
+    def evaluation_points(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.theta(tensors)[None]
+
+    def evaluation_solutions(self) -> torch.Tensor:
+        return torch.zeros(1, dtype=torch.bool)
+
+
+class FullSpace(_OnePoint):
     """θ is the trainable tensor itself (``{"theta": (D,)}``), starting at ``theta0``."""
 
     kind = "full"
@@ -84,23 +103,10 @@ class FullSpace:
     def initial_tensors(self) -> dict[str, torch.Tensor]:
         return {"theta": self.theta0.clone()}
 
-    def sample(self, generator: torch.Generator) -> None:
-        return None
-
     def theta(self, tensors: dict[str, torch.Tensor], sample: None = None) -> torch.Tensor:
         return tensors["theta"]
 
-    def penalty(self, tensors, sample, thetas) -> None:
-        return None
-
-    loss_name = "train loss"
     evaluation_set = "at θ"
-
-    def evaluation_points(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.theta(tensors)[None]
-
-    def evaluation_solutions(self) -> torch.Tensor:
-        return torch.zeros(1, dtype=torch.bool)
 
     def describe(self) -> dict:
         return {"kind": self.kind, "dim": self.theta0.numel()}
@@ -246,7 +252,7 @@ class MatrixProjection:
         return MatrixProjection(self.matrix_.to(device))
 
 
-class RandomSubspace:
+class RandomSubspace(_OnePoint):
     """θ = θ₀ + A z, trainable ``{"z": (d,)}`` starting at 0, A a ``RandomProjection`` (or a
     ``MatrixProjection``)."""
 
@@ -262,23 +268,10 @@ class RandomSubspace:
         return {"z": torch.zeros(self.projection.dim, dtype=self.theta0.dtype,
                                  device=self.theta0.device)}
 
-    def sample(self, generator: torch.Generator) -> None:
-        return None
-
     def theta(self, tensors: dict[str, torch.Tensor], sample: None = None) -> torch.Tensor:
         return self.theta0 + self.projection.apply(tensors["z"])
 
-    def penalty(self, tensors, sample, thetas) -> None:
-        return None
-
-    loss_name = "train loss"
     evaluation_set = "at θ₀ + A z"
-
-    def evaluation_points(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.theta(tensors)[None]
-
-    def evaluation_solutions(self) -> torch.Tensor:
-        return torch.zeros(1, dtype=torch.bool)
 
     def describe(self) -> dict:
         return {"kind": self.kind, **self.projection.describe()}
