@@ -90,6 +90,21 @@ def test_finite_blow_up_is_divergence():
     assert lenient.status == "ok" and lenient.divergence is None
 
 
+def test_a_run_that_leaves_a_fit_start_is_not_diverged():
+    """A run started from a fit solution (loss ≈ 4e-5 nats) whose loss rises to a uniform
+    prediction's (ln 4, weight decay pulling θ to 0) leaves a minimum; it has not diverged."""
+    data = synthetic_data()
+    model = make_model(0)
+    fit = train_run(model, data, TrainSettings(optimizer="adam", lr=0.01, epochs=5, batch_size=32),
+                    seed=0)
+    assert fit.history[-1]["train_loss"] < 1e-3
+    model.load_state_dict(fit.final_state)
+    shrunk = train_run(model, data, TrainSettings(lr=0.1, momentum=0.0, weight_decay=5.0,
+                                                  epochs=2, batch_size=32), seed=0)
+    assert shrunk.history[-1]["train_loss"] > 100 * shrunk.history[0]["train_loss"]
+    assert shrunk.status == "ok" and shrunk.divergence is None
+
+
 def test_bad_settings_name_the_knob():
     with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
         TrainSettings(optimizer="rmsprop")

@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from . import io
 from .evaluate import evaluate_points, evaluate_train_test
-from .functional import FunctionalModel
+from .functional import FunctionalModel, loss_from_logits
 from .parameterizations import FullSpace, Parameterization
 from .params import get_flat_params, param_layout
 
@@ -269,7 +269,9 @@ def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
 
 def _divergence(row: dict, initial_loss: float, factor: float) -> str | None:
     """Why the epoch in ``row`` counts as diverged (non-finite values, or a train loss above
-    ``factor`` times ``initial_loss``), or ``None``."""
+    ``factor`` times ``initial_loss``: the larger of the run's epoch-0 loss and a uniform
+    prediction's, so that a run started from a fit solution, near 0 nats, is not called diverged
+    when it leaves that minimum), or ``None``."""
     non_finite = [k for k in ("train_loss", "param_norm", "grad_norm") if not math.isfinite(row[k])]
     if non_finite:
         return f"non-finite {', '.join(non_finite)} at epoch {row['epoch']}"
@@ -505,6 +507,11 @@ class _Batch:
                                  in model.named_buffers()} for model in models]
         self.x_trains = [member.data.x_train.to(device) for member in members]
         self.y_trains = [member.data.y_train.to(device) for member in members]
+        # the train loss of a uniform prediction (zero logits): ln C for cross-entropy
+        self.uniform_losses = [
+            float(loss_from_logits(torch.zeros(len(member.data.y_train), len(member.data.classes)),
+                                   member.data.y_train, self.eval_model.loss_name))
+            for member in members]
         self.x_tests = [member.data.x_test.to(device) for member in members]
         self.y_tests = [member.data.y_test.to(device) for member in members]
         data_digests = [tensors_digest({"x": x, "y": y})
@@ -752,7 +759,8 @@ class _Batch:
         """Mark the members ``indices`` whose last epoch diverged (``_divergence``)."""
         for i in indices:
             history = state.histories[i]
-            state.divergences[i] = _divergence(history[-1], history[0]["train_loss"],
+            reference = max(history[0]["train_loss"], self.uniform_losses[i])
+            state.divergences[i] = _divergence(history[-1], reference,
                                                self.members[i].settings.divergence_loss_factor)
             if state.divergences[i] is not None:
                 state.statuses[i] = "diverged"
