@@ -1,8 +1,9 @@
 """Summarize the per-job benchmarks of a pipeline run as Markdown for benchmarks/RESULTS.md.
 
-Every rule has a Snakemake ``benchmark:`` file at the path of its log with ``RESULTS/logs`` →
-``RESULTS/benchmarks`` and ``.log`` → ``.tsv``, ``RESULTS`` the config's results folder
-(``results/NAME``, ``--results``; default ``results/config``, the default config's). The job's
+Every rule has a Snakemake ``benchmark:`` file at the path of its log with ``logs`` →
+``benchmarks`` and ``.log`` → ``.tsv``, under the config's results folder ``RESULTS``
+(``results/NAME``, ``--results``; default ``results/config``, the default config's) and under each
+of its second scales' folders (``RESULTS/scales/SCALE``): every job of the config's pipeline. The job's
 log holds its start-up and total as wall and CPU seconds from interpreter start
 (``lossatlas.io.job_log``). Start-up is everything before the script's first real computation:
 interpreter, Snakemake's preamble, imports. The torch floor, ``python -c "import torch"``, is
@@ -12,7 +13,7 @@ spent beyond it.
 
 Utilization comes from Snakemake's own job records (``.snakemake/metadata``: each output file's
 rule, log, inputs and the job's start and end time; only the jobs whose log lies in the config's
-folder and still exists count, so neither another config's jobs nor the records of a removed run
+folder (its scales' included) and still exists count, so neither another config's jobs nor the records of a removed run
 do): the pipeline's wall (first job start to last job end), the sum of job CPU over that wall (the
 average number of busy cores), and the critical path, the chain of jobs linked by their files
 whose summed wall is longest: the wall the pipeline could not go below with any number of cores.
@@ -123,14 +124,29 @@ def critical_path(jobs: list[PipelineJob]) -> list[PipelineJob]:
     return chain[::-1]
 
 
+def concurrency(jobs: list[PipelineJob]) -> dict[int, float]:
+    """Seconds of the pipeline's wall during which exactly k jobs ran, by k."""
+    events = sorted([(job.start, 1) for job in jobs] + [(job.end, -1) for job in jobs])
+    seconds: dict[int, float] = defaultdict(float)
+    running, last = 0, events[0][0]
+    for time_point, change in events:
+        seconds[running] += time_point - last
+        running, last = running + change, time_point
+    return dict(sorted(seconds.items()))
+
+
 def utilization(pipeline: list[PipelineJob], job_cpu: float, cores: int) -> str:
-    """The Markdown lines on the pipeline's wall, busy cores and critical path."""
+    """The Markdown lines on the pipeline's wall, busy cores, jobs running side by side and the
+    critical path."""
     wall = max(job.end for job in pipeline) - min(job.start for job in pipeline)
     chain = critical_path(pipeline)
     chain_wall = sum(job.end - job.start for job in chain)
+    side_by_side = ", ".join(f"{running} job{'s' * (running != 1)} {seconds:.0f} s"
+                             for running, seconds in concurrency(pipeline).items())
     lines = [f"Pipeline wall (first job start to last job end, {len(pipeline)} jobs): "
              f"{wall:.1f} s; job CPU {job_cpu:.1f} s; average busy cores {job_cpu / wall:.2f} "
-             f"of {cores}.", "",
+             f"of {cores}.", "", f"Jobs running side by side, wall by count: {side_by_side}.",
+             "",
              f"Critical path ({len(chain)} jobs, {chain_wall:.1f} s of job wall, "
              f"{chain_wall / wall:.0%} of the pipeline wall):", "",
              "| job (log) | rule | start (s) | wall (s) |", "|---|---|---|---|"]
@@ -190,8 +206,6 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=Path("results/config"),
                         help="the config's results folder, results/NAME (README, 'Where outputs "
                              "go')")
-    parser.add_argument("--benchmarks", type=Path, help="default: RESULTS/benchmarks")
-    parser.add_argument("--logs", type=Path, help="default: RESULTS/logs")
     parser.add_argument("--floor-runs", type=int, default=5,
                         help="runs of `python -c \"import torch\"` for the floor (median)")
     parser.add_argument("--top", type=int, default=10, help="rules listed")
@@ -200,19 +214,22 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=os.cpu_count(),
                         help="cores the pipeline ran on")
     args = parser.parse_args()
-    benchmarks = args.benchmarks or args.results / "benchmarks"
-    logs = args.logs or args.results / "logs"
-    jobs, unmatched = read_jobs(benchmarks, logs)
+    jobs, unmatched = [], []
+    for logs in [args.results / "logs", *sorted(args.results.glob("scales/*/logs"))]:
+        scale_jobs, scale_unmatched = read_jobs(logs.parent / "benchmarks", logs)
+        jobs += scale_jobs
+        unmatched += scale_unmatched
     if not jobs:
-        sys.exit(f"no benchmark with a matching job log under {benchmarks}")
+        sys.exit(f"no benchmark with a matching job log under {args.results}")
     print(summary(jobs, *torch_floor(args.floor_runs), args.top))
     print()
     pipeline = [job for job in read_pipeline(args.metadata)
-                if Path(job.log).is_relative_to(logs) and Path(job.log).exists()]
+                if Path(job.log).is_relative_to(args.results) and Path(job.log).exists()]
     if pipeline:
         print(utilization(pipeline, sum(job.cpu for job in jobs), args.cores))
     else:
-        print(f"No job record in {args.metadata} with its log under {logs}: no pipeline wall.")
+        print(f"No job record in {args.metadata} with its log under {args.results}: no pipeline "
+              "wall.")
     if unmatched:
         print(f"\n{len(unmatched)} benchmark file(s) left out, their log has no start-up line: "
               + ", ".join(str(path) for path in unmatched[:5]))

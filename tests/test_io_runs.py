@@ -1,10 +1,13 @@
 """File formats and run read-back: atomic writes, checkpoints, HDF5, job logs, trajectories."""
 
+import ast
 import builtins
 import errno
 import json
 import logging
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +97,41 @@ def test_job_log_times_start_up_and_job(tmp_path):
     timings = io.job_timings(log)
     assert 0 < timings["startup_cpu"] < timings["cpu"]
     assert 0 < timings["startup_wall"] <= timings["wall"] < 3600
+
+
+JOB_SCRIPT = """
+import atexit, logging, sys
+from pathlib import Path
+from lossatlas import io
+atexit.register(lambda: Path(sys.argv[2]).write_text("teardown ran"))
+with io.job_log(sys.argv[1], exit_when_done=True):
+    logging.info("computing")
+    print("to stdout, buffered", end="")
+    if sys.argv[3] == "fail":
+        raise ValueError("bad setting x")
+"""
+
+
+def test_a_finished_job_ends_its_process_without_teardown_a_failed_one_with_its_error(tmp_path):
+    log, marker = tmp_path / "job.log", tmp_path / "teardown"
+    done = subprocess.run([sys.executable, "-c", JOB_SCRIPT, str(log), str(marker), "ok"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout == "to stdout, buffered"
+    assert "computing" in log.read_text() and set(io.job_timings(log)) >= {"wall", "cpu"}
+    assert not marker.exists()
+    failed = subprocess.run([sys.executable, "-c", JOB_SCRIPT, str(log), str(marker), "fail"],
+                            capture_output=True, text=True)
+    assert failed.returncode == 1 and "bad setting x" in failed.stderr
+    assert "job failed" in log.read_text() and marker.read_text() == "teardown ran"
+
+
+def test_every_workflow_script_ends_with_its_job_log():
+    """``exit_when_done`` ends the process with the ``with`` block: nothing may follow it."""
+    for script in sorted((Path(__file__).parents[1] / "workflow/scripts").glob("*.py")):
+        last = ast.parse(script.read_text()).body[-1]
+        assert isinstance(last, ast.With), script
+        assert re.fullmatch(r"io\.job_log\(smk\.log\[0\], exit_when_done=True\)",
+                            ast.unparse(last.items[0].context_expr)), script
 
 
 def test_write_rows_reads_back_with_pandas(tmp_path):

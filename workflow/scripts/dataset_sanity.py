@@ -10,7 +10,7 @@ from lossatlas.claims import Regime, write_claims
 from lossatlas.figure_claims import dataset_claims
 
 smk = snakemake  # noqa: F821
-with io.job_log(smk.log[0]):
+with io.job_log(smk.log[0], exit_when_done=True):
     results = {smk.params.model: (smk.params.run, io.read_status(smk.input.run_status))}
     if smk.params.reference_run:
         results[smk.params.reference_model] = (smk.params.reference_run,

@@ -13,7 +13,7 @@ from lossatlas.claims import (
 )
 
 smk = snakemake  # noqa: F821
-with io.job_log(smk.log[0]):
+with io.job_log(smk.log[0], exit_when_done=True):
     sources = {smk.params.scale: smk.input.own}
     if smk.params.second_scale:
         sources[smk.params.second_scale] = smk.input.second_scale

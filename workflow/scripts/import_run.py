@@ -19,7 +19,7 @@ smk = snakemake  # noqa: F821
 torch.set_num_threads(smk.threads)
 settings = smk.params.settings
 files = settings["checkpoints"]
-with io.job_log(smk.log[0]) as log:
+with io.job_log(smk.log[0], exit_when_done=True) as log:
     if "final" not in smk.output.keys():
         run = load_solution(smk.input.data, smk.params.model, settings, files["init"],
                             verify=False)

@@ -41,7 +41,7 @@ def checkpoint_states(run_model) -> dict[str, tuple[int, dict]]:
     return states
 
 
-with io.job_log(smk.log[0]):
+with io.job_log(smk.log[0], exit_when_done=True):
     skipped = skip_reason(smk.input.status, run)
     if skipped:
         logging.warning("%s", skipped)

@@ -15,7 +15,7 @@ from lossatlas.train import resolve_device
 smk = snakemake  # noqa: F821
 torch.set_num_threads(smk.threads)
 config = smk.params.goldilocks
-with io.job_log(smk.log[0]):
+with io.job_log(smk.log[0], exit_when_done=True):
     device = resolve_device(smk.params.device)
     data = load_dataset(smk.input.data, train_fraction=smk.params.train_fraction,
                         label_noise=smk.params.label_noise, seed=config["seed"])

@@ -19,7 +19,7 @@ status_files = dict(zip(smk.params.run_ids, smk.input.statuses))
 lines = [("lb_to_sb", lb, sb) for lb, sb in zip(smk.params.large_batch, smk.params.small_batch)]
 lines += [("lb_to_continuation", lb, c)
           for lb, c in zip(smk.params.large_batch, smk.params.continuation)]
-with io.job_log(smk.log[0]) as log:
+with io.job_log(smk.log[0], exit_when_done=True) as log:
     tables = []
     for line, start, end in lines:
         labels = {"line": line, "start_run": start, "end_run": end}

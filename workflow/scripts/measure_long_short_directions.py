@@ -20,7 +20,7 @@ torch.set_num_threads(smk.threads)
 figure, curvature, runs = smk.params.figure, smk.params.curvature, smk.params.runs
 origin = runs[0]
 labels = {"origin": origin, "group": origin.rsplit("-s", 1)[0], "runs": runs, **figure}
-with io.job_log(smk.log[0]) as log:
+with io.job_log(smk.log[0], exit_when_done=True) as log:
     skipped = {run: skip_reason(status, run) for run, status in zip(runs, smk.input.status)}
     skipped = {run: reason for run, reason in skipped.items() if reason}
     for reason in skipped.values():

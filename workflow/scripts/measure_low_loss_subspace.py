@@ -22,7 +22,7 @@ smk = snakemake  # noqa: F821
 torch.set_num_threads(smk.threads)
 figure, runs = smk.params.figure, smk.params.runs
 attrs = {"runs": runs, **figure}
-with io.job_log(smk.log[0]) as log:
+with io.job_log(smk.log[0], exit_when_done=True) as log:
     reasons = [r for run, status in zip(runs, smk.input.status) if (r := skip_reason(status, run))]
     reasons += [r for r in [skip_reason(smk.input.complex_status, "complex")] if r]
     if reasons:

@@ -26,7 +26,7 @@ finals = dict(zip([run for pair in pairs for run in pair], smk.input.final))
 run_status = dict(zip([run for pair in pairs for run in pair], smk.input.status))
 curve_files = iter(zip(smk.input.curves, smk.input.curve_status))
 arrays, statuses = {}, []
-with io.job_log(smk.log[0]) as log:
+with io.job_log(smk.log[0], exit_when_done=True) as log:
     solution = None
     for p, (a, b) in enumerate(pairs):
         files = {kind: next(curve_files) for kind in curves}

@@ -30,7 +30,7 @@ files = {run: (final, status) for run, final, status in
          zip(smk.params.runs, smk.input.final, smk.input.status)}
 ts = np.linspace(0.0, 1.0, measure["curve_points"])
 rows, curves, saved = [], [], {}
-with io.job_log(smk.log[0]) as log:
+with io.job_log(smk.log[0], exit_when_done=True) as log:
     started = time.perf_counter()
     for cell in cells:
         row = {"group": cell["group"], "load": cell["load"], "temperature": cell["temperature"],

@@ -18,7 +18,7 @@ smk = snakemake  # noqa: F821
 torch.set_num_threads(smk.threads)
 runs, settings, measure = smk.params.runs, smk.params.settings, smk.params.measurements
 rows = []
-with io.job_log(smk.log[0]):
+with io.job_log(smk.log[0], exit_when_done=True):
     for run, trajectory, final, status, metrics in zip(
             runs, smk.input.trajectory, smk.input.final, smk.input.status, smk.input.metrics):
         labels = {"run": run, "group": run.rsplit("-s", 1)[0], "seed": settings[run]["seed"]}

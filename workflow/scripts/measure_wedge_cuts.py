@@ -31,7 +31,7 @@ planes = {
 name = smk.params.plane
 plane = planes[name]
 labels = {"group": origin.rsplit("-s", 1)[0], **figure}
-with io.job_log(smk.log[0]) as log:
+with io.job_log(smk.log[0], exit_when_done=True) as log:
     skipped = {run: skip_reason(status, run) for run, status in zip(runs, smk.input.status)}
     skipped = {run: reason for run, reason in skipped.items() if reason}
     solution = None

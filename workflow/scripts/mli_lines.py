@@ -50,7 +50,7 @@ def measure_line(name: str, settings: dict, init: str, final: str, status: str, 
     logging.info("%s: Δ = %.4g nats, distance %.4g", name, metrics.delta, metrics.distance)
 
 
-with io.job_log(smk.log[0]) as log:
+with io.job_log(smk.log[0], exit_when_done=True) as log:
     for index, name in enumerate(smk.params.runs):
         measure_line(name, smk.params.settings[name], smk.input.init[index],
                      smk.input.final[index], smk.input.status[index],

@@ -11,7 +11,7 @@ from lossatlas.plots.curvature import (
 )
 
 smk = snakemake  # noqa: F821
-with io.job_log(smk.log[0]):
+with io.job_log(smk.log[0], exit_when_done=True):
     table = curvature_along_training_table(
         [io.read_h5(path) for path in smk.input.measurements], smk.params.overlap_k,
         smk.params.stability_window, smk.params.stability_tolerance, smk.params.min_overlap,

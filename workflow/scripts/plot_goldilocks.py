@@ -9,7 +9,7 @@ from lossatlas.plots import save_figure
 from lossatlas.plots.goldilocks import goldilocks_table, plot_goldilocks
 
 smk = snakemake  # noqa: F821
-with io.job_log(smk.log[0]):
+with io.job_log(smk.log[0], exit_when_done=True):
     arrays, attrs = io.read_h5(smk.input.measurement)
     table = goldilocks_table(arrays, attrs, io.read_csv(smk.input.subspace), smk.params.overlay_dim)
     io.write_csv(table, smk.output.table)

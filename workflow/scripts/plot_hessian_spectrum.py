@@ -9,7 +9,7 @@ from lossatlas.plots import save_figure
 from lossatlas.plots.curvature import hessian_spectrum_table, plot_hessian_spectrum
 
 smk = snakemake  # noqa: F821
-with io.job_log(smk.log[0]):
+with io.job_log(smk.log[0], exit_when_done=True):
     measurements = {}
     for path in smk.input.measurements:
         arrays, attrs = io.read_h5(path)

@@ -11,7 +11,7 @@ from lossatlas.plots import save_figure
 from lossatlas.plots.sweeps import hyperparams_table, plot_hyperparams_curvature
 
 smk = snakemake  # noqa: F821
-with io.job_log(smk.log[0]):
+with io.job_log(smk.log[0], exit_when_done=True):
     curvature = pd.concat([io.read_csv(path) for path in smk.input.curvature], ignore_index=True)
     table = hyperparams_table(curvature, smk.params.sweeps)
     io.write_csv(table, smk.output.table)

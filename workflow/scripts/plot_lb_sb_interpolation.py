@@ -11,7 +11,7 @@ from lossatlas.plots import save_figure
 from lossatlas.plots.lines import plot_lb_sb_interpolation
 
 smk = snakemake  # noqa: F821
-with io.job_log(smk.log[0]) as log:
+with io.job_log(smk.log[0], exit_when_done=True) as log:
     table = io.read_csv(smk.input.table)
     claims = pd.DataFrame(lb_sb_claims(table, smk.params.rise_alpha))
     logging.info("\n%s", claims.to_string())

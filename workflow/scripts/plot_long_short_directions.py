@@ -9,7 +9,7 @@ from lossatlas.plots import save_figure
 from lossatlas.plots.wedge import long_short_table, plot_long_short_directions
 
 smk = snakemake  # noqa: F821
-with io.job_log(smk.log[0]):
+with io.job_log(smk.log[0], exit_when_done=True):
     arrays, attrs = io.read_h5(smk.input.measurement)
     table = long_short_table(arrays, attrs)
     io.write_csv(table, smk.output.table)

@@ -9,7 +9,7 @@ from lossatlas.plots import save_figure
 from lossatlas.plots.structures import low_loss_subspace_table, plot_low_loss_subspace
 
 smk = snakemake  # noqa: F821
-with io.job_log(smk.log[0]):
+with io.job_log(smk.log[0], exit_when_done=True):
     arrays, attrs = io.read_h5(smk.input.measurement)
     table = low_loss_subspace_table(arrays, attrs, smk.params.barrier_tolerance)
     io.write_csv(table, smk.output.table)

@@ -12,7 +12,7 @@ from lossatlas.plots import save_figure
 from lossatlas.plots.landscape import plot_mli
 
 smk = snakemake  # noqa: F821
-with io.job_log(smk.log[0]) as log:
+with io.job_log(smk.log[0], exit_when_done=True) as log:
     curves = pd.concat([io.read_csv(path) for path in smk.input.curves], ignore_index=True)
     metrics = pd.concat([io.read_csv(path) for path in smk.input.metrics], ignore_index=True)
     io.write_csv(metrics, smk.output.table)

@@ -12,7 +12,7 @@ from lossatlas.plots import save_figure
 from lossatlas.plots.landscape import plot_sgd_walk
 
 smk = snakemake  # noqa: F821
-with io.job_log(smk.log[0]) as log:
+with io.job_log(smk.log[0], exit_when_done=True) as log:
     walk = io.read_csv(smk.input.walk)
     write_claims(pd.DataFrame([sgd_walk_claim(walk, smk.params.run,
                                               smk.params.min_interior_fraction)]),

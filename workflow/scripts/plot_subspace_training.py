@@ -8,7 +8,7 @@ from lossatlas.plots import save_figure
 from lossatlas.plots.subspace import plot_subspace_training, subspace_training_table
 
 smk = snakemake  # noqa: F821
-with io.job_log(smk.log[0]):
+with io.job_log(smk.log[0], exit_when_done=True):
     finals = {}
     for run, metrics, status in zip(smk.params.runs, smk.input.metrics, smk.input.status):
         last = io.read_csv(metrics).iloc[-1].to_dict()

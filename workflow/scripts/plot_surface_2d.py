@@ -18,7 +18,7 @@ KIND_LABELS = {"random": "random filter-normalized", "hessian": "top-2 Hessian e
 smk = snakemake  # noqa: F821
 runs, kinds = smk.params.runs, smk.params.kinds
 paths = iter(smk.input.surfaces)
-with io.job_log(smk.log[0]):
+with io.job_log(smk.log[0], exit_when_done=True):
     surfaces, skipped, claims = {}, set(), []
     for kind in kinds:
         solved = {}

@@ -11,7 +11,7 @@ from lossatlas.plots import save_figure
 from lossatlas.plots.sweeps import plot_taxonomy_metrics, taxonomy_table
 
 smk = snakemake  # noqa: F821
-with io.job_log(smk.log[0]):
+with io.job_log(smk.log[0], exit_when_done=True):
     curvature = pd.concat([io.read_csv(path) for path in smk.input.curvature], ignore_index=True)
     cells = pd.concat([io.read_csv(path) for path in smk.input.cells], ignore_index=True)
     table = taxonomy_table(curvature, cells, *smk.params.axes)

@@ -12,7 +12,7 @@ from lossatlas.plots.sweeps import plot_taxonomy_phases, taxonomy_phase_table
 from lossatlas.taxonomy import PhaseThresholds
 
 smk = snakemake  # noqa: F821
-with io.job_log(smk.log[0]):
+with io.job_log(smk.log[0], exit_when_done=True):
     thresholds = PhaseThresholds(**smk.params.thresholds)
     cells = pd.concat([io.read_csv(path) for path in smk.input.cells], ignore_index=True)
     table = taxonomy_phase_table(io.read_csv(smk.input.metrics), thresholds)

@@ -15,7 +15,7 @@ from lossatlas.plots import save_figure
 from lossatlas.plots.landscape import plot_trajectory_pca
 
 smk = snakemake  # noqa: F821
-with io.job_log(smk.log[0]) as log:
+with io.job_log(smk.log[0], exit_when_done=True) as log:
     arrays, attrs = io.read_h5(smk.input.measurement)
     write_claims(pd.DataFrame([trajectory_pca_claim(attrs, smk.params.min_explained_variance)]),
                  smk.output.claims,

@@ -9,7 +9,7 @@ from lossatlas.plots import save_figure
 from lossatlas.plots.wedge import plot_wedge_cuts, wedge_cuts_table
 
 smk = snakemake  # noqa: F821
-with io.job_log(smk.log[0]):
+with io.job_log(smk.log[0], exit_when_done=True):
     planes = {"solutions": io.read_h5(smk.input.solutions), "init": io.read_h5(smk.input.init)}
     table = wedge_cuts_table(planes)
     io.write_csv(table, smk.output.table)

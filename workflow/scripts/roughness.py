@@ -19,7 +19,7 @@ settings = smk.params.settings
 radius = max(abs(settings["xmin"]), abs(settings["xmax"]))
 alphas = np.linspace(-radius, radius, settings["roughness_points"])
 name = smk.wildcards.run
-with io.job_log(smk.log[0]) as log:
+with io.job_log(smk.log[0], exit_when_done=True) as log:
     skipped = skip_reason(smk.input.status, name)
     if skipped:
         logging.warning("%s", skipped)

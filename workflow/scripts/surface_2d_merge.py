@@ -7,7 +7,7 @@ from lossatlas import io
 from lossatlas.landscape import load_surface_part, merge_surface_parts
 
 smk = snakemake  # noqa: F821
-with io.job_log(smk.log[0]) as log:
+with io.job_log(smk.log[0], exit_when_done=True) as log:
     parts = [load_surface_part(path) for path in smk.input]
     statuses = {part.attrs["status"] for part in parts}
     if statuses != {"ok"}:

@@ -24,7 +24,7 @@ settings, kind = smk.params.settings, smk.wildcards.kind
 part, parts = int(smk.wildcards.part), settings["parts"]
 xs = np.linspace(settings["xmin"], settings["xmax"], settings["xnum"])
 ys = np.linspace(settings["ymin"], settings["ymax"], settings["ynum"])
-with io.job_log(smk.log[0]) as log:
+with io.job_log(smk.log[0], exit_when_done=True) as log:
     skipped = skip_reason(smk.input.status, smk.wildcards.run)
     if skipped:
         logging.warning("%s", skipped)

@@ -13,7 +13,7 @@ from lossatlas.params import get_flat_params, param_layout
 from lossatlas.runs import build_run_model
 
 smk = snakemake  # noqa: F821
-with io.job_log(smk.log[0]) as log:
+with io.job_log(smk.log[0], exit_when_done=True) as log:
     data = load_dataset(smk.input.data)
     model = build_run_model(smk.params.model, smk.params.model_knobs, data)
     layout = param_layout(model)

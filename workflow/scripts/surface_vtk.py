@@ -7,7 +7,7 @@ import logging
 from lossatlas import io
 
 smk = snakemake  # noqa: F821
-with io.job_log(smk.log[0]):
+with io.job_log(smk.log[0], exit_when_done=True):
     arrays, attrs = io.read_h5(smk.input[0])
     if attrs["status"] != "ok":
         raise ValueError(f"{smk.input[0]} holds no surface ({attrs['status']})")

@@ -16,7 +16,7 @@ torch.set_num_threads(smk.threads)
 runs, run_dirs = smk.params.runs, smk.params.run_dirs
 # a run that starts from another run's final checkpoint trains alone
 inits = dict(zip(runs, smk.input.init))
-with io.job_log(smk.log[0]) as log:
+with io.job_log(smk.log[0], exit_when_done=True) as log:
     device = resolve_device(smk.params.device)
     members = []
     for run, settings in runs.items():

@@ -19,7 +19,7 @@ smk = snakemake  # noqa: F821
 torch.set_num_threads(smk.threads)
 structure, runs = smk.params.structure, smk.params.runs
 names = list(runs)
-with io.job_log(smk.log[0]) as log:
+with io.job_log(smk.log[0], exit_when_done=True) as log:
     logging.info("structure %s: %s through %s", smk.wildcards.structure, structure["spec"], names)
     reasons = [reason for run, status in zip(names, smk.input.status)
                if (reason := skip_reason(status, run))]

@@ -20,7 +20,7 @@ smk = snakemake  # noqa: F821
 torch.set_num_threads(smk.threads)
 settings = smk.params.settings
 name = smk.wildcards.run
-with io.job_log(smk.log[0]) as log:
+with io.job_log(smk.log[0], exit_when_done=True) as log:
     skipped = skip_reason(smk.input.status, name)
     if skipped:
         logging.warning("%s", skipped)
