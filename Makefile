@@ -27,8 +27,11 @@ reproduce: venv
 	$(BIN)/snakemake --cores $(CORES) --profile workflow/profiles/default --configfile $(CONFIG) \
 		--report $(RESULTS)/report.html
 
+# Two pytest workers (TEST_WORKERS=1 for one), each test file whole on one worker, the end-to-end
+# files first (tests/conftest.py).
+TEST_WORKERS ?= 2
 test: venv
-	$(BIN)/python -m pytest -ra
+	$(BIN)/python -m pytest -ra -n $(TEST_WORKERS) --dist loadfile
 
 # The README gallery: thumbnails of the smoke config's figures (results/smoke/figures/*.png, after
 # `.venv/bin/snakemake --profile workflow/profiles/ci`) in docs/gallery/ (FIGURES=... to change).
