@@ -156,6 +156,14 @@ def utilization(pipeline: list[PipelineJob], job_cpu: float, cores: int) -> str:
     return "\n".join(lines)
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not an integer of at least 1")
+    return value
+
+
 def torch_floor(runs: int) -> tuple[float, float]:
     """Median wall and CPU seconds of ``python -c "import torch"`` in this interpreter."""
     walls, cpus = [], []
@@ -206,7 +214,7 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=Path("results/config"),
                         help="the config's results folder, results/NAME (README, 'Where outputs "
                              "go')")
-    parser.add_argument("--floor-runs", type=int, default=5,
+    parser.add_argument("--floor-runs", type=positive_int, default=5,
                         help="runs of `python -c \"import torch\"` for the floor (median)")
     parser.add_argument("--top", type=int, default=10, help="rules listed")
     parser.add_argument("--metadata", type=Path, default=Path(".snakemake/metadata"),

@@ -3,7 +3,8 @@
 # machines are). Installs Debian's slurm-wlm and munge when missing, writes a one-node slurm.conf
 # (cgroup-free plugins, no accounting), starts munged, slurmctld and slurmd and waits until the
 # node is idle. Source it, call `cluster_up`; `cluster_down` (also run on EXIT by cluster_up's
-# trap) stops exactly the daemons it started, by the PIDs in their pid files.
+# trap) cancels the test cluster's jobs and stops exactly the daemons it started, by the PIDs in
+# their pid files. Each start begins from empty state folders.
 
 SLURM_CONF=/etc/slurm/slurm.conf
 CONF_MARKER="# written by lossatlas tests/slurm/cluster.sh"
@@ -29,6 +30,9 @@ cluster_configure() {
         echo "test-slurm: $SLURM_CONF exists and was not written by this test; not touching it" >&2
         return 1
     fi
+    # The test cluster starts empty: jobs and node states saved by an earlier run (one that was
+    # killed, or a machine image taken while it ran) would be recovered and keep the node busy.
+    rm -rf /var/spool/slurmctld-lossatlas /var/spool/slurmd-lossatlas
     mkdir -p /etc/slurm /var/spool/slurmctld-lossatlas /var/spool/slurmd-lossatlas \
         /var/log/slurm-lossatlas
     # The job steps' srun only finds the configuration at the default path, so it goes there.
@@ -87,7 +91,16 @@ start_daemon() {
 }
 
 cluster_down() {
-    local index pid_file pid
+    local index pid_file pid jobs
+    # Jobs still queued or running (a failed test) are cancelled first: their processes outlive
+    # slurmd.
+    if [[ ${#STARTED_PID_FILES[@]} -gt 0 ]]; then
+        jobs=$(squeue -h -o %i 2>/dev/null) || jobs=
+        if [[ -n $jobs ]]; then
+            scancel $jobs 2>/dev/null || true
+            sleep 2
+        fi
+    fi
     for ((index = ${#STARTED_PID_FILES[@]} - 1; index >= 0; index--)); do
         pid_file=${STARTED_PID_FILES[index]}
         pid=$(cat "$pid_file" 2>/dev/null) || continue
@@ -105,8 +118,9 @@ cluster_up() {
     cluster_install
     cluster_configure
     start_daemon /run/munge/munged.pid runuser -u munge -- /usr/sbin/munged
-    start_daemon /run/slurmctld-lossatlas.pid /usr/sbin/slurmctld
-    start_daemon /run/slurmd-lossatlas.pid /usr/sbin/slurmd
+    # -c: no state carried over from an earlier start.
+    start_daemon /run/slurmctld-lossatlas.pid /usr/sbin/slurmctld -c
+    start_daemon /run/slurmd-lossatlas.pid /usr/sbin/slurmd -c
     for _ in $(seq 60); do
         if sinfo -h -o %t 2>/dev/null | grep -qx idle; then
             echo "test-slurm: node $(hostname -s) idle ($(sinfo -V))"
@@ -116,6 +130,7 @@ cluster_up() {
     done
     echo "test-slurm: the node did not become idle:" >&2
     sinfo >&2 || true
-    tail -20 /var/log/slurm-lossatlas/*.log >&2 || true
+    squeue >&2 || true
+    tail -n 20 /var/log/slurm-lossatlas/*.log >&2 || true
     return 1
 }

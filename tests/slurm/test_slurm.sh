@@ -47,7 +47,7 @@ run_in() {
     shift 2
     if ! (cd "$dir" && "$@" >"$log" 2>&1); then
         echo "test-slurm: failed in $dir: $*" >&2
-        tail -40 "$dir/$log" >&2
+        tail -n 40 "$dir/$log" >&2
         return 1
     fi
 }
