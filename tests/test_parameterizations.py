@@ -205,3 +205,17 @@ def test_resume_file_of_another_run_is_not_used(tmp_path):
     other = build_parameterization({"kind": "subspace", "dim": 12}, get_flat_params(model))
     result = train_run(model, data, settings, seed=0, parameterization=other, resume_path=resume)
     assert result.trainable["final"]["z"].shape == (12,)
+
+
+def test_members_of_one_projection_seed_share_its_matrix():
+    """Subspace runs of one seed at several init scales (a batch's members) hold one A, not
+    copies; another seed or dimension gets its own."""
+    theta0 = torch.randn(500)
+    spec = {"kind": "subspace", "dim": 20, "seed": 1}
+    first = build_parameterization(spec, theta0)
+    scaled = build_parameterization(spec, 2.0 * theta0)
+    assert scaled.projection is first.projection
+    z = {"z": torch.ones(20)}
+    torch.testing.assert_close(scaled.theta(z) - 2.0 * theta0, first.theta(z) - theta0)
+    assert build_parameterization({**spec, "seed": 2}, theta0).projection is not first.projection
+    assert build_parameterization({**spec, "dim": 21}, theta0).projection is not first.projection

@@ -90,6 +90,9 @@ from test_workflow import (  # noqa: F401 (the copied workflow fixture)
     ({"second_scale": {"name": "w", "model": {"name": "cnn1d"}, "figures": ["mli"]}},
      "config second_scale.model: name cannot change between scales"),
     ({"second_scale": {"name": "w/x", "model": {"width": 40}, "figures": ["mli"]}}, "w/x"),
+    ({"second_scale": {"name": "w", "model": {"width": 40}, "figures": ["mli"],
+                       "figure_settings": {"sgd_walk": {"run": "lb"}}}},
+     "config second_scale.figure_settings: sgd_walk not in second_scale.figures (mli)"),
 ])
 def test_bad_config_stops_before_any_job(workdir, override, culprit):
     configfile = write_config(workdir, "bad", override)
@@ -181,6 +184,18 @@ def test_a_second_scale_reruns_only_its_figures_in_a_folder_of_its_own(workdir):
               if path.startswith("results/scaled/scales/")}
     assert "results/scaled/scales/mlp_w40/measurements/mnist1d/mlp/claims/sgd_walk.csv" in scaled
     assert "results/scaled/scales/mlp_w40/runs/mnist1d/mlp/sb-s0/final.pt" in scaled
+
+
+def test_a_second_scales_figure_settings_change_only_its_dag(workdir):
+    """figure_settings narrows curvature along training to the SB run at the second scale; the
+    first scale keeps both of the smoke config's runs."""
+    configfile = write_config(workdir, "narrowed", {"second_scale": {
+        "name": "mlp_w40", "model": {"width": 40}, "figures": ["curvature_along_training"],
+        "figure_settings": {"curvature_along_training": {"runs": ["sb"]}}}})
+    result = snakemake(workdir, "-n", "--configfile", configfile)
+    along = {rule for rule in planned_jobs(result.stdout) if "measure_curvature_along" in rule}
+    assert along == {"measure_curvature_along_sb_s0", "measure_curvature_along_gd_s0",
+                     "second_scale_measure_curvature_along_sb_s0"}
 
 
 def test_lint_and_format():

@@ -385,13 +385,22 @@ def check_second_scale():
             f"config second_scale.model: {', '.join(sorted(unknown))} cannot change between "
             f"scales; the model keys that can are {', '.join(MODEL_KNOBS)}"
         )
+    stray = set(SECOND_SCALE.get("figure_settings", {})) - set(SECOND_SCALE["figures"])
+    if stray:
+        raise ValueError(
+            f"config second_scale.figure_settings: {', '.join(sorted(stray))} not in "
+            f"second_scale.figures ({', '.join(SECOND_SCALE['figures'])})"
+        )
 
 
 def second_scale_config():
     """The config of the second scale's own DAG (Snakefile, module ``second_scale``): this config
-    with the second scale's model keys, writing under ``{RESULTS}/scales/NAME``."""
+    with the second scale's model keys and figure settings, writing under
+    ``{RESULTS}/scales/NAME``."""
     second = json.loads(json.dumps(config))
     second["model"].update(SECOND_SCALE["model"])
+    for figure, settings in SECOND_SCALE.get("figure_settings", {}).items():
+        second["figures"][figure].update(settings)
     second["second_scale"] = None
     second["scale_folder"] = f"scales/{SECOND_SCALE['name']}"
     return second
