@@ -157,6 +157,32 @@ def test_batch_of_subspaces_equals_subspaces_one_by_one():
         assert_same_run(result, alone)
 
 
+def test_subspace_members_sharing_a_projection_train_as_they_would_alone():
+    """The subspace figure's batches: members of one projection seed at several init scales hold
+    one A (one product per step for all of them) and end as each would alone."""
+    data = synthetic_data()
+    settings = TrainSettings(optimizer="adam", lr=0.05, epochs=2, batch_size=64)
+    spec = {"kind": "subspace", "dim": 20, "seed": 3}
+
+    def member_at(scale, seed):
+        model = make_model(seed)
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.mul_(scale)
+        return model, build_parameterization({**spec, "seed": seed}, get_flat_params(model))
+
+    shapes = [(1.0, 0), (2.0, 0), (1.0, 1), (0.5, 0)]
+    members = [Member(model, data, settings, seed, parameterization)
+               for (scale, seed), (model, parameterization)
+               in zip(shapes, [member_at(scale, seed) for scale, seed in shapes])]
+    assert members[0].parameterization.projection is members[3].parameterization.projection
+    batched = train_members(members)
+    for (scale, seed), result in zip(shapes, batched):
+        model, parameterization = member_at(scale, seed)
+        assert_same_run(result, train_run(model, data, settings, seed,
+                                          parameterization=parameterization))
+
+
 def test_diverged_member_is_frozen_and_the_others_go_on():
     data = synthetic_data()
     good = TrainSettings(epochs=3, batch_size=32, lr=0.05, checkpoint_epochs=(0, 3))

@@ -187,6 +187,13 @@ class RandomProjection:
             return self._dense @ z
         return _BlockedProduct.apply(z, self)
 
+    def apply_rows(self, z: torch.Tensor) -> torch.Tensor:
+        """A zᵢ for every row of z ``(m, d)``, as rows ``(m, D)``: one product that reads the
+        dense A once for all m (memory-bound at large D·d), differentiable in z."""
+        if self._dense is not None:
+            return z @ self._dense.T
+        return torch.stack([self.apply(row) for row in z])
+
     def apply_transpose(self, v: torch.Tensor) -> torch.Tensor:
         """Aᵀ v ``(d,)`` for v ``(D,)``."""
         if self._dense is not None:
@@ -243,6 +250,9 @@ class MatrixProjection:
 
     def apply(self, z: torch.Tensor) -> torch.Tensor:
         return self.matrix_ @ z
+
+    def apply_rows(self, z: torch.Tensor) -> torch.Tensor:
+        return z @ self.matrix_.T
 
     def apply_transpose(self, v: torch.Tensor) -> torch.Tensor:
         return self.matrix_.T @ v

@@ -487,6 +487,20 @@ class _BatchState:
             setattr(self, key, saved.get(key, getattr(self, key)))
 
 
+def _projection_groups(parameterizations: list[Parameterization]
+                       ) -> list[tuple[object, list[int]]] | None:
+    """For a batch of random-subspace members, each projection object with the indices of the
+    members that hold it (members of one projection seed share one, ``build_parameterization``),
+    so that a step reads each A once; ``None`` for any other batch."""
+    if not all(p.kind == "subspace" for p in parameterizations):
+        return None
+    groups: dict[int, tuple[object, list[int]]] = {}
+    for index, parameterization in enumerate(parameterizations):
+        projection = parameterization.projection
+        groups.setdefault(id(projection), (projection, []))[1].append(index)
+    return list(groups.values())
+
+
 class _Batch:
     """What stays fixed while M compatible members train on ``device``: their functional model
     (train and eval mode), data, parameterizations, fingerprints and the shared step plan; its
@@ -500,6 +514,7 @@ class _Batch:
             (FullSpace(get_flat_params(model)) if member.parameterization is None
              else member.parameterization).to(device) for member, model in zip(members, models)]
         self.full_space = all(p.kind == "full" for p in self.parameterizations)
+        self.projection_groups = _projection_groups(self.parameterizations)
         self.train_model = FunctionalModel(models[0], bn_mode="train")
         self.eval_model = FunctionalModel(models[0])
         self.state_names = list(models[0].state_dict())
@@ -622,9 +637,22 @@ class _Batch:
         """θ of every member ``(M, D)`` (or ``(M, J, D)`` for J-point samples)."""
         if self.full_space:
             return tensors["theta"]
+        if self.projection_groups is not None:
+            return self.subspace_points(tensors["z"])
         samples = samples or [None] * self.count
         return torch.stack([p.theta(_rows(tensors, i), samples[i])
                             for i, p in enumerate(self.parameterizations)])
+
+    def subspace_points(self, z: torch.Tensor) -> torch.Tensor:
+        """θ₀ + A z of every member of a subspace batch ``(M, D)`` from z ``(M, d)``: one product
+        per projection, shared by the members that hold the same one (``_projection_groups``)."""
+        order, moved = [], []
+        for projection, indices in self.projection_groups:
+            moved.append(projection.apply_rows(z[indices]))
+            order.extend(indices)
+        inverse = torch.argsort(torch.tensor(order, device=z.device))
+        origins = torch.stack([p.theta0 for p in self.parameterizations])
+        return origins + torch.cat(moved)[inverse]
 
     def state_dict(self, theta: torch.Tensor, buffers: dict[str, torch.Tensor],
                    index: int) -> dict[str, torch.Tensor]:
