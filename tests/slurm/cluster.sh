@@ -3,8 +3,8 @@
 # machines are). Installs Debian's slurm-wlm and munge when missing, writes a one-node slurm.conf
 # (cgroup-free plugins, no accounting), starts munged, slurmctld and slurmd and waits until the
 # node is idle. Source it, call `cluster_up`; `cluster_down` (also run on EXIT by cluster_up's
-# trap) cancels the test cluster's jobs and stops exactly the daemons it started, by the PIDs in
-# their pid files. Each start begins from empty state folders.
+# trap) cancels the test cluster's jobs, stops exactly the daemons it started, by the PIDs in
+# their pid files, and removes the slurm.conf it wrote. Each start begins from empty state folders.
 
 SLURM_CONF=/etc/slurm/slurm.conf
 CONF_MARKER="# written by lossatlas tests/slurm/cluster.sh"
@@ -111,6 +111,12 @@ cluster_down() {
         done
     done
     STARTED_PID_FILES=()
+    # The configuration goes with the cluster: left behind, it sends every `scontrol` (which the
+    # Slurm executor plugin runs whenever Snakemake loads it) to a controller that is gone, and
+    # each waits about 9 s for it.
+    if [[ -e $SLURM_CONF ]] && grep -qF "$CONF_MARKER" "$SLURM_CONF"; then
+        rm -f "$SLURM_CONF"
+    fi
 }
 
 cluster_up() {
