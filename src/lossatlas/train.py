@@ -515,6 +515,8 @@ class _Batch:
              else member.parameterization).to(device) for member, model in zip(members, models)]
         self.full_space = all(p.kind == "full" for p in self.parameterizations)
         self.projection_groups = _projection_groups(self.parameterizations)
+        if self.projection_groups is not None:
+            self.subspace_origins = torch.stack([p.theta0 for p in self.parameterizations])
         self.train_model = FunctionalModel(models[0], bn_mode="train")
         self.eval_model = FunctionalModel(models[0])
         self.state_names = list(models[0].state_dict())
@@ -651,8 +653,7 @@ class _Batch:
             moved.append(projection.apply_rows(z[indices]))
             order.extend(indices)
         inverse = torch.argsort(torch.tensor(order, device=z.device))
-        origins = torch.stack([p.theta0 for p in self.parameterizations])
-        return origins + torch.cat(moved)[inverse]
+        return self.subspace_origins + torch.cat(moved)[inverse]
 
     def state_dict(self, theta: torch.Tensor, buffers: dict[str, torch.Tensor],
                    index: int) -> dict[str, torch.Tensor]:
