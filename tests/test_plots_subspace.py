@@ -75,3 +75,27 @@ def test_not_reached_and_skipped_runs():
     assert claim["verdict"] == "does not hold" and claim["value"] == pytest.approx(0.3)
     assert "lower bound" in claim["reason"]
     assert isinstance(table, pd.DataFrame)
+
+
+@pytest.mark.parametrize("reach, verdict, reason", [
+    # reached first at d=100, not at 10: d_int in (10, 100], d_int / D in (0.01, 0.1]: 0.1 inside
+    ({10: 0.3, 100: 0.75, 300: 0.75}, "inconclusive", "brackets d_int90 in (10, 100]"),
+    # reached at d=10 already: d_int / D ≤ 0.01 < 0.1
+    ({10: 0.75, 100: 0.75, 300: 0.75}, "holds", ""),
+    # reached first at 300: d_int / D in (0.1, 0.3], at or above 0.1 whatever d between
+    ({10: 0.3, 100: 0.6, 300: 0.75}, "does not hold", ""),
+])
+def test_the_d_int_verdict_needs_the_whole_bracket_on_one_side(reach, verdict, reason):
+    finals, settings = make_inputs(lambda scale, dim, seed: 0.8 if dim is None else reach[dim])
+    claim = rows(subspace_training_table(finals, settings, dim_full=D, fraction=0.9),
+                 "claim").loc[0]
+    assert claim["verdict"] == verdict and reason in claim["reason"]
+
+
+def test_a_d_int_beyond_a_grid_that_ends_below_the_threshold_is_inconclusive():
+    """Not reached by d = 300 of D = 10 000: d_int / D > 0.03 could still be below 0.1."""
+    finals, settings = make_inputs(lambda scale, dim, seed: 0.9 if dim is None else 0.1)
+    claim = rows(subspace_training_table(finals, settings, dim_full=10_000, fraction=0.9),
+                 "claim").loc[0]
+    assert claim["verdict"] == "inconclusive" and claim["value"] == pytest.approx(0.03)
+    assert "a larger d decides" in claim["reason"]

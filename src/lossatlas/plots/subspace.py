@@ -76,7 +76,11 @@ def _skipped(runs: pd.DataFrame) -> str:
 
 
 def _dint_claim(summary: pd.DataFrame, runs: pd.DataFrame, dim_full: int, fraction: float) -> dict:
-    """d_int ≪ D at the init scale closest to the default init (α = 1)."""
+    """d_int ≪ D at the init scale closest to the default init (α = 1). The grid of d only brackets
+    d_int (above the grid's d before it, at most the first d that reaches the threshold): the claim
+    holds when the bracket's top is below ``MAX_RATIO`` × D, does not hold when its bottom is at
+    or above it, and is inconclusive when the threshold falls inside the bracket (or above the
+    largest d, none reaching it)."""
     row = summary.loc[(summary["init_scale"] - 1.0).abs().idxmin()]
     percent = round(100 * fraction)
     claim = f"d_int{percent} << D (random subspaces train with far fewer dimensions than D)"
@@ -85,11 +89,25 @@ def _dint_claim(summary: pd.DataFrame, runs: pd.DataFrame, dim_full: int, fracti
     if not np.isfinite(row["baseline_test_acc"]):
         return claim_row(WORK, FIGURE, claim, statistic, None, threshold, None,
                          reason="no full-space baseline " + (_skipped(runs) or "run"))
+    dims = sorted(runs.loc[runs["kind"] == "subspace", "dim"].unique())
     if np.isfinite(row["d_int"]):
-        ratio = row["d_int"] / dim_full
-        return claim_row(WORK, FIGURE, claim, statistic, ratio, threshold, ratio < MAX_RATIO,
-                         reason=_skipped(runs))
-    largest = runs.loc[runs["kind"] == "subspace", "dim"].max()
+        # the grid brackets d_int: above the grid's d before it (not reached), at most d_int
+        below = max((dim for dim in dims if dim < row["d_int"]), default=0)
+        ratio, lower = row["d_int"] / dim_full, below / dim_full
+        if ratio < MAX_RATIO or lower >= MAX_RATIO:
+            return claim_row(WORK, FIGURE, claim, statistic, ratio, threshold, ratio < MAX_RATIO,
+                             reason=_skipped(runs))
+        return claim_row(WORK, FIGURE, claim, statistic, ratio, threshold, None,
+                         reason=f"the grid brackets d_int{percent} in ({below:g}, {row['d_int']:g}]: "
+                                f"d_int{percent} / D in ({lower:.3g}, {ratio:.3g}] straddles "
+                                f"{MAX_RATIO:g}; a d between {below:g} and {row['d_int']:g} "
+                                "decides")
+    largest = dims[-1]
+    if largest / dim_full < MAX_RATIO:
+        return claim_row(WORK, FIGURE, claim, statistic, largest / dim_full, threshold, None,
+                         reason=f"not reached by the largest d={largest}: d_int{percent} / D > "
+                                f"{largest / dim_full:.3g}, below {MAX_RATIO:g}; a larger d "
+                                "decides")
     return claim_row(WORK, FIGURE, claim, statistic, largest / dim_full, threshold, False,
                      reason=f"not reached by the largest d={largest}: the value is a lower bound")
 
