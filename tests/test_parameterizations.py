@@ -42,6 +42,23 @@ def test_matrix_free_projection_equals_dense(dim_full, dim, block_rows):
     torch.testing.assert_close(blocked.apply_transpose(v), a.T @ v, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("dim_full, dim, block_rows", [(50, 7, 8), (300, 40, 64)])
+def test_rows_through_the_blocked_projection_equal_the_dense_products(dim_full, dim, block_rows):
+    """``apply_rows`` (a batch's members sharing one A): each row as A z, its gradient as Aᵀ v,
+    the blocked A regenerated once for all rows."""
+    dense = RandomProjection(dim_full, dim, seed=3, materialize=True, block_rows=block_rows)
+    blocked = RandomProjection(dim_full, dim, seed=3, materialize=False, block_rows=block_rows)
+    a = dense.matrix()
+    z = torch.randn(3, dim, requires_grad=True)
+    v = torch.randn(3, dim_full)
+    for projection in (dense, blocked):
+        rows = projection.apply_rows(z)
+        torch.testing.assert_close(rows, z @ a.T, rtol=1e-5, atol=1e-6)
+        (gradient,) = torch.autograd.grad((rows * v).sum(), z)
+        torch.testing.assert_close(gradient, v @ a, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(projection.apply_transpose(v), v @ a, rtol=1e-5, atol=1e-5)
+
+
 def test_projection_seeds_columns_and_orthonormal():
     a = RandomProjection(200, 10, seed=0).matrix()
     b = RandomProjection(200, 10, seed=1).matrix()

@@ -192,10 +192,20 @@ class RandomProjection:
         dense A once for all m (memory-bound at large D·d), differentiable in z."""
         if self._dense is not None:
             return z @ self._dense.T
-        return torch.stack([self.apply(row) for row in z])
+        return _BlockedProduct.apply(z, self)
 
     def apply_transpose(self, v: torch.Tensor) -> torch.Tensor:
-        """Aᵀ v ``(d,)`` for v ``(D,)``."""
+        """Aᵀ v ``(d,)`` for v ``(D,)``, or the rows vᵢ A ``(m, d)`` for rows v ``(m, D)`` (each
+        regenerated block serves every row)."""
+        if v.dim() == 2:
+            if self._dense is not None:
+                return v @ self._dense
+            out = torch.zeros(v.shape[0], self.dim, dtype=v.dtype, device=v.device)
+            start = 0
+            for block in self.blocks():
+                out += v[:, start:start + block.shape[0]] @ block
+                start += block.shape[0]
+            return out
         if self._dense is not None:
             return self._dense.T @ v
         out = torch.zeros(self.dim, dtype=v.dtype, device=v.device)
@@ -221,10 +231,13 @@ class RandomProjection:
 
 
 class _BlockedProduct(torch.autograd.Function):
-    """A z with A regenerated block by block in the forward and the backward pass."""
+    """A z ``(D,)`` for z ``(d,)``, or the rows A zᵢ ``(m, D)`` for rows z ``(m, d)``, with A
+    regenerated block by block (once for all rows) in the forward and the backward pass."""
 
     @staticmethod
     def forward(z: torch.Tensor, projection: RandomProjection) -> torch.Tensor:
+        if z.dim() == 2:
+            return torch.cat([z @ block.T for block in projection.blocks()], dim=1)
         return torch.cat([block @ z for block in projection.blocks()])
 
     @staticmethod
