@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lossatlas.claims import Regime, apply_regime, claim_rows
 from lossatlas.plots import save_figure
 from lossatlas.plots.subspace import plot_subspace_training, subspace_training_table
 
@@ -99,3 +100,22 @@ def test_a_d_int_beyond_a_grid_that_ends_below_the_threshold_is_inconclusive():
                  "claim").loc[0]
     assert claim["verdict"] == "inconclusive" and claim["value"] == pytest.approx(0.03)
     assert "a larger d decides" in claim["reason"]
+
+
+def test_d_int_is_held_to_the_fit_of_its_baselines_and_the_radius_claim_is_not():
+    """The d_int row reads the α = 1 runs, full-space baselines included, so an under-fit
+    baseline (train error 30% > 1%) makes it inconclusive; the radius row reads subspace runs
+    only and keeps its verdict."""
+    finals, settings = make_inputs(lambda scale, dim, seed: 0.8 if dim is None else
+                                   {10: 0.75, 100: 0.75, 300: 0.75}[dim] + 0.01 * scale)
+    table = subspace_training_table(finals, settings, dim_full=D, fraction=0.9)
+    d_int, radius = claim_rows(table).to_dict("records")
+    assert set(d_int["runs"].split()) == {f"subspace_a1_{group}-s{seed}" for seed in (0, 1)
+                                          for group in ("d10", "d100", "d300", "full")}
+    assert not any("full" in run for run in radius["runs"].split())
+    unfit = {"status": "ok", "train_acc": 0.7, "train_loss": 0.8}
+    regime = Regime({"subspace_a1_full-s0": unfit, "subspace_a1_full-s1": unfit}, 0.01)
+    assert d_int["verdict"] == "holds" and radius["verdict"] == "holds"
+    held, radius_held = apply_regime(d_int, regime), apply_regime(radius, regime)
+    assert held["verdict"] == "inconclusive" and "subspace_a1_full-s0" in held["reason"]
+    assert radius_held["verdict"] == "holds"

@@ -16,8 +16,10 @@ with io.job_log(smk.log[0], exit_when_done=True):
     table = subspace_training_table(finals, smk.params.settings, smk.params.dim_full,
                                     smk.params.fraction)
     io.write_csv(table, smk.output.table)
+    baselines = [status for run, status in zip(smk.params.runs, smk.input.status)
+                 if smk.params.settings[run]["parameterization"]["kind"] == "full"]
     write_claims(table, smk.output.claims, smk.params.runs,
-                 regime=read_regime([], smk.params.regime))
+                 regime=read_regime(baselines, smk.params.regime))
     logging.info("\n%s", table.to_string())
     save_figure(plot_subspace_training(table, smk.params.fraction), smk.output.pdf,
                 smk.output.png)

@@ -82,47 +82,54 @@ def _dint_claim(summary: pd.DataFrame, runs: pd.DataFrame, dim_full: int, fracti
     or above it, and is inconclusive when the threshold falls inside the bracket (or above the
     largest d, none reaching it)."""
     row = summary.loc[(summary["init_scale"] - 1.0).abs().idxmin()]
+    # the runs it reads: the subspace runs and the full-space baselines at that scale (the
+    # baselines are the trained solutions whose fit the regime checks)
+    runs_at_scale = runs.loc[runs["init_scale"] == row["init_scale"], "run"].tolist()
     percent = round(100 * fraction)
     claim = f"d_int{percent} << D (random subspaces train with far fewer dimensions than D)"
     statistic = f"d_int{percent} / D at init scale {row['init_scale']:g}"
     threshold = f"< {MAX_RATIO}"
+
+    def verdict(value, holds, reason):
+        return claim_row(WORK, FIGURE, claim, statistic, value, threshold, holds, reason=reason,
+                         runs=runs_at_scale)
+
     if not np.isfinite(row["baseline_test_acc"]):
-        return claim_row(WORK, FIGURE, claim, statistic, None, threshold, None,
-                         reason="no full-space baseline " + (_skipped(runs) or "run"))
+        return verdict(None, None, "no full-space baseline " + (_skipped(runs) or "run"))
     dims = sorted(runs.loc[runs["kind"] == "subspace", "dim"].unique())
     if np.isfinite(row["d_int"]):
         # the grid brackets d_int: above the grid's d before it (not reached), at most d_int
         below = max((dim for dim in dims if dim < row["d_int"]), default=0)
         ratio, lower = row["d_int"] / dim_full, below / dim_full
         if ratio < MAX_RATIO or lower >= MAX_RATIO:
-            return claim_row(WORK, FIGURE, claim, statistic, ratio, threshold, ratio < MAX_RATIO,
-                             reason=_skipped(runs))
-        return claim_row(WORK, FIGURE, claim, statistic, ratio, threshold, None,
-                         reason=f"the grid brackets d_int{percent} in ({below:g}, {row['d_int']:g}]: "
-                                f"d_int{percent} / D in ({lower:.3g}, {ratio:.3g}] straddles "
-                                f"{MAX_RATIO:g}; a d between {below:g} and {row['d_int']:g} "
-                                "decides")
+            return verdict(ratio, ratio < MAX_RATIO, _skipped(runs))
+        return verdict(ratio, None,
+                       f"the grid brackets d_int{percent} in ({below:g}, {row['d_int']:g}]: "
+                       f"d_int{percent} / D in ({lower:.3g}, {ratio:.3g}] straddles {MAX_RATIO:g}; "
+                       f"a d between {below:g} and {row['d_int']:g} decides")
     largest = dims[-1]
     if largest / dim_full < MAX_RATIO:
-        return claim_row(WORK, FIGURE, claim, statistic, largest / dim_full, threshold, None,
-                         reason=f"not reached by the largest d={largest}: d_int{percent} / D > "
-                                f"{largest / dim_full:.3g}, below {MAX_RATIO:g}; a larger d "
-                                "decides")
-    return claim_row(WORK, FIGURE, claim, statistic, largest / dim_full, threshold, False,
-                     reason=f"not reached by the largest d={largest}: the value is a lower bound")
+        return verdict(largest / dim_full, None,
+                       f"not reached by the largest d={largest}: d_int{percent} / D > "
+                       f"{largest / dim_full:.3g}, below {MAX_RATIO:g}; a larger d decides")
+    return verdict(largest / dim_full, False,
+                   f"not reached by the largest d={largest}: the value is a lower bound")
 
 
 def _radius_claim(dependence: pd.DataFrame, runs: pd.DataFrame) -> dict:
-    """Accuracy at fixed d rises with the init radius (thicker wedges further out)."""
+    """Accuracy at fixed d rises with the init radius (thicker wedges further out), read from the
+    subspace runs alone (no full-space baseline)."""
     claim = "at fixed d, subspace training reaches higher accuracy from larger-radius inits"
     statistic = "mean over d of Spearman(init scale, mean test accuracy)"
+    subspace_runs = runs.loc[runs["kind"] == "subspace", "run"].tolist()
     values = dependence["spearman"].dropna() if len(dependence) else pd.Series(dtype=float)
     if values.empty:
         return claim_row(WORK, FIGURE, claim, statistic, None, "> 0", None,
-                         reason="needs >= 3 init scales with finished runs " + _skipped(runs))
+                         reason="needs >= 3 init scales with finished runs " + _skipped(runs),
+                         runs=subspace_runs)
     value = float(values.mean())
     return claim_row(WORK, FIGURE, claim, statistic, value, "> 0", value > 0,
-                     reason=_skipped(runs))
+                     reason=_skipped(runs), runs=subspace_runs)
 
 
 def plot_subspace_training(table: pd.DataFrame, fraction: float) -> plt.Figure:
