@@ -21,6 +21,7 @@ from lossatlas.landscape import (
     SurfacePart,
     load_surface_part,
     merge_surface_parts,
+    save_merged_surface,
     save_surface_part,
     surface_1d_table,
 )
@@ -182,6 +183,25 @@ def test_surface_part_file_roundtrip_and_merge(tmp_path):
     merged = merge_surface_parts(parts)
     np.testing.assert_array_equal(merged.arrays["train_loss"], values.reshape(3, 2))
     assert merged.attrs["bn_policy"] == "none"
+
+
+def test_a_merged_surface_file_holds_the_grid_or_the_skip_reason(tmp_path):
+    """One part written whole reads as its parts merged would; a skipped part leaves only its
+    reason (and the identity) in the file."""
+    xs, ys = np.array([0.0, 1.0]), np.array([0.0, 1.0, 2.0])
+    whole = SurfacePart(0, 6, xs, ys, {"train_loss": np.arange(6.0)},
+                        {"bn_policy": "none", "status": "ok", "run": "part's"})
+    assert save_merged_surface(tmp_path / "s.h5", [whole], {"run": "sb-s0", "xnum": 2}) is None
+    arrays, attrs = io.read_h5(tmp_path / "s.h5")
+    np.testing.assert_array_equal(arrays["train_loss"], np.arange(6.0).reshape(3, 2))
+    np.testing.assert_array_equal(arrays["xcoordinates"], xs)
+    assert attrs["status"] == "ok" and attrs["xnum"] == 2 and attrs["run"] == "part's"
+    assert attrs["orientation"].startswith("values[iy, ix]")
+    skipped = SurfacePart(0, 0, xs, ys, {}, {"status": "skipped: sb-s0 diverged"})
+    reason = save_merged_surface(tmp_path / "k.h5", [whole, skipped], {"run": "sb-s0"})
+    arrays, attrs = io.read_h5(tmp_path / "k.h5")
+    assert reason == attrs["status"] == "skipped: sb-s0 diverged"
+    assert arrays == {} and attrs["run"] == "sb-s0"
 
 
 def test_surface_1d_table_is_tidy():

@@ -218,6 +218,17 @@ def test_one_figure_plans_only_what_it_needs(workdir, figure, rules):
     assert planned_rules(result.stdout) == {"prepare_dataset", "train", figure} | rules
 
 
+def test_a_surface_in_one_part_is_one_job_without_a_merge(workdir):
+    """parts: 1 writes each surface (run x direction kind) in one job; the smoke config's two parts
+    are two jobs and a merge per surface."""
+    two = planned_jobs(snakemake(workdir, "surface_2d", "-n", "--configfile",
+                                 "config/smoke.yaml").stdout)
+    configfile = write_config(workdir, "one_part", {"figures.surface_2d.parts": 1})
+    one = planned_jobs(snakemake(workdir, "surface_2d", "-n", "--configfile", configfile).stdout)
+    assert two["merge_surface_2d"] == 4 and two["measure_surface_2d_part"] == 8
+    assert one["measure_surface_2d_part"] == 4 and "merge_surface_2d" not in one
+
+
 def test_curvature_and_mli_start_one_interpreter_per_run_and_per_sweep(workdir):
     """Curvature along training is one job per run (all its epoch checkpoints), the final
     checkpoints one job each, and every MLI line one job."""

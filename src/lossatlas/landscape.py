@@ -262,6 +262,22 @@ def merge_surface_parts(parts: list[SurfacePart]) -> Surface:
                    {**parts[0].attrs, "orientation": ORIENTATION_2D, **UNITS})
 
 
+def save_merged_surface(path: str | os.PathLike, parts: list[SurfacePart],
+                        attrs: dict) -> str | None:
+    """Write the 2D surface that ``parts`` cover to HDF5 (``merge_surface_parts``; ``attrs``, e.g.
+    the settings and the run, under the surface's own attributes); when a part was skipped (its
+    ``status`` not ``ok``), an empty file with ``attrs`` and that status instead, which is returned
+    (``None`` when the surface was written)."""
+    statuses = {part.attrs["status"] for part in parts}
+    if statuses != {"ok"}:
+        skipped = sorted(statuses - {"ok"})[0]
+        write_h5(path, {}, {**attrs, "status": skipped})
+        return skipped
+    surface = merge_surface_parts(parts)
+    write_h5(path, surface.arrays, {**attrs, **surface.attrs})
+    return None
+
+
 def save_surface_part(path: str | os.PathLike, part: SurfacePart) -> None:
     """Write a ``SurfacePart`` to HDF5 (its grid, metrics, range and attributes)."""
     write_h5(path, {"xcoordinates": part.xcoordinates, "ycoordinates": part.ycoordinates,

@@ -88,6 +88,12 @@ rule surface_directions:
         "../scripts/surface_directions.py"
 
 
+# A surface in one part is written whole by its one job; in several, each part is a job and a
+# merge job assembles them (a large grid spread over a cluster).
+SURFACE_SINGLE = SURFACE["parts"] == 1
+_SURFACE_PART = "" if SURFACE_SINGLE else ".part{part}"
+
+
 rule measure_surface_2d_part:
     input:
         data=f"resources/data/{DATASET}.h5",
@@ -100,11 +106,15 @@ rule measure_surface_2d_part:
             else []
         ),
     output:
-        temp(f"{MEASURE_ROOT}/surface_2d/{{kind}}/{{run}}.part{{part}}.h5"),
+        (
+            f"{MEASURE_ROOT}/surface_2d/{{kind}}/{{run}}.h5"
+            if SURFACE_SINGLE
+            else temp(f"{MEASURE_ROOT}/surface_2d/{{kind}}/{{run}}.part{{part}}.h5")
+        ),
     log:
-        f"{RESULTS}/logs/measure/{DATASET}/{MODEL}/surface_2d/{{kind}}/{{run}}.part{{part}}.log",
+        f"{RESULTS}/logs/measure/{DATASET}/{MODEL}/surface_2d/{{kind}}/{{run}}{_SURFACE_PART}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/measure/{DATASET}/{MODEL}/surface_2d/{{kind}}/{{run}}.part{{part}}.tsv"
+        f"{RESULTS}/benchmarks/measure/{DATASET}/{MODEL}/surface_2d/{{kind}}/{{run}}{_SURFACE_PART}.tsv"
     wildcard_constraints:
         kind="random|hessian",
     conda:
@@ -122,24 +132,28 @@ rule measure_surface_2d_part:
         "../scripts/surface_2d_part.py"
 
 
-rule merge_surface_2d:
-    input:
-        expand(
-            f"{MEASURE_ROOT}/surface_2d/{{{{kind}}}}/{{{{run}}}}.part{{part}}.h5",
-            part=range(SURFACE["parts"]),
-        ),
-    output:
-        f"{MEASURE_ROOT}/surface_2d/{{kind}}/{{run}}.h5",
-    log:
-        f"{RESULTS}/logs/measure/{DATASET}/{MODEL}/surface_2d/{{kind}}/{{run}}.merge.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/measure/{DATASET}/{MODEL}/surface_2d/{{kind}}/{{run}}.merge.tsv"
-    wildcard_constraints:
-        kind="random|hessian",
-    conda:
-        "../../envs/lossatlas.yaml"
-    script:
-        "../scripts/surface_2d_merge.py"
+if not SURFACE_SINGLE:
+
+    rule merge_surface_2d:
+        input:
+            expand(
+                f"{MEASURE_ROOT}/surface_2d/{{{{kind}}}}/{{{{run}}}}.part{{part}}.h5",
+                part=range(SURFACE["parts"]),
+            ),
+        output:
+            f"{MEASURE_ROOT}/surface_2d/{{kind}}/{{run}}.h5",
+        log:
+            f"{RESULTS}/logs/measure/{DATASET}/{MODEL}/surface_2d/{{kind}}/{{run}}.merge.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/measure/{DATASET}/{MODEL}/surface_2d/{{kind}}/{{run}}.merge.tsv"
+        wildcard_constraints:
+            kind="random|hessian",
+        conda:
+            "../../envs/lossatlas.yaml"
+        params:
+            settings={key: SURFACE[key] for key in SURFACE_GRID_KEYS},
+        script:
+            "../scripts/surface_2d_merge.py"
 
 
 rule surface_vtk:

@@ -1,6 +1,7 @@
 """One part of a 2D loss surface around a solution (Li et al. 2018), along one direction kind:
 ``random`` (the shared Gaussian directions, filter-normalized to the solution) or ``hessian`` (its
-top-2 Hessian eigenvectors, scaled to the length of the normalized random direction)."""
+top-2 Hessian eigenvectors, scaled to the length of the normalized random direction). A surface in
+one part is written whole, as the merge of its parts would be (no merge job)."""
 
 import logging
 
@@ -12,6 +13,7 @@ from lossatlas.landscape import (
     SurfacePart,
     eigenvector_plane,
     load_directions,
+    save_merged_surface,
     save_surface_part,
     surface_2d_part,
 )
@@ -21,14 +23,14 @@ from lossatlas.runs import load_solution, skip_reason
 smk = snakemake  # noqa: F821
 torch.set_num_threads(smk.threads)
 settings, kind = smk.params.settings, smk.wildcards.kind
-part, parts = int(smk.wildcards.part), settings["parts"]
+part, parts = int(smk.wildcards.get("part", 0)), settings["parts"]
 xs = np.linspace(settings["xmin"], settings["xmax"], settings["xnum"])
 ys = np.linspace(settings["ymin"], settings["ymax"], settings["ynum"])
 with io.job_log(smk.log[0], exit_when_done=True) as log:
     skipped = skip_reason(smk.input.status, smk.wildcards.run)
     if skipped:
         logging.warning("%s", skipped)
-        save_surface_part(smk.output[0], SurfacePart(0, 0, xs, ys, {}, {"status": skipped}))
+        result = SurfacePart(0, 0, xs, ys, {}, {"status": skipped})
     else:
         run = load_solution(smk.input.data, smk.params.model, smk.params.run_settings,
                             smk.input.final, device=smk.params.device,
@@ -56,4 +58,8 @@ with io.job_log(smk.log[0], exit_when_done=True) as log:
                                  n_parts=parts, bn_policy=settings["bn_policy"],
                                  precision=run.precision, progress_file=log)
         result.attrs.update({**attrs, "status": "ok"})
+    if parts == 1:
+        save_merged_surface(smk.output[0], [result], {**settings, "run": smk.wildcards.run,
+                                                      "direction_kind": kind})
+    else:
         save_surface_part(smk.output[0], result)
