@@ -10,10 +10,11 @@ SLURM = yaml.safe_load((ROOT / "workflow/profiles/slurm/config.yaml").read_text(
 
 
 def rule_blocks():
-    """Rule name -> its text, for every rule of the workflow."""
+    """Rule name -> its text, for every rule of the workflow (also one defined under a condition,
+    indented)."""
     blocks = {}
     for smk in sorted((ROOT / "workflow/rules").glob("*.smk")):
-        parts = re.split(r"^rule (\w+):\n", smk.read_text(), flags=re.M)
+        parts = re.split(r"^ *rule (\w+):\n", smk.read_text(), flags=re.M)
         blocks.update(zip(parts[1::2], parts[2::2]))
     return blocks
 

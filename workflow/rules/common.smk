@@ -638,9 +638,9 @@ def check_sweep(key, name, kind):
 
 
 def sweep_rows(name):
-    """Row tag -> cells of sweep ``name``, each row measured by one job: a grid's rows are its
-    load values (all temperatures of one load: one architecture, one vmapped batch of curves), a
-    one-knob sweep is one row, ``all``."""
+    """Row tag -> cells of sweep ``name``, the cells each measure_sweep_cells job starts from
+    (``cell_parts``): a grid's rows are its load values (all temperatures of one load: one
+    architecture, one vmapped batch of curves), a one-knob sweep is one row, ``all``."""
     if "load" not in config["sweeps"][name]:
         return {"all": SWEEPS[name]}
     rows = {}
@@ -649,19 +649,17 @@ def sweep_rows(name):
     return rows
 
 
-def row_runs(wildcards):
-    """Runs of row ``wildcards.row`` of sweep ``wildcards.sweep`` (an unknown one is an error
-    naming it)."""
-    rows = SWEEP_ROWS.get(wildcards.sweep, {})
-    if wildcards.row not in rows:
+def sweep_runs(wildcards):
+    """Runs of sweep ``wildcards.sweep``, all its cells (an unknown sweep is an error naming it)."""
+    if wildcards.sweep not in SWEEPS:
         raise ValueError(
-            f"sweep {wildcards.sweep!r} has no row {wildcards.row!r}; rows: {', '.join(rows)}"
+            f"no sweep {wildcards.sweep!r}; sweeps: {', '.join(SWEEPS) or 'none'}"
         )
-    return [run for cell in rows[wildcards.row] for run in cell["runs"]]
+    return [run for cell in SWEEPS[wildcards.sweep] for run in cell["runs"]]
 
 
-def row_files(name):
-    return lambda wildcards: [f"{run_dir(run)}/{name}" for run in row_runs(wildcards)]
+def sweep_files(name):
+    return lambda wildcards: [f"{run_dir(run)}/{name}" for run in sweep_runs(wildcards)]
 
 
 def cell_parts(rows, cells_per_job):
@@ -695,10 +693,8 @@ def cell_part_files(name):
     ]
 
 
-def sweep_curvature_files(name):
-    return [
-        f"{MEASURE_ROOT}/sweeps/{name}/{row}.curvature.csv" for row in SWEEP_ROWS[name]
-    ]
+def sweep_curvature_file(name):
+    return f"{MEASURE_ROOT}/sweeps/{name}/curvature.csv"
 
 
 # Vmapped training batches (train.smk).

@@ -33,27 +33,28 @@ CELL_PARTS = {
 }
 
 
+# One job per sweep, all its runs (one interpreter start for the whole sweep).
 rule measure_sweep_curvature:
     input:
         data=f"resources/data/{DATASET}.h5",
-        trajectory=row_files("trajectory.pt"),
-        final=row_files("final.pt"),
-        status=row_files("status.json"),
-        metrics=row_files("metrics.csv"),
+        trajectory=sweep_files("trajectory.pt"),
+        final=sweep_files("final.pt"),
+        status=sweep_files("status.json"),
+        metrics=sweep_files("metrics.csv"),
     output:
-        f"{MEASURE_ROOT}/sweeps/{{sweep}}/{{row}}.curvature.csv",
+        sweep_curvature_file("{sweep}"),
     log:
-        f"{RESULTS}/logs/sweeps/{DATASET}/{MODEL}/{{sweep}}/{{row}}.curvature.log",
+        f"{RESULTS}/logs/sweeps/{DATASET}/{MODEL}/{{sweep}}/curvature.log",
     benchmark:
-        f"{RESULTS}/benchmarks/sweeps/{DATASET}/{MODEL}/{{sweep}}/{{row}}.curvature.tsv"
+        f"{RESULTS}/benchmarks/sweeps/{DATASET}/{MODEL}/{{sweep}}/curvature.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     threads: 1
     resources:
         gpu=1 if config["device"] != "cpu" else 0,
     params:
-        runs=row_runs,
-        settings=lambda wildcards: {run: RUNS[run] for run in row_runs(wildcards)},
+        runs=sweep_runs,
+        settings=lambda wildcards: {run: RUNS[run] for run in sweep_runs(wildcards)},
         epochs=lambda wildcards: (
             "final" if "load" in config["sweeps"][wildcards.sweep] else "all"
         ),
@@ -96,9 +97,7 @@ rule measure_sweep_cells:
 
 rule plot_hyperparams_curvature:
     input:
-        curvature=[
-            f for name in HYPERPARAMS["sweeps"] for f in sweep_curvature_files(name)
-        ],
+        curvature=[sweep_curvature_file(name) for name in HYPERPARAMS["sweeps"]],
         regime_solutions=solution_status(
             run
             for name in HYPERPARAMS["sweeps"]
@@ -147,7 +146,7 @@ _TAXONOMY_LOADS = {
 
 rule plot_taxonomy_metrics:
     input:
-        curvature=sweep_curvature_files(TAXONOMY["sweep"]),
+        curvature=[sweep_curvature_file(TAXONOMY["sweep"])],
         cells=[
             f"{MEASURE_ROOT}/sweeps/{TAXONOMY['sweep']}/{part}.cells.csv"
             for part in CELL_PARTS[TAXONOMY["sweep"]]

@@ -1,4 +1,4 @@
-"""Curvature along training of the runs of one sweep row (Fort & Jastrzebski 2019; Yang et al.
+"""Curvature along training of the runs of one sweep (Fort & Jastrzebski 2019; Yang et al.
 2021): λ_max and Tr H on a seeded training subset, ‖θ‖ and the run's train/test metrics at every
 saved epoch checkpoint (``epochs: all``) or at its final point (``epochs: final``); one row per
 run and epoch, a diverged run as one row with its reason."""
