@@ -54,6 +54,14 @@ def test_config_name_is_a_safe_folder_name(configfiles, name):
     assert io.results_dir(configfiles) == Path("results") / name
 
 
+def test_removing_a_file_removes_its_checksum(tmp_path):
+    io.save_torch({"step": 3}, tmp_path / "resume.pt")
+    assert io.checksum_path(tmp_path / "resume.pt").exists()
+    io.remove_file(tmp_path / "resume.pt")
+    assert list(tmp_path.iterdir()) == []
+    io.remove_file(tmp_path / "resume.pt")   # already gone: nothing to do
+
+
 def test_atomic_write_is_world_readable(tmp_path):
     io.write_json({"a": 1}, tmp_path / "x.json")
     assert (tmp_path / "x.json").stat().st_mode & 0o044 == 0o044

@@ -46,18 +46,22 @@ def test_training_counts_steps_and_per_epoch_evaluation():
 
 
 def test_structure_training_counts_its_cap_and_every_round_s_evaluation():
+    """A figure's structures train as one job: its cost is the sum of theirs."""
     run = {"model": {}, "train_fraction": 1.0}
     training = {"epochs": 2, "max_epochs": 6}   # rounds of 2 and 4 epochs
     curve = {"spec": {"kind": "bezier"}, "points": ["a", "b"], "training": training}
-    flops = job_flops("train_structure", {"structure": curve, "runs": {"a": run, "b": run}},
-                      SIZES, lambda knobs: MLP)
+    flops = job_flops("train_structures", {"structures": {"c": curve},
+                                           "runs": {"a": run, "b": run}}, SIZES, lambda knobs: MLP)
     per_epoch_evaluation = 1000 + 200
-    assert flops == (6 * 1000 * TRAIN_PASSES + 7 * per_epoch_evaluation
-                     + 3 * 17 * 1000) * 100.0
+    per_curve = (6 * 1000 * TRAIN_PASSES + 7 * per_epoch_evaluation + 3 * 17 * 1000) * 100.0
+    assert flops == per_curve
+    flops = job_flops("train_structures", {"structures": {"c": curve, "d": curve},
+                                           "runs": {"a": run, "b": run}}, SIZES, lambda knobs: MLP)
+    assert flops == 2 * per_curve
     complex_ = {"spec": {"kind": "complex", "connectors": 2, "samples": 5},
                 "points": ["a", "b", "c"], "training": training}
-    flops = job_flops("train_structure", {"structure": complex_, "runs": {"a": run}}, SIZES,
-                      lambda knobs: MLP)
+    flops = job_flops("train_structures", {"structures": {"k": complex_}, "runs": {"a": run}},
+                      SIZES, lambda knobs: MLP)
     assert flops == (6 * 1000 * TRAIN_PASSES * 5 + 7 * per_epoch_evaluation
                      + 3 * 3 * 15 * 1000) * 100.0
 

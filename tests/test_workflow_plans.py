@@ -129,9 +129,9 @@ def test_checkpoints_past_a_steps_cap_are_not_measured(workdir):
     assert "curvature/gd-s0/epoch-3.h5" not in result.stdout
 
 
-def test_sweep_cells_and_wedge_cuts_split_into_jobs(workdir):
+def test_sweep_cells_split_into_jobs_and_wedge_cuts_are_one(workdir):
     """cells_per_job: 1 measures each cell of a grid row in a job of its own; the two wedge planes
-    are two jobs."""
+    are one job (one interpreter start)."""
     configfile = write_config(workdir, "split", {"sweep_measurements.cells_per_job": 1})
     result = snakemake(workdir, "taxonomy_metrics", "wedge_cuts", "-n", "--configfile",
                        configfile)
@@ -139,7 +139,7 @@ def test_sweep_cells_and_wedge_cuts_split_into_jobs(workdir):
         assert f"sweeps/grid/{part}.cells.csv" in result.stdout
     assert "sweeps/grid/w4.cells.csv" not in result.stdout
     assert re.search(r"measure_sweep_cells\s+4\b", result.stdout)
-    assert re.search(r"measure_wedge_cuts\s+2\b", result.stdout)
+    assert re.search(r"measure_wedge_cuts\s+1\b", result.stdout)
 
 
 def test_unknown_run_target_names_the_run(workdir):

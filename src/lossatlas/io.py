@@ -174,6 +174,13 @@ def load_torch(path: str | os.PathLike, map_location: str | torch.device = "cpu"
         raise CorruptFileError(f"cannot read checkpoint {path}: {exc}") from exc
 
 
+def remove_file(path: str | os.PathLike) -> None:
+    """Delete file ``path`` and its sidecar checksum (``checksum_path``), either of them missing
+    or not (e.g. a training job's resume file once the job has written its results)."""
+    Path(path).unlink(missing_ok=True)
+    checksum_path(path).unlink(missing_ok=True)
+
+
 def load_resume(path: str | os.PathLike) -> dict:
     """The state a training job saved in its resume file ``path`` (a dict), or ``{}`` when the
     file is damaged or has no checksum: the damage is logged, the file deleted and the run starts

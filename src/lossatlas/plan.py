@@ -133,7 +133,7 @@ def _curvature_products(curvature: dict, spectrum: bool) -> int:
 
 def job_flops(rule: str, params: dict, sizes: Sizes, cost_of) -> float:
     """FLOPs of one job of rule ``rule`` (a generated rule by its family: ``train_batch``,
-    ``measure_curvature_along``) with the ``params`` Snakemake gives its script; ``cost_of(knobs)``
+    ``train_structures``, ``measure_curvature_along``) with the ``params`` Snakemake gives its script; ``cost_of(knobs)``
     is the ``ModelCost`` of the model with a run's ``model`` knobs. Rules whose work is not a model
     pass (data preparation, merges, figures, tables) cost 0."""
     estimate = _ESTIMATES.get(rule)
@@ -165,18 +165,21 @@ def _convergence_points(spec: dict) -> int:
                                                       COMPLEX_EVALUATION_RESOLUTION))
 
 
-def _train_structure(params, sizes, cost_of):
-    structure = params["structure"]
-    first = next(iter(params["runs"].values()))
-    cost = cost_of(first["model"])
-    n = _train_samples(first, sizes)
-    epochs, rounds = _structure_epochs(structure["training"])
-    points_per_step = structure["spec"].get("samples", 1)
-    spec = {**structure["spec"], "modes": len(structure["points"])}
-    passes = (epochs * n * TRAIN_PASSES * points_per_step
-              + _evaluations(epochs + 1, n, sizes.n_test, cost.batch_norm)
-              + _evaluations((rounds + 1) * _convergence_points(spec), n, 0, cost.batch_norm))
-    return passes * cost.flops
+def _train_structures(params, sizes, cost_of):
+    """The structures of one figure, trained as one batch: the sum of their costs at the cap."""
+    total = 0.0
+    for structure in params["structures"].values():
+        first = params["runs"][structure["points"][0]]
+        cost = cost_of(first["model"])
+        n = _train_samples(first, sizes)
+        epochs, rounds = _structure_epochs(structure["training"])
+        points_per_step = structure["spec"].get("samples", 1)
+        spec = {**structure["spec"], "modes": len(structure["points"])}
+        passes = (epochs * n * TRAIN_PASSES * points_per_step
+                  + _evaluations(epochs + 1, n, sizes.n_test, cost.batch_norm)
+                  + _evaluations((rounds + 1) * _convergence_points(spec), n, 0, cost.batch_norm))
+        total += passes * cost.flops
+    return total
 
 
 def _surface_part(params, sizes, cost_of):
@@ -268,8 +271,8 @@ def _wedge_cuts(params, sizes, cost_of):
     figure = params["figure"]
     run = params["settings"][params["runs"][0]]
     cost = cost_of(run["model"])
-    rays = 2 if params["plane"] == "solutions" else 1
-    points = figure["grid"] ** 2 + rays * len(figure["radii"]) * figure["offsets"]
+    rays = 2 + 1   # both planes: the solutions' (2 rays) and the init's (1 ray)
+    points = 2 * figure["grid"] ** 2 + rays * len(figure["radii"]) * figure["offsets"]
     return _evaluations(points, _train_samples(run, sizes), 0,
                         _recompute(cost, figure["bn_policy"])) * cost.flops
 
@@ -348,7 +351,7 @@ _ESTIMATES = {
     "train": _train,
     "train_batch": _train,
     "train_reference": _train,
-    "train_structure": _train_structure,
+    "train_structures": _train_structures,
     "measure_surface_2d_part": _surface_part,
     "measure_roughness": _roughness,
     "measure_trajectory_pca": _trajectory_pca,
@@ -368,12 +371,13 @@ _ESTIMATES = {
 }
 
 
-GENERATED_RULE_FAMILIES = ("train_batch", "measure_curvature_along")
+GENERATED_RULE_FAMILIES = ("train_batch", "train_structures", "measure_curvature_along")
 
 
 def rule_family(rule: str) -> str:
-    """The rule a job is planned as: a rule generated per batch or run (``train_batch_NAME``,
-    ``measure_curvature_along_RUN``) by its family, any other rule by its name."""
+    """The rule a job is planned as: a rule generated per batch, figure or run
+    (``train_batch_NAME``, ``train_structures_FIGURE``, ``measure_curvature_along_RUN``) by its
+    family, any other rule by its name."""
     for family in GENERATED_RULE_FAMILIES:
         if rule.startswith(f"{family}_"):
             return family

@@ -1,8 +1,9 @@
 # Low-loss structures through independent solutions of one run group: mode-connecting curves
 # between pairs (Garipov et al. 2018), a complex through N solutions (Benton et al. 2021; Fort &
 # Jastrzebski 2019), and ensembles of independent vs related solutions (Fort, Hu &
-# Lakshminarayanan 2019). Structures are trained by `train_structure` (the same trainer as runs),
-# one job each, in rounds until their convergence criterion holds or the cap (structure_training).
+# Lakshminarayanan 2019). The structures of one figure are trained by one job,
+# `train_structures_FIGURE`, as one vmapped batch (the same trainer as runs), in rounds until each
+# one's convergence criterion holds or the cap (structure_training).
 from lossatlas.train import structure_training
 
 MODE_CONNECTIVITY = config["figures"]["mode_connectivity"]
@@ -71,37 +72,54 @@ if len(_snapshots) < ENSEMBLES["members"] - 1:
     )
 
 
-rule train_structure:
-    input:
-        data=f"resources/data/{DATASET}.h5",
-        final=lambda wc: [
-            f"{run_dir(run)}/final.pt" for run in STRUCTURES[wc.structure]["points"]
-        ],
-        status=lambda wc: [
-            f"{run_dir(run)}/status.json" for run in STRUCTURES[wc.structure]["points"]
-        ],
-    output:
-        trainable=f"{STRUCTURE_ROOT}/{{structure}}/trainable.pt",
-        metrics=f"{STRUCTURE_ROOT}/{{structure}}/metrics.csv",
-        status=f"{STRUCTURE_ROOT}/{{structure}}/status.json",
-    log:
-        f"{RESULTS}/logs/structures/{DATASET}/{MODEL}/{{structure}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/structures/{DATASET}/{MODEL}/{{structure}}.tsv"
-    priority: LONG_CHAIN_PRIORITY
-    conda:
-        "../../envs/lossatlas.yaml"
-    threads: 1
-    resources:
-        gpu=1 if config["device"] != "cpu" else 0,
-    params:
-        structure=lambda wc: STRUCTURES[wc.structure],
-        runs=lambda wc: {run: RUNS[run] for run in STRUCTURES[wc.structure]["points"]},
-        model=MODEL,
-        device=config["device"],
-        resume=lambda wc: f"{STRUCTURE_ROOT}/{wc.structure}/resume.pt",
-    script:
-        "../scripts/train_structure.py"
+# The structures each figure trains, one job per figure (a profile cannot name generated rules:
+# their cluster size is here; 4 Bézier curves of the paper config's widest model are about
+# 2 GPU hours by the cost plan, workflow/plan.py).
+STRUCTURE_GROUPS = {
+    "mode_connectivity": [name for name in STRUCTURES if name != COMPLEX],
+    "low_loss_subspace": [COMPLEX],
+}
+STRUCTURE_RESOURCES = {"runtime": 240, "mem_mb": 16000}
+STRUCTURE_FILES = ("trainable.pt", "metrics.csv", "status.json")
+
+for _group, _names in STRUCTURE_GROUPS.items():
+    _points = list(
+        dict.fromkeys(run for name in _names for run in STRUCTURES[name]["points"])
+    )
+
+    rule:
+        name:
+            f"train_structures_{_group}"
+        input:
+            data=f"resources/data/{DATASET}.h5",
+            final=[f"{run_dir(run)}/final.pt" for run in _points],
+            status=[f"{run_dir(run)}/status.json" for run in _points],
+        output:
+            [
+                f"{STRUCTURE_ROOT}/{name}/{file}"
+                for name in _names
+                for file in STRUCTURE_FILES
+            ],
+        log:
+            f"{RESULTS}/logs/structures/{DATASET}/{MODEL}/{_group}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/structures/{DATASET}/{MODEL}/{_group}.tsv"
+        priority: LONG_CHAIN_PRIORITY
+        conda:
+            "../../envs/lossatlas.yaml"
+        threads: 1
+        resources:
+            **STRUCTURE_RESOURCES,
+            gpu=1 if config["device"] != "cpu" else 0,
+        params:
+            structures={name: STRUCTURES[name] for name in _names},
+            runs={run: RUNS[run] for run in _points},
+            folders={name: f"{STRUCTURE_ROOT}/{name}" for name in _names},
+            model=MODEL,
+            device=config["device"],
+            resume=f"{STRUCTURE_ROOT}/{_group}.resume.pt",
+        script:
+            "../scripts/train_structure.py"
 
 
 rule measure_mode_connectivity:

@@ -64,7 +64,8 @@ rule measure_long_short_directions:
         "../scripts/measure_long_short_directions.py"
 
 
-# One job per plane: through the origin and two solutions, or the origin, an init and its solution.
+# Both planes in one job: through the origin and two solutions, and the origin, an init and its
+# solution.
 rule measure_wedge_cuts:
     input:
         data=f"resources/data/{DATASET}.h5",
@@ -72,13 +73,12 @@ rule measure_wedge_cuts:
         status=[f"{RUN_ROOT}/{run}/status.json" for run in CUTS_RUNS],
         init=f"{RUN_ROOT}/{CUTS_RUNS[0]}/init.pt",
     output:
-        f"{MEASURE_ROOT}/wedge_cuts/{{plane}}_plane.h5",
+        solutions=f"{MEASURE_ROOT}/wedge_cuts/solutions_plane.h5",
+        init=f"{MEASURE_ROOT}/wedge_cuts/init_plane.h5",
     log:
-        f"{RESULTS}/logs/measure/{DATASET}/{MODEL}/wedge_cuts/{{plane}}.log",
+        f"{RESULTS}/logs/measure/{DATASET}/{MODEL}/wedge_cuts.log",
     benchmark:
-        f"{RESULTS}/benchmarks/measure/{DATASET}/{MODEL}/wedge_cuts/{{plane}}.tsv"
-    wildcard_constraints:
-        plane="solutions|init",
+        f"{RESULTS}/benchmarks/measure/{DATASET}/{MODEL}/wedge_cuts.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     threads: 1
@@ -89,7 +89,6 @@ rule measure_wedge_cuts:
         runs=CUTS_RUNS,
         settings={run: RUNS[run] for run in CUTS_RUNS},
         figure=CUTS,
-        plane=lambda wildcards: wildcards.plane,
         device=config["device"],
         precision=config["precision"],
     script:
@@ -125,8 +124,8 @@ rule plot_long_short_directions:
 
 rule plot_wedge_cuts:
     input:
-        solutions=f"{MEASURE_ROOT}/wedge_cuts/solutions_plane.h5",
-        init=f"{MEASURE_ROOT}/wedge_cuts/init_plane.h5",
+        solutions=rules.measure_wedge_cuts.output.solutions,
+        init=rules.measure_wedge_cuts.output.init,
         regime_solutions=solution_status(CUTS_RUNS),
     output:
         table=f"{MEASURE_ROOT}/wedge_cuts.csv",

@@ -1,7 +1,7 @@
 """2D cuts through the origin (Fort & Jastrzebski 2019): the train loss on the plane of the first
-two solutions of the run group or on the plane of the first run's init and solution (one job per
-plane, ``params.plane``), and the width of the low-loss region across each solution's ray at
-several radii; one HDF5 file per plane."""
+two solutions of the run group and on the plane of the first run's init and solution (both in one
+job), and the width of the low-loss region across each solution's ray at several radii; one HDF5
+file per plane (``output.solutions``, ``output.init``)."""
 
 import logging
 import time
@@ -28,8 +28,6 @@ planes = {
     "init": {"runs": [origin], "point_labels": ["origin", f"init of {origin}", origin],
              "ray_labels": [origin]},
 }
-name = smk.params.plane
-plane = planes[name]
 labels = {"group": origin.rsplit("-s", 1)[0], **figure}
 with io.job_log(smk.log[0], exit_when_done=True) as log:
     skipped = {run: skip_reason(status, run) for run, status in zip(runs, smk.input.status)}
@@ -45,31 +43,33 @@ with io.job_log(smk.log[0], exit_when_done=True) as log:
                                path)
         return get_flat_params(model).to(solution.device)
 
-    attrs = {**labels, "plane": name, "point_labels": plane["point_labels"],
-             "ray_labels": plane["ray_labels"]}
-    reasons = [skipped[run] for run in plane["runs"] if run in skipped]
-    if reasons:
-        logging.warning("plane %s: %s", name, reasons[0])
-        io.write_h5(smk.output[0], {}, {**attrs, "status": reasons[0]})
-    else:
-        theta_a = solution.theta
-        if name == "solutions":
-            p1, p2 = theta_a, theta_of(smk.input.final[1], second)
-            rays = torch.stack([p1, p2])
+    for name, plane in planes.items():
+        attrs = {**labels, "plane": name, "point_labels": plane["point_labels"],
+                 "ray_labels": plane["ray_labels"]}
+        reasons = [skipped[run] for run in plane["runs"] if run in skipped]
+        if reasons:
+            logging.warning("plane %s: %s", name, reasons[0])
+            io.write_h5(smk.output[name], {}, {**attrs, "status": reasons[0]})
         else:
-            p1, p2 = theta_of(smk.input.init, origin), theta_a
-            rays = theta_a[None]
-        start = time.perf_counter()
-        x, y = solution.data.x_train, solution.data.y_train
-        cut = plane_cut(solution.model, p1, p2, rays, x, y, grid=figure["grid"],
-                        margin=figure["margin"], scales=figure["radii"], offsets=figure["offsets"],
-                        offset_range=figure["offset_range"], bn_policy=figure["bn_policy"],
-                        bn_data=x, precision=solution.precision, progress_file=log)
-        seconds = time.perf_counter() - start
-        n_points = cut.train_loss.size + cut.ray_losses.size + len(rays)
-        logging.info("plane %s: %d points on %d samples in %.1f s (%.0f points/s)", name, n_points,
-                     cut.n_samples, seconds, n_points / seconds)
-        io.write_h5(smk.output[0], cut.arrays, {
-            **attrs, "status": "ok", "orientation": ORIENTATION, "bn_policy": cut.bn_policy,
-            "n_samples_evaluated": cut.n_samples, "n_points": n_points, "seconds": seconds,
-            "device": str(solution.device)})
+            theta_a = solution.theta
+            if name == "solutions":
+                p1, p2 = theta_a, theta_of(smk.input.final[1], second)
+                rays = torch.stack([p1, p2])
+            else:
+                p1, p2 = theta_of(smk.input.init, origin), theta_a
+                rays = theta_a[None]
+            start = time.perf_counter()
+            x, y = solution.data.x_train, solution.data.y_train
+            cut = plane_cut(solution.model, p1, p2, rays, x, y, grid=figure["grid"],
+                            margin=figure["margin"], scales=figure["radii"],
+                            offsets=figure["offsets"], offset_range=figure["offset_range"],
+                            bn_policy=figure["bn_policy"], bn_data=x,
+                            precision=solution.precision, progress_file=log)
+            seconds = time.perf_counter() - start
+            n_points = cut.train_loss.size + cut.ray_losses.size + len(rays)
+            logging.info("plane %s: %d points on %d samples in %.1f s (%.0f points/s)", name,
+                         n_points, cut.n_samples, seconds, n_points / seconds)
+            io.write_h5(smk.output[name], cut.arrays, {
+                **attrs, "status": "ok", "orientation": ORIENTATION, "bn_policy": cut.bn_policy,
+                "n_samples_evaluated": cut.n_samples, "n_points": n_points, "seconds": seconds,
+                "device": str(solution.device)})

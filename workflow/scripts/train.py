@@ -3,7 +3,6 @@ run alone is a batch of one); writes each run's init, trajectory, final checkpoi
 tensors, metrics and status in its run directory."""
 
 import logging
-from pathlib import Path
 
 import torch
 
@@ -33,4 +32,4 @@ with io.job_log(smk.log[0], exit_when_done=True) as log:
         write_run_files(result, run_dirs[run])
         logging.info("run %s finished with status %s after %d steps%s", run, result.status,
                      result.steps, f" ({result.divergence})" if result.divergence else "")
-    Path(smk.params.resume).unlink(missing_ok=True)
+    io.remove_file(smk.params.resume)
