@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -375,3 +376,21 @@ def test_report_opens_on_the_title_and_the_claims_table(workdir, tmp_path):
         assert place is not None, f"no {name} in the report"
         assert 0 <= place["top"] < place["bottom"] <= 900 and 0 <= place["left"], (name, place)
         assert place["right"] <= 1400 and place["drawn"], (name, place)
+
+
+@pytest.mark.workflow
+def test_a_surface_in_one_part_equals_its_merged_parts(workdir):
+    """After the smoke run (two parts and a merge per surface): the same surface in one part,
+    written whole by its one job, holds the same grid and values."""
+    path = workdir / f"{SMOKE}/measurements/mnist1d/mlp/surface_2d/random/sb-s0.h5"
+    merged, merged_attrs = io.read_h5(path)
+    assert merged_attrs["parts"] == 2
+    configfile = write_config(workdir, "one_part", {"figures.surface_2d.parts": 1},
+                              as_smoke=True)
+    snakemake(workdir, str(path.relative_to(workdir)), "--configfile", configfile)
+    whole, attrs = io.read_h5(path)
+    assert attrs["parts"] == 1 and attrs["status"] == "ok" and attrs["run"] == "sb-s0"
+    assert attrs["orientation"] == merged_attrs["orientation"]
+    assert whole.keys() == merged.keys()
+    for name in merged:
+        np.testing.assert_allclose(whole[name], merged[name], rtol=1e-6, atol=1e-6)
