@@ -391,6 +391,7 @@ def test_a_surface_in_one_part_equals_its_merged_parts(workdir):
     whole, attrs = io.read_h5(path)
     assert attrs["parts"] == 1 and attrs["status"] == "ok" and attrs["run"] == "sb-s0"
     assert attrs["orientation"] == merged_attrs["orientation"]
+    assert attrs["direction_seed"] == merged_attrs["direction_seed"] == 0   # the settings too
     assert whole.keys() == merged.keys()
     for name in merged:
         np.testing.assert_allclose(whole[name], merged[name], rtol=1e-6, atol=1e-6)

@@ -48,6 +48,7 @@ SURFACE_KINDS = ["random", "hessian"]
 _DIRECTION_KEYS = ["bn_policy", "ignore_biasbn", "normalization"]
 SURFACE_GRID_KEYS = [
     *_DIRECTION_KEYS,
+    "direction_seed",
     "hessian_extent",
     "parts",
     "width_delta",

@@ -73,8 +73,8 @@ if len(_snapshots) < ENSEMBLES["members"] - 1:
 
 
 # The structures each figure trains, one job per figure (a profile cannot name generated rules:
-# their cluster size is here; 4 Bézier curves of the paper config's widest model are about
-# 2 GPU hours by the cost plan, workflow/plan.py).
+# their cluster size is here; the paper config's 6 curves, Bézier and polygonal chain between 3
+# pairs, are about 2 GPU hours by the cost plan, workflow/plan.py).
 STRUCTURE_GROUPS = {
     "mode_connectivity": [name for name in STRUCTURES if name != COMPLEX],
     "low_loss_subspace": [COMPLEX],

@@ -36,7 +36,7 @@ def write_skipped(name: str, structure: dict, reason: str) -> None:
 
 with io.job_log(smk.log[0], exit_when_done=True) as log:
     device = resolve_device(smk.params.device)
-    datasets, members, trained = {}, [], []
+    datasets, models, members, trained = {}, {}, [], []
     for name, structure in structures.items():
         points = structure["points"]
         logging.info("structure %s: %s through %s", name, structure["spec"], points)
@@ -51,11 +51,13 @@ with io.job_log(smk.log[0], exit_when_done=True) as log:
             datasets[key] = load_dataset(smk.input.data, train_fraction=first["train_fraction"],
                                          label_noise=first["label_noise"], seed=first["seed"])
         data = datasets[key]
-        models = [load_run_model(smk.params.model, runs[run]["model"], data, files[run][0])
-                  for run in points]
-        thetas = torch.stack([get_flat_params(model) for model in models])
+        for run in points:   # a solution shared by several structures is read once
+            if run not in models:
+                models[run] = load_run_model(smk.params.model, runs[run]["model"], data,
+                                             files[run][0])
+        thetas = torch.stack([get_flat_params(models[run]) for run in points])
         settings, convergence = structure_training(structure["training"], checkpoint_epochs=(0,))
-        members.append(Member(models[0], data, settings, first["seed"],
+        members.append(Member(models[points[0]], data, settings, first["seed"],
                               build_structure(structure["spec"], thetas, points, device=device),
                               {"runs": {run: runs[run] for run in points},
                                "spec": structure["spec"]}, convergence))
