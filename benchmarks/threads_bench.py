@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--skip", nargs="*",
                         default=["all", "claims", "dataset_sanity", "prepare_dataset",
-                                 "surface_directions", "merge_surface_2d"],
+                                 "merge_surfaces"],
                         help="rule families not measured (preparing the dataset again would put "
                              "everything out of date; merges read temporary parts)")
     args = parser.parse_args()

@@ -14,7 +14,7 @@ from lossatlas.landscape import (ORIENTATION_1D, ORIENTATION_2D, UNITS, checkpoi
                                  grid_part, largest_rise, line_points, load_directions,
                                  merge_surface_parts, mli_metrics, pca_arrays, plane_points,
                                  project_onto_plane, random_directions, roughness_index,
-                                 save_directions, segment_minima, segment_points,
+                                 save_directions, segment_minima, segment_points, shared_directions,
                                  segment_profiles, surface_1d, surface_2d, surface_2d_part,
                                  trajectory_pca)
 from lossatlas.models import build_model
@@ -163,6 +163,19 @@ def test_surface_1d_at_zero_is_the_loss_at_theta(case):
     assert surface.arrays["test_acc"][1] == pytest.approx(
         direct_accuracy_percent(model, theta, *data[2:]))
     assert surface.attrs == {"orientation": ORIENTATION_1D, **UNITS, "bn_policy": "none"}
+
+
+def test_shared_directions_are_the_seeded_gaussians_every_job_draws_alike(case):
+    """Rows 0, 1 (surface) and the roughness rows are consecutive standard-normal draws of one
+    generator seeded with the seed, unnormalized, whatever θ the job holds."""
+    model, _ = case
+    layout = param_layout(model)
+    directions = shared_directions(layout, 3, roughness_directions=2)
+    generator = torch.Generator().manual_seed(3)
+    expected = torch.stack([torch.randn(layout.dim, generator=generator) for _ in range(4)])
+    assert directions.dtype == torch.float32 and torch.equal(directions, expected)
+    assert torch.equal(shared_directions(layout, 3, roughness_directions=2), directions)
+    assert not torch.equal(shared_directions(layout, 4, roughness_directions=2), directions)
 
 
 def test_directions_round_trip_through_hdf5(case, tmp_path):

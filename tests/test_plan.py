@@ -67,15 +67,19 @@ def test_structure_training_counts_its_cap_and_every_round_s_evaluation():
 
 
 def test_evaluations_recompute_batch_norm_only_where_asked_and_present():
-    settings = {"xnum": 5, "ynum": 4, "parts": 2, "bn_policy": "recompute"}
+    """A surfaces part: its share of both grids (10 points each) and of the roughness profiles
+    (the larger share of 3 directions in 2 parts, 2, x 7 points)."""
+    settings = {"xnum": 5, "ynum": 4, "parts": 2, "bn_policy": "recompute",
+                "roughness_directions": 3, "roughness_points": 7}
     run = {"model": {}, "train_fraction": 1.0}
     params = {"settings": settings, "run_settings": run}
-    plain = job_flops("measure_surface_2d_part", params, SIZES, lambda knobs: MLP)
-    assert plain == 10 * (1000 + 200) * 100.0
-    recomputed = job_flops("measure_surface_2d_part", params, SIZES, lambda knobs: BN_NET)
-    assert recomputed == 10 * (2 * 1000 + 200) * 100.0
+    points = 2 * 10 + 2 * 7
+    plain = job_flops("measure_surfaces", params, SIZES, lambda knobs: MLP)
+    assert plain == points * (1000 + 200) * 100.0
+    recomputed = job_flops("measure_surfaces", params, SIZES, lambda knobs: BN_NET)
+    assert recomputed == points * (2 * 1000 + 200) * 100.0
     kept = {"settings": {**settings, "bn_policy": "keep"}, "run_settings": run}
-    assert job_flops("measure_surface_2d_part", kept, SIZES, lambda knobs: BN_NET) == plain
+    assert job_flops("measure_surfaces", kept, SIZES, lambda knobs: BN_NET) == plain
 
 
 def test_curvature_counts_products_per_checkpoint():

@@ -215,8 +215,9 @@ def test_smoke_run_end_to_end(workdir):
 def test_reruns_only_what_a_config_change_touches(workdir):
     """After the smoke run, variants of the smoke config under its name (so in its results folder):
     spelling out a default or reordering lines reruns nothing; a roughness setting reruns the
-    roughness measurements, the figure and the claims table (and claims_by_scale, drawn from it),
-    not the surfaces."""
+    surfaces jobs (a solution's surfaces and roughness are one job), the figure and the claims
+    table (and claims_by_scale, drawn from it); a trajectory PCA setting reruns only that
+    measurement, its figure and the tables."""
     assert (workdir / f"{SMOKE}/figures/surface_2d.png").exists(), "runs after the smoke run"
     smoke = (workdir / "config/smoke.yaml").read_text()
     variants = {
@@ -225,8 +226,11 @@ def test_reruns_only_what_a_config_change_touches(workdir):
         "lines_swapped": (smoke.replace("    xnum: 7\n    ynum: 5\n", "    ynum: 5\n    xnum: 7\n"),
                           set()),
         "roughness_changed": (smoke.replace("roughness_points: 5", "roughness_points: 7"),
-                              {"all", "claims", "plot_claims_by_scale", "measure_roughness",
-                               "plot_surface_2d"}),
+                              {"all", "claims", "plot_claims_by_scale", "measure_surfaces",
+                               "merge_surfaces", "plot_surface_2d"}),
+        "trajectory_changed": (smoke.replace("    num: 5\n", "    num: 7\n"),
+                               {"all", "claims", "plot_claims_by_scale", "measure_trajectory_pca",
+                                "plot_trajectory_pca"}),
     }
     for name, (text, expected) in variants.items():
         assert text != smoke, name
@@ -281,6 +285,8 @@ def test_diverged_run_is_skipped_visibly(workdir):
     snakemake(workdir, "surface_2d", "hessian_spectrum", "--configfile", configfile)
     _, attrs = io.read_h5(workdir / f"{SMOKE}/measurements/mnist1d/mlp/surface_2d/hessian/lb-s0.h5")
     assert attrs["status"] == "skipped: lb-s0 diverged"
+    roughness = io.read_csv(workdir / f"{SMOKE}/measurements/mnist1d/mlp/roughness/lb-s0.csv")
+    assert list(roughness["status"]) == ["skipped: lb-s0 diverged"]
     spectrum = pd.read_csv(workdir / f"{SMOKE}/measurements/mnist1d/mlp/hessian_spectrum.csv")
     assert spectrum.loc[spectrum["run"] == "lb-s0", "status"].str.startswith("skipped: lb-s0").all()
 
@@ -380,18 +386,25 @@ def test_report_opens_on_the_title_and_the_claims_table(workdir, tmp_path):
 
 @pytest.mark.workflow
 def test_a_surface_in_one_part_equals_its_merged_parts(workdir):
-    """After the smoke run (two parts and a merge per surface): the same surface in one part,
-    written whole by its one job, holds the same grid and values."""
-    path = workdir / f"{SMOKE}/measurements/mnist1d/mlp/surface_2d/random/sb-s0.h5"
-    merged, merged_attrs = io.read_h5(path)
-    assert merged_attrs["parts"] == 2
+    """After the smoke run (two parts and a merge per solution): the same surfaces in one part,
+    written whole by one job per solution, hold the same grids and values, and its roughness
+    profiles (split 2 + 1 between the parts) the same table."""
+    measurements = workdir / f"{SMOKE}/measurements/mnist1d/mlp"
+    paths = [measurements / f"surface_2d/{kind}/sb-s0.h5" for kind in ("random", "hessian")]
+    merged = [io.read_h5(path) for path in paths]
+    merged_roughness = io.read_csv(measurements / "roughness/sb-s0.csv")
+    assert merged[0][1]["parts"] == 2 and list(merged_roughness["direction"]) == [0, 1, 2]
     configfile = write_config(workdir, "one_part", {"figures.surface_2d.parts": 1},
                               as_smoke=True)
-    snakemake(workdir, str(path.relative_to(workdir)), "--configfile", configfile)
-    whole, attrs = io.read_h5(path)
-    assert attrs["parts"] == 1 and attrs["status"] == "ok" and attrs["run"] == "sb-s0"
-    assert attrs["orientation"] == merged_attrs["orientation"]
-    assert attrs["direction_seed"] == merged_attrs["direction_seed"] == 0   # the settings too
-    assert whole.keys() == merged.keys()
-    for name in merged:
-        np.testing.assert_allclose(whole[name], merged[name], rtol=1e-6, atol=1e-6)
+    snakemake(workdir, str(paths[0].relative_to(workdir)), "--configfile", configfile)
+    for path, (merged_arrays, merged_attrs) in zip(paths, merged):
+        whole, attrs = io.read_h5(path)
+        assert attrs["parts"] == 1 and attrs["status"] == "ok" and attrs["run"] == "sb-s0"
+        assert attrs["direction_kind"] == merged_attrs["direction_kind"]
+        assert attrs["orientation"] == merged_attrs["orientation"]
+        assert attrs["direction_seed"] == merged_attrs["direction_seed"] == 0   # the settings too
+        assert whole.keys() == merged_arrays.keys()
+        for name in merged_arrays:
+            np.testing.assert_allclose(whole[name], merged_arrays[name], rtol=1e-6, atol=1e-6)
+    roughness = io.read_csv(measurements / "roughness/sb-s0.csv")
+    pd.testing.assert_frame_equal(roughness, merged_roughness, rtol=1e-6, atol=1e-6)

@@ -210,23 +210,23 @@ def test_lint_and_format():
 @pytest.mark.parametrize("figure, rules", [
     ("lb_sb_interpolation", {"measure_lb_sb_interpolation", "plot_lb_sb_interpolation"}),
     ("hessian_spectrum", {"measure_curvature", "plot_hessian_spectrum"}),
-    ("surface_2d", {"surface_directions", "measure_surface_2d_part", "merge_surface_2d",
-                    "measure_roughness", "measure_curvature", "plot_surface_2d"}),
+    ("surface_2d", {"measure_surfaces", "merge_surfaces", "measure_curvature",
+                    "plot_surface_2d"}),
 ])
 def test_one_figure_plans_only_what_it_needs(workdir, figure, rules):
     result = snakemake(workdir, figure, "-n", "--configfile", "config/smoke.yaml")
     assert planned_rules(result.stdout) == {"prepare_dataset", "train", figure} | rules
 
 
-def test_a_surface_in_one_part_is_one_job_without_a_merge(workdir):
-    """parts: 1 writes each surface (run x direction kind) in one job; the smoke config's two parts
-    are two jobs and a merge per surface."""
+def test_a_solutions_surfaces_in_one_part_are_one_job_without_a_merge(workdir):
+    """parts: 1 writes a solution's surfaces (both direction kinds and the roughness profiles) in
+    one job; the smoke config's two parts are two jobs and a merge per solution."""
     two = planned_jobs(snakemake(workdir, "surface_2d", "-n", "--configfile",
                                  "config/smoke.yaml").stdout)
     configfile = write_config(workdir, "one_part", {"figures.surface_2d.parts": 1})
     one = planned_jobs(snakemake(workdir, "surface_2d", "-n", "--configfile", configfile).stdout)
-    assert two["merge_surface_2d"] == 4 and two["measure_surface_2d_part"] == 8
-    assert one["measure_surface_2d_part"] == 4 and "merge_surface_2d" not in one
+    assert two["merge_surfaces"] == 2 and two["measure_surfaces"] == 4
+    assert one["measure_surfaces"] == 2 and "merge_surfaces" not in one
 
 
 def test_curvature_and_mli_start_one_interpreter_per_run_and_per_sweep(workdir):

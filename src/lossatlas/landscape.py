@@ -49,6 +49,16 @@ def random_directions(theta: torch.Tensor, layout: ParamLayout, count: int, seed
                         for _ in range(count)]).to(theta.device)
 
 
+def shared_directions(layout: ParamLayout, seed: int, roughness_directions: int) -> torch.Tensor:
+    """The Gaussian directions every surface and roughness profile of a config shares,
+    ``(2 + roughness_directions, D)`` float32 on the CPU: rows 0 and 1 the surface directions δ, η,
+    the rest the roughness directions. Unnormalized (each use filter-normalizes them to its own
+    solution's θ, Li et al. 2018) and drawn from one generator seeded with ``seed``, so every job
+    that draws them gets the same ones."""
+    return random_directions(torch.zeros(layout.dim), layout, 2 + roughness_directions, seed,
+                             method="none", ignore_biasbn=False)
+
+
 def checkpoint_plane(theta_a: torch.Tensor, theta_b: torch.Tensor,
                      theta_c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Plane through three checkpoints: origin θ_a and directions θ_b − θ_a, θ_c − θ_a, so that

@@ -182,18 +182,14 @@ def _train_structures(params, sizes, cost_of):
     return total
 
 
-def _surface_part(params, sizes, cost_of):
+def _surfaces(params, sizes, cost_of):
+    """One part of a solution's surfaces: its share of both planes' grids and of the roughness
+    profiles (at most the larger share of an uneven split)."""
     settings, run = params["settings"], params["run_settings"]
     cost = cost_of(run["model"])
-    points = math.ceil(settings["xnum"] * settings["ynum"] / settings["parts"])
-    return _evaluations(points, _train_samples(run, sizes), sizes.n_test,
-                        _recompute(cost, settings["bn_policy"])) * cost.flops
-
-
-def _roughness(params, sizes, cost_of):
-    settings, run = params["settings"], params["run_settings"]
-    cost = cost_of(run["model"])
-    points = settings["roughness_directions"] * settings["roughness_points"]
+    parts = settings["parts"]
+    points = (2 * math.ceil(settings["xnum"] * settings["ynum"] / parts)
+              + math.ceil(settings["roughness_directions"] / parts) * settings["roughness_points"])
     return _evaluations(points, _train_samples(run, sizes), sizes.n_test,
                         _recompute(cost, settings["bn_policy"])) * cost.flops
 
@@ -352,8 +348,7 @@ _ESTIMATES = {
     "train_batch": _train,
     "train_reference": _train,
     "train_structures": _train_structures,
-    "measure_surface_2d_part": _surface_part,
-    "measure_roughness": _roughness,
+    "measure_surfaces": _surfaces,
     "measure_trajectory_pca": _trajectory_pca,
     "measure_mli_lines": _mli,
     "measure_sgd_walk": _sgd_walk,

@@ -44,7 +44,8 @@ if SURFACE["parts"] > SURFACE["xnum"] * SURFACE["ynum"]:
     )
 SURFACE_RUNS = [first_run(group) for group in SURFACE["runs"]]
 SURFACE_KINDS = ["random", "hessian"]
-# The surface keys each measurement uses (a change of another key does not rerun it).
+# The settings a solution's surfaces job uses (a change of another key does not rerun it); its
+# surface files carry the grid keys as attributes.
 _DIRECTION_KEYS = ["bn_policy", "ignore_biasbn", "normalization"]
 SURFACE_GRID_KEYS = [
     *_DIRECTION_KEYS,
@@ -59,65 +60,45 @@ SURFACE_GRID_KEYS = [
     "ymin",
     "ynum",
 ]
-SURFACE_ROUGHNESS_KEYS = [
-    *_DIRECTION_KEYS,
-    "roughness_directions",
-    "roughness_points",
-    "xmax",
-    "xmin",
-]
+SURFACE_KEYS = [*SURFACE_GRID_KEYS, "roughness_directions", "roughness_points"]
 MLI_RUNS = [run for group in MLI["runs"] for run in run_ids(group)]
 
 
-rule surface_directions:
-    input:
-        data=f"resources/data/{DATASET}.h5",
-    output:
-        f"{MEASURE_ROOT}/surface_2d/directions.h5",
-    log:
-        f"{RESULTS}/logs/measure/{DATASET}/{MODEL}/surface_directions.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/measure/{DATASET}/{MODEL}/surface_directions.tsv"
-    conda:
-        "../../envs/lossatlas.yaml"
-    params:
-        model=MODEL,
-        model_knobs=RUNS[SURFACE_RUNS[0]]["model"],
-        seed=SURFACE["direction_seed"],
-        roughness_directions=SURFACE["roughness_directions"],
-    script:
-        "../scripts/surface_directions.py"
-
-
-# A surface in one part is written whole by its one job; in several, each part is a job and a
-# merge job assembles them (a large grid spread over a cluster).
+# One job per solution measures both direction kinds' surfaces and its roughness profiles (one
+# interpreter start); in several parts, each part measures its share of all three and a merge job
+# per solution assembles them (a large grid spread over a cluster).
 SURFACE_SINGLE = SURFACE["parts"] == 1
 _SURFACE_PART = "" if SURFACE_SINGLE else ".part{part}"
 
 
-rule measure_surface_2d_part:
+# A solution's surface files, whole (SURFACE_OUTPUTS) or as part {part} (SURFACE_PART_OUTPUTS).
+_SURFACE_FILES = {
+    "random": (f"{MEASURE_ROOT}/surface_2d/random/{{run}}", "h5"),
+    "hessian": (f"{MEASURE_ROOT}/surface_2d/hessian/{{run}}", "h5"),
+    "roughness": (f"{MEASURE_ROOT}/roughness/{{run}}", "csv"),
+}
+SURFACE_OUTPUTS = {key: f"{stem}.{ext}" for key, (stem, ext) in _SURFACE_FILES.items()}
+SURFACE_PART_OUTPUTS = {
+    key: f"{stem}.part{{part}}.{ext}" for key, (stem, ext) in _SURFACE_FILES.items()
+}
+
+
+rule measure_surfaces:
     input:
         data=f"resources/data/{DATASET}.h5",
         final=f"{RUN_ROOT}/{{run}}/final.pt",
         status=f"{RUN_ROOT}/{{run}}/status.json",
-        directions=rules.surface_directions.output[0],
-        curvature=lambda wildcards: (
-            [f"{MEASURE_ROOT}/curvature/{wildcards.run}/final.h5"]
-            if wildcards.kind == "hessian"
-            else []
-        ),
+        curvature=f"{MEASURE_ROOT}/curvature/{{run}}/final.h5",
     output:
-        (
-            f"{MEASURE_ROOT}/surface_2d/{{kind}}/{{run}}.h5"
+        **(
+            SURFACE_OUTPUTS
             if SURFACE_SINGLE
-            else temp(f"{MEASURE_ROOT}/surface_2d/{{kind}}/{{run}}.part{{part}}.h5")
+            else {key: temp(path) for key, path in SURFACE_PART_OUTPUTS.items()}
         ),
     log:
-        f"{RESULTS}/logs/measure/{DATASET}/{MODEL}/surface_2d/{{kind}}/{{run}}{_SURFACE_PART}.log",
+        f"{RESULTS}/logs/measure/{DATASET}/{MODEL}/surfaces/{{run}}{_SURFACE_PART}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/measure/{DATASET}/{MODEL}/surface_2d/{{kind}}/{{run}}{_SURFACE_PART}.tsv"
-    wildcard_constraints:
-        kind="random|hessian",
+        f"{RESULTS}/benchmarks/measure/{DATASET}/{MODEL}/surfaces/{{run}}{_SURFACE_PART}.tsv"
     conda:
         "../../envs/lossatlas.yaml"
     threads: 1
@@ -126,35 +107,34 @@ rule measure_surface_2d_part:
     params:
         model=MODEL,
         run_settings=run_settings,
-        settings={key: SURFACE[key] for key in SURFACE_GRID_KEYS},
+        settings={key: SURFACE[key] for key in SURFACE_KEYS},
+        surface_attrs={key: SURFACE[key] for key in SURFACE_GRID_KEYS},
         device=config["device"],
         precision=config["precision"],
     script:
-        "../scripts/surface_2d_part.py"
+        "../scripts/surfaces.py"
 
 
 if not SURFACE_SINGLE:
 
-    rule merge_surface_2d:
+    rule merge_surfaces:
         input:
-            expand(
-                f"{MEASURE_ROOT}/surface_2d/{{{{kind}}}}/{{{{run}}}}.part{{part}}.h5",
-                part=range(SURFACE["parts"]),
-            ),
+            **{
+                key: expand(path, run="{run}", part=range(SURFACE["parts"]))
+                for key, path in SURFACE_PART_OUTPUTS.items()
+            },
         output:
-            f"{MEASURE_ROOT}/surface_2d/{{kind}}/{{run}}.h5",
+            **SURFACE_OUTPUTS,
         log:
-            f"{RESULTS}/logs/measure/{DATASET}/{MODEL}/surface_2d/{{kind}}/{{run}}.merge.log",
+            f"{RESULTS}/logs/measure/{DATASET}/{MODEL}/surfaces/{{run}}.merge.log",
         benchmark:
-            f"{RESULTS}/benchmarks/measure/{DATASET}/{MODEL}/surface_2d/{{kind}}/{{run}}.merge.tsv"
-        wildcard_constraints:
-            kind="random|hessian",
+            f"{RESULTS}/benchmarks/measure/{DATASET}/{MODEL}/surfaces/{{run}}.merge.tsv"
         conda:
             "../../envs/lossatlas.yaml"
         params:
-            settings={key: SURFACE[key] for key in SURFACE_GRID_KEYS},
+            surface_attrs={key: SURFACE[key] for key in SURFACE_GRID_KEYS},
         script:
-            "../scripts/surface_2d_merge.py"
+            "../scripts/surfaces_merge.py"
 
 
 rule surface_vtk:
@@ -171,33 +151,6 @@ rule surface_vtk:
         "../../envs/lossatlas.yaml"
     script:
         "../scripts/surface_vtk.py"
-
-
-rule measure_roughness:
-    input:
-        data=f"resources/data/{DATASET}.h5",
-        final=f"{RUN_ROOT}/{{run}}/final.pt",
-        status=f"{RUN_ROOT}/{{run}}/status.json",
-        directions=rules.surface_directions.output[0],
-    output:
-        f"{MEASURE_ROOT}/roughness/{{run}}.csv",
-    log:
-        f"{RESULTS}/logs/measure/{DATASET}/{MODEL}/roughness/{{run}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/measure/{DATASET}/{MODEL}/roughness/{{run}}.tsv"
-    conda:
-        "../../envs/lossatlas.yaml"
-    threads: 1
-    resources:
-        gpu=1 if config["device"] != "cpu" else 0,
-    params:
-        model=MODEL,
-        run_settings=run_settings,
-        settings={key: SURFACE[key] for key in SURFACE_ROUGHNESS_KEYS},
-        device=config["device"],
-        precision=config["precision"],
-    script:
-        "../scripts/roughness.py"
 
 
 rule plot_surface_2d:
