@@ -88,7 +88,7 @@ def _shared_scale(surfaces: list[np.ma.MaskedArray], is_loss: bool
 
 
 def roughness_label(roughness: pd.DataFrame) -> str:
-    """Panel label for one solution's roughness (``measure_roughness`` table, one row per
+    """Panel label for one solution's roughness (``measure_surfaces`` roughness table, one row per
     direction): the index std(T)/mean(T) of the normalized total variations T (Wu, Du, Chen 2021),
     and, when it is 0, that every profile was monotone on each side of the solution (T = 1), so the
     reader sees why rather than a bare 0."""
