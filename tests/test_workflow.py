@@ -142,6 +142,10 @@ def test_smoke_run_end_to_end(workdir):
     for run in runs.iterdir():
         assert json.loads((run / "status.json").read_text())["status"] == "ok"
         assert not (run / "resume.pt").exists()
+    # batches_per_job: 2 — the subspace dimensions 5 and 50 are two batches of one job
+    log = (workdir / f"{SMOKE}/logs/train/mnist1d/mlp/batch_subspace_a0_5_d5_s0.log").read_text()
+    assert "batch subspace_a0_5_d5_s0 (1 of 2 in this job)" in log
+    assert "batch subspace_a0_5_d50_s0 (2 of 2 in this job)" in log
     table = pd.read_csv(workdir / f"{SMOKE}/measurements/mnist1d/mlp/lb_sb_interpolation.csv")
     assert set(table["line"]) == {"lb_to_sb", "lb_to_continuation"}
     assert (table["status"] == "ok").all()

@@ -229,6 +229,26 @@ def test_a_solutions_surfaces_in_one_part_are_one_job_without_a_merge(workdir):
     assert one["measure_surfaces"] == 2 and "merge_surfaces" not in one
 
 
+def test_a_training_job_trains_up_to_batches_per_job_batches_of_one_entry(workdir):
+    """The smoke subspace figure's runs are three batches (d = 5, d = 50, the full space): two per
+    job (the smoke config) makes two jobs, named after their first batch; one per job makes three.
+    Other entries' jobs (a single batch each) are the same either way."""
+    def training_jobs(configfile):
+        jobs = planned_jobs(snakemake(workdir, "subspace_training", "mode_connectivity", "-n",
+                                      "--configfile", configfile).stdout)
+        return sorted(rule for rule in jobs if rule.startswith("train_batch_"))
+
+    two = training_jobs("config/smoke.yaml")
+    one = training_jobs(write_config(workdir, "one_batch", {"batch_training.batches_per_job": 1}))
+    assert [rule for rule in two if "subspace" in rule] == [
+        "train_batch_subspace_a0_5_d5_s0", "train_batch_subspace_a0_5_full_s0"]
+    assert [rule for rule in one if "subspace" in rule] == [
+        "train_batch_subspace_a0_5_d50_s0", "train_batch_subspace_a0_5_d5_s0",
+        "train_batch_subspace_a0_5_full_s0"]
+    assert [rule for rule in two if "subspace" not in rule] == [
+        rule for rule in one if "subspace" not in rule] == ["train_batch_wedge_s0"]
+
+
 def test_curvature_and_mli_start_one_interpreter_per_run_and_per_sweep(workdir):
     """Curvature along training is one job per run (all its epoch checkpoints), the final
     checkpoints one job each, and every MLI line one job."""

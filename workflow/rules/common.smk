@@ -699,6 +699,7 @@ def sweep_curvature_file(name):
 
 # Vmapped training batches (train.smk).
 MAX_BATCH_MEMBERS = config["batch_training"]["max_members"]
+BATCHES_PER_JOB = config["batch_training"]["batches_per_job"]
 
 
 def batch_key(settings):
@@ -734,3 +735,20 @@ def plan_batches():
             if len(members) > 1:
                 batches[rule_safe(members[0])] = members
     return batches
+
+
+def plan_batch_jobs(batches):
+    """Job name -> its batches (batch name -> runs): the batches of one config entry (e.g. a
+    subspace dimension each, or a width of a sweep), at most BATCHES_PER_JOB per job in order,
+    each still its own vmapped computation, trained one after the other in one process (one
+    interpreter start). A job is named after its first batch; jobs never mix entries either.
+    """
+    by_entry = {}
+    for name, members in batches.items():
+        by_entry.setdefault(CONFIG_ENTRY[members[0]], []).append(name)
+    jobs = {}
+    for names in by_entry.values():
+        for start in range(0, len(names), BATCHES_PER_JOB):
+            chunk = names[start : start + BATCHES_PER_JOB]
+            jobs[chunk[0]] = {name: batches[name] for name in chunk}
+    return jobs

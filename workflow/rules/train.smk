@@ -1,7 +1,9 @@
-# Training. Runs that share the architecture and the step plan (batch_key) train together in one
-# job as one vmapped batch of at most batch_training.max_members runs (rule train_batch_NAME, one
-# per batch, named after its first run); every other run trains alone in rule `train`, a batch of
-# one through the same loop. Either way each run gets the same files in its run directory. Included after every file that adds runs.
+# Training. Runs that share the architecture and the step plan (batch_key) train together as one
+# vmapped batch of at most batch_training.max_members runs; a job (rule train_batch_NAME, named
+# after its first batch) trains at most batch_training.batches_per_job batches of one config entry
+# one after the other. Every other run trains alone in rule `train`, a batch of one through the
+# same loop. Either way each run gets the same files in its run directory. Included after every
+# file that adds runs.
 from lossatlas.runs import RUN_FILES
 
 # Cluster size of one batch job (a Snakemake profile cannot name generated rules).
@@ -9,6 +11,7 @@ from lossatlas.runs import RUN_FILES
 # hours by the cost plan (workflow/plan.py).
 BATCH_RESOURCES = {"runtime": 720, "mem_mb": 16000}
 TRAIN_BATCHES = plan_batches()
+TRAIN_BATCH_JOBS = plan_batch_jobs(TRAIN_BATCHES)
 BATCH_OF = {run: name for name, members in TRAIN_BATCHES.items() for run in members}
 # The run ids rule `train` makes: every run neither trained in a batch nor given by files.
 _not_alone = "|".join(re.escape(run) for run in [*BATCH_OF, *EXTERNAL_RUNS]) or "(?!)"
@@ -39,29 +42,31 @@ rule train:
     resources:
         gpu=1 if config["device"] != "cpu" else 0,
     params:
+        batches=lambda wildcards: {wildcards.run: [wildcards.run]},
         runs=lambda wildcards: {wildcards.run: run_settings(wildcards)},
         run_dirs=lambda wildcards: {wildcards.run: run_dir(wildcards.run)},
         model=MODEL,
         device=config["device"],
-        resume=lambda wildcards: f"{run_dir(wildcards.run)}/resume.pt",
+        resume=lambda wildcards: {wildcards.run: f"{run_dir(wildcards.run)}/resume.pt"},
     script:
         "../scripts/train.py"
 
 
-for _batch, _members in TRAIN_BATCHES.items():
+for _job, _batches in TRAIN_BATCH_JOBS.items():
+    _members = [run for members in _batches.values() for run in members]
 
     rule:
         name:
-            f"train_batch_{_batch}"
+            f"train_batch_{_job}"
         input:
             data=f"resources/data/{DATASET}.h5",
             init=[],
         output:
             [f"{run_dir(run)}/{name}" for run in _members for name in RUN_FILES],
         log:
-            f"{RESULTS}/logs/train/{DATASET}/{MODEL}/batch_{_batch}.log",
+            f"{RESULTS}/logs/train/{DATASET}/{MODEL}/batch_{_job}.log",
         benchmark:
-            f"{RESULTS}/benchmarks/train/{DATASET}/{MODEL}/batch_{_batch}.tsv"
+            f"{RESULTS}/benchmarks/train/{DATASET}/{MODEL}/batch_{_job}.tsv"
         priority: LONG_CHAIN_PRIORITY
         conda:
             "../../envs/lossatlas.yaml"
@@ -70,11 +75,15 @@ for _batch, _members in TRAIN_BATCHES.items():
             **BATCH_RESOURCES,
             gpu=1 if config["device"] != "cpu" else 0,
         params:
+            batches=_batches,
             runs={run: RUNS[run] for run in _members},
             run_dirs={run: run_dir(run) for run in _members},
             model=MODEL,
             device=config["device"],
-            resume=f"{RESULTS}/batches/{DATASET}/{MODEL}/{_batch}.resume.pt",
+            resume={
+                batch: f"{RESULTS}/batches/{DATASET}/{MODEL}/{batch}.resume.pt"
+                for batch in _batches
+            },
         script:
             "../scripts/train.py"
 
