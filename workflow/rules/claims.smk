@@ -47,11 +47,14 @@ rule train_reference:
     resources:
         gpu=1 if config["device"] != "cpu" else 0,
     params:
+        batches=lambda wildcards: {wildcards.run: [wildcards.run]},
         runs=lambda wildcards: {wildcards.run: REFERENCE_SETTINGS},
         run_dirs=lambda wildcards: {wildcards.run: f"{REFERENCE_ROOT}/{wildcards.run}"},
         model=SANITY["reference_model"],
         device=config["device"],
-        resume=lambda wildcards: f"{REFERENCE_ROOT}/{wildcards.run}/resume.pt",
+        resume=lambda wildcards: {
+            wildcards.run: f"{REFERENCE_ROOT}/{wildcards.run}/resume.pt"
+        },
     script:
         "../scripts/train.py"
 
