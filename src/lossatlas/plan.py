@@ -134,8 +134,8 @@ def _curvature_products(curvature: dict, spectrum: bool) -> int:
 def job_flops(rule: str, params: dict, sizes: Sizes, cost_of) -> float:
     """FLOPs of one job of rule ``rule`` (a generated rule by its family: ``train_batch``,
     ``train_structures``, ``measure_curvature_along``) with the ``params`` Snakemake gives its
-    script; ``cost_of(knobs)`` is the ``ModelCost`` of the model with a run's ``model`` knobs. Rules whose work is not a model
-    pass (data preparation, merges, figures, tables) cost 0."""
+    script; ``cost_of(knobs)`` is the ``ModelCost`` of the model with a run's ``model`` knobs.
+    Rules whose work is not a model pass (data preparation, merges, figures, tables) cost 0."""
     estimate = _ESTIMATES.get(rule)
     return 0.0 if estimate is None else float(estimate(params, sizes, cost_of))
 

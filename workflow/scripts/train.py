@@ -18,7 +18,7 @@ batches, runs, run_dirs = smk.params.batches, smk.params.runs, smk.params.run_di
 inits = dict(zip(runs, smk.input.init))
 with io.job_log(smk.log[0], exit_when_done=True) as log:
     device = resolve_device(smk.params.device)
-    for batch, names in batches.items():
+    for number, (batch, names) in enumerate(batches.items(), start=1):
         members = []
         for run in names:
             logging.info("run %s settings %s", run, runs[run])
@@ -29,7 +29,7 @@ with io.job_log(smk.log[0], exit_when_done=True) as log:
             logging.info("run %s parameterization %s", run,
                          members[-1].parameterization.describe())
         logging.info("batch %s (%d of %d in this job): training %d run(s) as one vmapped batch",
-                     batch, list(batches).index(batch) + 1, len(batches), len(members))
+                     batch, number, len(batches), len(members))
         results = train_members(members, resume_path=smk.params.resume[batch], device=device,
                                 progress_file=log)
         for run, result in zip(names, results):
